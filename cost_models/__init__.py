@@ -1,0 +1,1 @@
+"""Analytical cost of training and inference under parallelism."""

@@ -1,0 +1,102 @@
+"""Parallel plans and workloads: the inputs of every cost model besides model and system.
+
+Degrees follow Megatron-Core: ``tp * pp * dp * cp`` devices; expert parallelism ``ep``
+divides ``dp * cp * tp`` (experts are sharded across data-parallel ranks, Megatron-Core
+MoE docs). Validation raises :class:`PlanError` naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Recompute = Literal["none", "selective", "full"]
+RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
+TrainDtype = Literal["bf16", "fp16", "fp8"]
+Mode = Literal["train", "prefill", "decode"]
+
+
+class PlanError(ValueError):
+    """An invalid parallel plan or workload; one line naming the field."""
+
+
+def _positive(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise PlanError(f"{name}: must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParallelPlan:
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    ep: int = 1
+    cp: int = 1
+    vpp: int = 1  # virtual pipeline stages per device (interleaved 1F1B when > 1)
+    sequence_parallel: bool = False
+    micro_batch: int = 1  # sequences per micro-batch
+    global_batch: int = 1  # sequences per optimizer step
+    zero: int = 0  # 0-3; 3 = fully sharded (FSDP)
+    recompute: Recompute = "none"
+
+    def __post_init__(self) -> None:
+        for name in ("tp", "pp", "dp", "ep", "cp", "vpp", "micro_batch", "global_batch"):
+            _positive(name, getattr(self, name))
+        if self.zero not in (0, 1, 2, 3):
+            raise PlanError(f"zero: must be one of 0, 1, 2, 3; got {self.zero!r}")
+        if self.recompute not in RECOMPUTE:
+            raise PlanError(
+                f"recompute: must be one of {', '.join(RECOMPUTE)}; got {self.recompute!r}"
+            )
+        if (self.dp * self.cp * self.tp) % self.ep:
+            raise PlanError(
+                f"ep: must divide dp*cp*tp ({self.dp * self.cp * self.tp}), got {self.ep}"
+            )
+        if self.global_batch % (self.micro_batch * self.dp):
+            raise PlanError(
+                f"global_batch: must be a multiple of micro_batch*dp "
+                f"({self.micro_batch * self.dp}), got {self.global_batch}"
+            )
+        if self.vpp > 1 and self.pp == 1:
+            raise PlanError("vpp: interleaving needs pp > 1")
+
+    @property
+    def num_devices(self) -> int:
+        return self.tp * self.pp * self.dp * self.cp
+
+    @property
+    def num_microbatches(self) -> int:
+        """Micro-batches per pipeline per step (gradient-accumulation steps)."""
+        return self.global_batch // (self.micro_batch * self.dp)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainWorkload:
+    seq_len: int
+    dtype: TrainDtype = "bf16"
+
+    def __post_init__(self) -> None:
+        _positive("seq_len", self.seq_len)
+        if self.dtype not in ("bf16", "fp16", "fp8"):
+            raise PlanError(f"dtype: must be one of bf16, fp16, fp8; got {self.dtype!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class InferenceWorkload:
+    batch: int = 1
+    prompt_len: int = 1024
+    gen_len: int = 128
+    weight_dtype: Literal["bf16", "fp16", "fp8", "int8", "int4"] = "bf16"
+    kv_dtype: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
+
+    def __post_init__(self) -> None:
+        for name in ("batch", "prompt_len", "gen_len"):
+            _positive(name, getattr(self, name))
+        if self.weight_dtype not in ("bf16", "fp16", "fp8", "int8", "int4"):
+            raise PlanError(
+                f"weight_dtype: must be one of bf16, fp16, fp8, int8, int4; got {self.weight_dtype!r}"
+            )
+        if self.kv_dtype not in ("bf16", "fp16", "fp8", "int8"):
+            raise PlanError(
+                f"kv_dtype: must be one of bf16, fp16, fp8, int8; got {self.kv_dtype!r}"
+            )

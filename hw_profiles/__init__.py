@@ -1,0 +1,1 @@
+"""Hardware profiles (data), their loader and a local profiler."""

@@ -1,0 +1,108 @@
+"""Typed, frozen hardware profiles. SI units inside: bytes, FLOP/s, bytes/s, seconds, watts.
+
+Files store human units (TFLOP/s, GB, TB/s, GB/s, us); the loader converts once. Every
+number in a file carries its source in the file's ``sources:`` mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+Topology = Literal["switch", "full_mesh", "ring", "torus2d", "torus3d"]
+TOPOLOGIES: tuple[str, ...] = ("switch", "full_mesh", "ring", "torus2d", "torus3d")
+Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4"]
+
+
+class ProfileError(ValueError):
+    """An invalid hardware profile or request; the message names the file and field."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EfficiencyCurve:
+    """Achieved fraction of peak as a function of work size, interpolated in log(size).
+
+    ``sizes`` are FLOPs per GEMM call (or bytes per copy for memory curves), increasing;
+    ``fractions`` are achieved/peak at those sizes. Outside the range the end values hold.
+    """
+
+    sizes: tuple[float, ...]
+    fractions: tuple[float, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Device:
+    """One accelerator. Peaks are dense (no 2:4 sparsity)."""
+
+    name: str
+    vendor: str
+    kind: Literal["gpu", "npu", "tpu", "cpu"]
+    peak_flops_per_s: Mapping[str, float]  # dtype -> dense peak FLOP/s
+    memory_bytes: float
+    memory_bandwidth_bytes_per_s: float
+    onchip_memory_bytes: float
+    gemm_efficiency: float  # fraction of peak on large, square GEMMs
+    attention_efficiency: float  # fraction of peak in fused (flash) attention
+    memory_efficiency: float  # fraction of memory bandwidth achieved by streaming kernels
+    kernel_launch_s: float
+    power_w: float
+    gemm_efficiency_curve: EfficiencyCurve | None = None
+    price_per_hour_usd: float | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def peak(self, dtype: str) -> float:
+        """Dense peak FLOP/s for ``dtype``; an error lists the dtypes the device has."""
+        try:
+            return self.peak_flops_per_s[dtype]
+        except KeyError:
+            raise ProfileError(
+                f"{self.name}: dtype {dtype!r} not supported; has {', '.join(self.peak_flops_per_s)}"
+            ) from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tier:
+    """One network tier. ``group_size`` is the number of devices that reach each other
+    through this tier or an inner one (8 for an NVLink node, the whole cluster outermost)."""
+
+    name: str  # e.g. "nvlink4", "ib-ndr"
+    group_size: int
+    bandwidth_bytes_per_s: float  # per device, per direction
+    latency_s: float  # one-hop latency (alpha)
+    efficiency: float  # achievable fraction of bandwidth for large messages
+    topology: Topology
+    torus_dims: tuple[int, ...] = ()  # for torus2d / torus3d: extent of each dimension
+
+
+@dataclass(frozen=True, kw_only=True)
+class System:
+    """A cluster of one device type: nodes and network tiers, innermost first."""
+
+    name: str
+    device: Device
+    devices_per_node: int
+    tiers: tuple[Tier, ...]
+    num_devices: int  # devices in use for this estimate
+    max_devices: int  # the most the topology allows
+    price_per_device_hour_usd: float | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def scaled(self, num_devices: int) -> System:
+        """The same system with ``num_devices`` devices; more than the topology allows is
+        an error."""
+        if num_devices <= 0:
+            raise ProfileError(f"num_devices: must be positive, got {num_devices}")
+        if num_devices > self.max_devices:
+            raise ProfileError(
+                f"num_devices: {self.name} allows at most {self.max_devices} devices, "
+                f"got {num_devices}"
+            )
+        return replace(self, num_devices=num_devices)
+
+    def tier_for_span(self, span_devices: int) -> Tier:
+        """The innermost tier whose group holds ``span_devices`` consecutive devices."""
+        for tier in self.tiers:
+            if span_devices <= tier.group_size:
+                return tier
+        return self.tiers[-1]

@@ -1,0 +1,31 @@
+"""The ``nas`` command line. It parses, builds and calls library functions; no logic here.
+
+Each command group lives in its own module and registers itself on :data:`app`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from nas.cli._common import UserError, fail
+from nas.cli.app import app
+
+# Command groups: importing a module registers its commands on ``app``.
+
+_USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, UserError)
+
+
+def main() -> None:
+    """Entry point of the ``nas`` console script: user mistakes exit 2 with one line."""
+    try:
+        app()
+    except _USER_ERRORS as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+__all__ = ["app", "main"]
