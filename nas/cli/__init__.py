@@ -13,6 +13,7 @@ from nas.cli._common import UserError, fail
 from nas.cli.app import app
 
 # Command groups: importing a module registers its commands on ``app``.
+from nas.cli import hw as _hw  # noqa: E402,F401  isort: skip
 
 _USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, UserError)
 
