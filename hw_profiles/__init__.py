@@ -1,1 +1,23 @@
-"""Hardware profiles (data), their loader and a local profiler."""
+"""Hardware profiles (data), their loader and a local profiler.
+
+Public API::
+
+    load_system(name_or_path, num_devices=None) -> System
+    load_device(name_or_path) -> Device
+    list_systems() -> list[str]; list_devices() -> list[str]
+"""
+
+from hw_profiles.loader import list_devices, list_systems, load_device, load_system
+from hw_profiles.types import Device, EfficiencyCurve, ProfileError, System, Tier
+
+__all__ = [
+    "Device",
+    "EfficiencyCurve",
+    "ProfileError",
+    "System",
+    "Tier",
+    "list_devices",
+    "list_systems",
+    "load_device",
+    "load_system",
+]

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, overload
+
+import numpy as np
+from numpy.typing import NDArray
 
 Topology = Literal["switch", "full_mesh", "ring", "torus2d", "torus3d"]
 TOPOLOGIES: tuple[str, ...] = ("switch", "full_mesh", "ring", "torus2d", "torus3d")
@@ -30,6 +33,31 @@ class EfficiencyCurve:
     sizes: tuple[float, ...]
     fractions: tuple[float, ...]
 
+    def __post_init__(self) -> None:
+        if len(self.sizes) == 0 or len(self.sizes) != len(self.fractions):
+            raise ProfileError(
+                f"efficiency curve: sizes and fractions need the same non-zero length, "
+                f"got {len(self.sizes)} and {len(self.fractions)}"
+            )
+        if any(s <= 0 for s in self.sizes) or any(
+            b <= a for a, b in zip(self.sizes, self.sizes[1:])
+        ):
+            raise ProfileError("efficiency curve: sizes must be positive and increasing")
+        if any(not 0 < f <= 1 for f in self.fractions):
+            raise ProfileError("efficiency curve: fractions must lie in (0, 1]")
+
+    @overload
+    def at(self, size: float) -> float: ...
+    @overload
+    def at(self, size: NDArray[np.float64]) -> NDArray[np.float64]: ...
+    def at(self, size: float | NDArray[np.float64]) -> float | NDArray[np.float64]:
+        """Fraction of peak at ``size`` (scalar or array), linear in log(size), clamped."""
+        log_size = np.log(np.maximum(np.asarray(size, dtype=np.float64), 1.0))
+        out = np.interp(log_size, np.log(np.asarray(self.sizes)), np.asarray(self.fractions))
+        if np.ndim(out) == 0:
+            return float(out)
+        return np.asarray(out, dtype=np.float64)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Device:
@@ -50,6 +78,13 @@ class Device:
     gemm_efficiency_curve: EfficiencyCurve | None = None
     price_per_hour_usd: float | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
+
+    def gemm_efficiency_at(self, flops: float) -> float:
+        """Fraction of peak for one GEMM of ``flops`` FLOPs: the curve where the profile has
+        one, else the large-GEMM efficiency."""
+        if self.gemm_efficiency_curve is None:
+            return self.gemm_efficiency
+        return self.gemm_efficiency_curve.at(flops)
 
     def peak(self, dtype: str) -> float:
         """Dense peak FLOP/s for ``dtype``; an error lists the dtypes the device has."""
