@@ -8,10 +8,13 @@ needs no code change.
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from search_spaces.architecture import Architecture, load_architecture
+from search_spaces.counts import model_counts
 from search_spaces.errors import SpecError
 from search_spaces.hf_import import architecture_from_hf_config
 
@@ -65,4 +68,18 @@ def load_model(spec: str | Path) -> Architecture:
     return _load_reference(text)
 
 
-__all__ = ["MODELS_DIR", "list_models", "load_model"]
+def model_summary(
+    arch: Architecture, *, seq_len: int = 4096, dtype: str = "bf16"
+) -> dict[str, Any]:
+    """Derived counts then architecture fields, as one flat-ish mapping (``nas models show``).
+
+    ``flops_per_token`` is the forward pass at ``seq_len`` with causal attention;
+    ``kv_cache_bytes_per_token`` is for ``dtype`` (see :mod:`search_spaces.counts`).
+    """
+    counts = dataclasses.asdict(model_counts(arch, seq_len=seq_len, dtype=dtype))
+    counts["kv_cache_dtype"] = dtype
+    counts["type"] = "moe" if arch.is_moe else "dense"
+    return {**counts, **arch.to_dict()}
+
+
+__all__ = ["MODELS_DIR", "list_models", "load_model", "model_summary"]

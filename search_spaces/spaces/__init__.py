@@ -16,6 +16,7 @@ from search_spaces.spaces.registry import (
     list_spaces,
     load_space,
     register_space,
+    sample_space,
     space_from_dict,
 )
 
@@ -28,5 +29,6 @@ __all__ = [
     "list_spaces",
     "load_space",
     "register_space",
+    "sample_space",
     "space_from_dict",
 ]

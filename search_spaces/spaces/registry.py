@@ -32,7 +32,14 @@ class SearchSpace(Protocol):
     @property
     def description(self) -> str: ...
 
+    @property
+    def base(self) -> Mapping[str, Any]: ...
+
     def parameters(self) -> dict[str, Param]: ...
+
+    def searched(self) -> dict[str, Param]: ...
+
+    def describe(self) -> list[tuple[str, str, int]]: ...
 
     def suggest(self, trial: BaseTrial) -> Architecture: ...
 
@@ -114,11 +121,31 @@ def get_space(name: str, overrides: Mapping[str, Any] | None = None) -> SearchSp
     return factory().with_overrides(overrides)
 
 
+def sample_space(
+    space: SearchSpace, n: int, *, seed: int = 0
+) -> list[tuple[dict[str, Any], Architecture]]:
+    """``n`` candidates drawn by Optuna's RandomSampler (ask/tell on an in-memory study)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise SpecError(f"n: must be a positive integer, got {n!r}")
+    import optuna  # imported lazily: only sampling needs it
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        arch = space.suggest(trial)
+        out.append((dict(trial.params), arch))
+        study.tell(trial, 0.0)
+    return out
+
+
 __all__ = [
     "SearchSpace",
     "get_space",
     "list_spaces",
     "load_space",
     "register_space",
+    "sample_space",
     "space_from_dict",
 ]

@@ -1,0 +1,159 @@
+"""``nas models`` and ``nas spaces``: reference models and search spaces. Parsing and printing only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+import yaml
+from rich.table import Table
+
+from nas.cli._common import UserError, console, print_json
+from nas.cli.app import app
+
+models_app = typer.Typer(
+    help="Reference models: list them, show one's counts.", no_args_is_help=True
+)
+spaces_app = typer.Typer(help="Search spaces: list, show, sample.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(spaces_app, name="spaces")
+
+
+def _billions(value: float) -> str:
+    return f"{value / 1e9:,.2f}B"
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Table of the reference models (parameters in billions)."""
+    from search_spaces.catalogue import list_models, load_model, model_summary
+
+    table = Table(title="Reference models")
+    for col in ("name", "type", "params total", "params active", "layers", "d_model", "source"):
+        table.add_column(col, overflow="fold")
+    for name in list_models():
+        s = model_summary(load_model(name))
+        table.add_row(
+            name,
+            s["type"],
+            _billions(s["params_total"]),
+            _billions(s["params_active"]),
+            str(s["num_layers"]),
+            str(s["d_model"]),
+            s["source"],
+        )
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    model: str = typer.Argument(..., help="Reference model name, model .yaml, or HF config.json"),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object"),
+    seq_len: int = typer.Option(4096, "--seq-len", help="Context length for flops_per_token"),
+    dtype: str = typer.Option("bf16", "--dtype", help="KV-cache dtype"),
+) -> None:
+    """Counts (parameters, FLOPs per token, KV cache per token) and fields of one model."""
+    from search_spaces.catalogue import load_model, model_summary
+
+    if seq_len <= 0:
+        raise UserError(f"--seq-len: must be a positive integer, got {seq_len}")
+    summary = model_summary(load_model(model), seq_len=seq_len, dtype=dtype)
+    if json_out:
+        print_json(summary)
+        return
+    table = Table(title=summary["name"], show_header=False)
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    for key, value in summary.items():
+        table.add_row(key, _format(key, value))
+    console.print(table)
+
+
+def _format(key: str, value: Any) -> str:
+    if key.startswith("params_") and isinstance(value, float):
+        return f"{value:,.0f} ({_billions(value)})"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if key == "flops_per_token" else f"{value:,.0f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def _parse_override(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UserError(f"--override: malformed YAML mapping: {text!r}") from None
+    if not isinstance(data, dict):
+        raise UserError("--override: must be a YAML mapping like '{num_layers: [16, 64]}'")
+    return data
+
+
+_OVERRIDE_HELP = "YAML mapping of parameter domains, e.g. '{num_layers: [16, 64], top_k: 2}'"
+
+
+@spaces_app.command("list")
+def spaces_list() -> None:
+    """Registered search spaces with their size."""
+    from search_spaces.spaces import get_space, list_spaces
+
+    table = Table(title="Search spaces")
+    for col in ("name", "searched parameters", "candidates", "description"):
+        table.add_column(col, overflow="fold")
+    for name in list_spaces():
+        space = get_space(name)
+        table.add_row(name, ", ".join(space.searched()), f"{space.size():,}", space.description)
+    console.print(table)
+
+
+@spaces_app.command("show")
+def spaces_show(
+    name: str = typer.Argument(..., help="Registered space name or a space .yaml file"),
+    override: str | None = typer.Option(None, "--override", help=_OVERRIDE_HELP),
+) -> None:
+    """Parameters, their domains and the number of candidates."""
+    from search_spaces.spaces import get_space
+
+    space = get_space(name, _parse_override(override))
+    table = Table(title=f"{space.name}: {space.description}")
+    for col in ("parameter", "domain", "values"):
+        table.add_column(col)
+    for param, domain, count in space.describe():
+        table.add_row(param, domain, str(count))
+    console.print(table)
+    fixed = ", ".join(f"{k}={v}" for k, v in space.base.items())
+    console.print(f"fixed: {fixed}")
+    console.print(f"size: {space.size():,} feasible candidates")
+
+
+@spaces_app.command("sample")
+def spaces_sample(
+    name: str = typer.Argument(..., help="Registered space name or a space .yaml file"),
+    n: int = typer.Option(5, "-n", help="Number of candidates"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random sampler"),
+    override: str | None = typer.Option(None, "--override", help=_OVERRIDE_HELP),
+) -> None:
+    """Draw candidates with Optuna's RandomSampler and print their shapes and sizes."""
+    from search_spaces.catalogue import model_summary
+    from search_spaces.spaces import get_space, sample_space
+
+    space = get_space(name, _parse_override(override))
+    rows = sample_space(space, n, seed=seed)
+    # One column per sample, one row per parameter: stays readable in 80 columns.
+    table = Table(title=f"{n} samples of {space.name} (seed {seed})")
+    table.add_column("")
+    for i in range(len(rows)):
+        table.add_column(f"#{i}", justify="right")
+    for p in space.searched():
+        table.add_row(p, *(str(params.get(p, "")) for params, _ in rows))
+    archs = [arch for _, arch in rows]
+    summaries = [model_summary(a) for a in archs]
+    table.add_row("heads/kv", *(f"{a.num_heads}/{a.num_kv_heads}" for a in archs))
+    table.add_row("d_ff", *(str(a.d_ff) for a in archs))
+    if space.searched().keys() & {"num_experts", "granularity"}:
+        table.add_row("d_expert", *(str(a.moe.d_expert) if a.moe else "-" for a in archs))
+    table.add_row("params total", *(_billions(s["params_total"]) for s in summaries))
+    table.add_row("params active", *(_billions(s["params_active"]) for s in summaries))
+    console.print(table)
