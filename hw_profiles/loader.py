@@ -45,7 +45,7 @@ SYSTEMS_DIR = PROFILE_DIR / "systems"
 _TERA = 1e12
 _GIGA = 1e9
 _MEGA = 1e6
-_PER_MICRO = 1e6  # divide: 1.9 / 1e6 is exactly 1.9e-6, 1.9 * 1e-6 is not
+_PER_MICRO = 1e6  # microseconds per second
 DTYPES: tuple[str, ...] = get_args(Dtype)
 DEVICE_KINDS: tuple[str, ...] = ("gpu", "npu", "tpu", "cpu")
 
