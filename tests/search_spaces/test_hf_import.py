@@ -1,0 +1,213 @@
+"""Hugging Face config import: configs written from the public config.json values must give
+the same counts as the reference YAML models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from search_spaces import SpecError, model_counts
+from search_spaces.catalogue import load_model
+from search_spaces.hf_import import architecture_from_hf_config, supported_model_types
+
+LLAMA3_8B = {  # meta-llama/Meta-Llama-3-8B config.json
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 8,
+    "vocab_size": 128256,
+    "hidden_act": "silu",
+    "tie_word_embeddings": False,
+    "attention_bias": False,
+    "mlp_bias": False,
+}
+MIXTRAL_8X7B = {  # mistralai/Mixtral-8x7B-v0.1 config.json
+    "model_type": "mixtral",
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 8,
+    "num_local_experts": 8,
+    "num_experts_per_tok": 2,
+    "vocab_size": 32000,
+    "hidden_act": "silu",
+    "tie_word_embeddings": False,
+}
+QWEN3_30B_A3B = {  # Qwen/Qwen3-30B-A3B config.json
+    "model_type": "qwen3_moe",
+    "hidden_size": 2048,
+    "intermediate_size": 6144,
+    "moe_intermediate_size": 768,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 4,
+    "head_dim": 128,
+    "num_hidden_layers": 48,
+    "num_experts": 128,
+    "num_experts_per_tok": 8,
+    "decoder_sparse_step": 1,
+    "mlp_only_layers": [],
+    "vocab_size": 151936,
+    "hidden_act": "silu",
+    "tie_word_embeddings": False,
+}
+DEEPSEEK_V3 = {  # deepseek-ai/DeepSeek-V3 config.json
+    "model_type": "deepseek_v3",
+    "hidden_size": 7168,
+    "intermediate_size": 18432,
+    "moe_intermediate_size": 2048,
+    "num_attention_heads": 128,
+    "num_key_value_heads": 128,
+    "num_hidden_layers": 61,
+    "n_routed_experts": 256,
+    "n_shared_experts": 1,
+    "num_experts_per_tok": 8,
+    "first_k_dense_replace": 3,
+    "moe_layer_freq": 1,
+    "q_lora_rank": 1536,
+    "kv_lora_rank": 512,
+    "qk_rope_head_dim": 64,
+    "qk_nope_head_dim": 128,
+    "v_head_dim": 128,
+    "vocab_size": 129280,
+    "hidden_act": "silu",
+    "tie_word_embeddings": False,
+}
+DEEPSEEK_V2 = {  # deepseek-ai/DeepSeek-V2 config.json
+    **DEEPSEEK_V3,
+    "model_type": "deepseek_v2",
+    "hidden_size": 5120,
+    "intermediate_size": 12288,
+    "moe_intermediate_size": 1536,
+    "num_hidden_layers": 60,
+    "n_routed_experts": 160,
+    "n_shared_experts": 2,
+    "num_experts_per_tok": 6,
+    "first_k_dense_replace": 1,
+    "vocab_size": 102400,
+}
+GPT2 = {  # openai-community/gpt2 config.json
+    "model_type": "gpt2",
+    "n_embd": 768,
+    "n_head": 12,
+    "n_layer": 12,
+    "n_positions": 1024,
+    "n_inner": None,
+    "vocab_size": 50257,
+    "activation_function": "gelu_new",
+}
+MISTRAL_7B = {**LLAMA3_8B, "model_type": "mistral", "vocab_size": 32000}  # Mistral-7B-v0.1
+QWEN3_235B = {  # Qwen/Qwen3-235B-A22B config.json
+    **QWEN3_30B_A3B,
+    "hidden_size": 4096,
+    "intermediate_size": 12288,
+    "moe_intermediate_size": 1536,
+    "num_attention_heads": 64,
+    "num_hidden_layers": 94,
+}
+
+
+@pytest.mark.parametrize(
+    ("config", "reference"),
+    [
+        (LLAMA3_8B, "llama3-8b"),
+        (MISTRAL_7B, "mistral-7b"),
+        (MIXTRAL_8X7B, "mixtral-8x7b"),
+        (QWEN3_30B_A3B, "qwen3-30b-a3b"),
+        (QWEN3_235B, "qwen3-235b-a22b"),
+        (DEEPSEEK_V3, "deepseek-v3"),
+        (DEEPSEEK_V2, "deepseek-v2"),
+        (GPT2, "gpt2-124m"),
+    ],
+)
+def test_hf_config_counts_match_reference_model(config: dict[str, Any], reference: str) -> None:
+    ours = model_counts(architecture_from_hf_config(config, name="x"))
+    ref = model_counts(load_model(reference))
+    assert ours.params_total == ref.params_total
+    assert ours.params_active == ref.params_active
+    assert ours.kv_cache_bytes_per_token == ref.kv_cache_bytes_per_token
+    assert ours.flops_per_token == ref.flops_per_token
+
+
+def test_qwen2_and_qwen3_dense() -> None:
+    # Qwen/Qwen2.5-7B config.json; q/k/v biases are dropped (documented simplification).
+    qwen2 = {
+        "model_type": "qwen2",
+        "hidden_size": 3584,
+        "intermediate_size": 18944,
+        "num_attention_heads": 28,
+        "num_key_value_heads": 4,
+        "num_hidden_layers": 28,
+        "vocab_size": 152064,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+    }
+    a = architecture_from_hf_config(qwen2)
+    assert (a.head_dim, a.num_kv_heads, a.ffn_activation) == (128, 4, "swiglu")
+    # HF Qwen/Qwen2.5-7B model card: 7.61B parameters (the dropped biases are ~0.3M).
+    assert model_counts(a).params_total == pytest.approx(7.61e9, rel=0.01)
+    # Qwen/Qwen3-0.6B: explicit head_dim 128 with d_model 1024 and 16 heads, tied embeddings.
+    qwen3 = {
+        **qwen2,
+        "model_type": "qwen3",
+        "hidden_size": 1024,
+        "intermediate_size": 3072,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+        "num_hidden_layers": 28,
+        "vocab_size": 151936,
+        "tie_word_embeddings": True,
+    }
+    b = architecture_from_hf_config(qwen3)
+    assert b.head_dim == 128 and b.tie_embeddings
+    # Qwen3 technical report (arXiv 2505.09388) Table 1: Qwen3-0.6B has 0.6B parameters.
+    assert model_counts(b).params_total == pytest.approx(0.6e9, rel=0.01)
+
+
+def test_local_file_and_name(tmp_path: Path) -> None:
+    folder = tmp_path / "DeepSeek-V3"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(DEEPSEEK_V3))
+    arch = architecture_from_hf_config(folder / "config.json")
+    assert arch.name == "DeepSeek-V3"
+    assert arch.mla is not None and arch.mla.kv_lora_rank == 512
+    assert arch.moe is not None and arch.moe.first_dense_layers == 3
+
+
+def test_deepseek_v2_lite_without_q_lora() -> None:
+    lite = {**DEEPSEEK_V2, "q_lora_rank": None}
+    arch = architecture_from_hf_config(lite)
+    assert arch.mla is not None and arch.mla.q_lora_rank == 0
+
+
+def test_unsupported_model_type_lists_supported() -> None:
+    with pytest.raises(SpecError, match=r"model_type: unsupported 'bert'.*deepseek_v3.*qwen3_moe"):
+        architecture_from_hf_config({"model_type": "bert"})
+    assert "gpt2" in supported_model_types()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"hidden_size": None}, "hidden_size"),
+        ({"num_key_value_heads": 5}, "num_kv_heads"),
+        ({"hidden_act": "tanh"}, "hidden_act"),
+        ({"num_hidden_layers": "32"}, "num_hidden_layers"),
+    ],
+)
+def test_bad_config_names_the_field(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError, match=field):
+        architecture_from_hf_config({**LLAMA3_8B, **change})
+
+
+def test_malformed_json_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text("{not json")
+    with pytest.raises(SpecError, match="malformed JSON"):
+        architecture_from_hf_config(path)
