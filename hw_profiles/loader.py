@@ -157,7 +157,7 @@ def device_from_mapping(data: dict[str, Any], *, where: str) -> Device:
         attention_efficiency=f.fraction("attention_efficiency"),
         memory_efficiency=f.fraction("memory_efficiency"),
         kernel_launch_s=f.number("kernel_launch_us", positive=False) / _PER_MICRO,
-        power_w=f.number("tdp_w"),
+        power_w=f.number("tdp_w", positive=False),  # 0 = unknown (profiled CPUs)
         gemm_efficiency_curve=_curve(f),
         price_per_hour_usd=(
             f.number("price_usd_per_hour") if f.has("price_usd_per_hour") else None
@@ -208,8 +208,8 @@ def _tier(raw: Any, *, where: str) -> Tier:
         efficiency=f.fraction("efficiency"),
         topology=topology,  # type: ignore[arg-type]
         torus_dims=dims,
+        sources=f.sources(),
     )
-    f.sources()
     return tier
 
 
@@ -282,3 +282,21 @@ def load_system(name_or_path: str, num_devices: int | None = None) -> System:
         return system.scaled(num_devices)
     except ProfileError as exc:
         raise ProfileError(f"{path.name}: {exc}") from None
+
+
+def load_profile(name_or_path: str) -> System | Device:
+    """A system or a device by name or file (a file with ``tiers:`` is a system)."""
+    if _is_path(name_or_path):
+        path = _resolve(name_or_path, SYSTEMS_DIR, "system or device")
+        data = read_yaml_mapping(path)
+        if "tiers" in data:
+            return system_from_mapping(data, where=str(path), path=path)
+        return device_from_mapping(data, where=str(path))
+    if name_or_path in list_systems():
+        return load_system(name_or_path)
+    if name_or_path in list_devices():
+        return load_device(name_or_path)
+    raise ProfileError(
+        f"unknown system or device {name_or_path!r}; systems: {', '.join(list_systems())}; "
+        f"devices: {', '.join(list_devices())} (or a .yaml path)"
+    )

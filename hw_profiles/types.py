@@ -108,6 +108,7 @@ class Tier:
     efficiency: float  # achievable fraction of bandwidth for large messages
     topology: Topology
     torus_dims: tuple[int, ...] = ()  # for torus2d / torus3d: extent of each dimension
+    sources: Mapping[str, str] = field(default_factory=dict)  # file field -> source
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,9 +1,15 @@
-"""``nas hw``: list, show and profile hardware (devices and systems)."""
+"""``nas hw``: list, show and profile hardware (devices and systems). Parsing and printing only."""
 
 from __future__ import annotations
 
-import typer
+import dataclasses
+from pathlib import Path
+from typing import Any
 
+import typer
+from rich.table import Table
+
+from nas.cli._common import UserError, console, print_json
 from nas.cli.app import app
 
 hw_app = typer.Typer(
@@ -11,3 +17,113 @@ hw_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(hw_app, name="hw")
+
+
+@hw_app.command("list")
+def hw_list() -> None:
+    """Table of the system profiles (device, devices per node, max devices, tiers)."""
+    from hw_profiles.describe import tier_summary
+    from hw_profiles.loader import list_systems, load_system
+
+    table = Table(title="Systems")
+    for col in ("name", "device", "devices/node", "max devices", "tiers (innermost first)"):
+        table.add_column(col, overflow="fold")
+    for name in list_systems():
+        system = load_system(name)
+        tiers = "; ".join(tier_summary(t) for t in system.tiers)
+        table.add_row(
+            name,
+            system.device.name,
+            str(system.devices_per_node),
+            f"{system.max_devices:,}",
+            tiers,
+        )
+    console.print(table)
+
+
+@hw_app.command("devices")
+def hw_devices() -> None:
+    """Table of the device profiles (dense bf16 peak, memory, bandwidth, power)."""
+    from hw_profiles.loader import list_devices, load_device
+
+    table = Table(title="Devices")
+    for col in ("name", "vendor", "kind", "bf16 TFLOP/s", "memory GB", "TB/s", "TDP W"):
+        table.add_column(col, overflow="fold")
+    for name in list_devices():
+        d = load_device(name)
+        bf16 = d.peak_flops_per_s.get("bf16")
+        table.add_row(
+            name,
+            d.vendor,
+            d.kind,
+            f"{bf16 / 1e12:,.1f}" if bf16 is not None else "-",
+            f"{d.memory_bytes / 1e9:,.0f}",
+            f"{d.memory_bandwidth_bytes_per_s / 1e12:.2f}",
+            f"{d.power_w:,.0f}",
+        )
+    console.print(table)
+
+
+@hw_app.command("show")
+def hw_show(
+    name: str = typer.Argument(..., help="System or device name, or a profile .yaml path"),
+    num_devices: int | None = typer.Option(
+        None, "--num-devices", help="Scale a system to this many devices"
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object (SI units)"),
+) -> None:
+    """Every number of a system (tiers and device) or a device, with units and sources."""
+    from hw_profiles.describe import device_rows, system_rows
+    from hw_profiles.loader import load_profile
+    from hw_profiles.types import System
+
+    profile = load_profile(name)
+    if num_devices is not None:
+        if not isinstance(profile, System):
+            raise UserError(f"--num-devices: {name!r} is a device, not a system")
+        profile = profile.scaled(num_devices)
+    if json_out:
+        print_json(_as_dict(profile))
+        return
+    rows = system_rows(profile) if isinstance(profile, System) else device_rows(profile)
+    table = Table(title=rows[0][1], show_header=True)
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    table.add_column("source", overflow="fold")
+    for field, value, source in rows[1:]:
+        table.add_row(field, value, source)
+    console.print(table)
+
+
+def _as_dict(profile: Any) -> dict[str, Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, dict) or hasattr(value, "items"):
+            return {str(k): convert(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [convert(v) for v in value]
+        return value
+
+    out: dict[str, Any] = convert(dataclasses.asdict(profile))
+    return out
+
+
+@hw_app.command("profile")
+def hw_profile(
+    out: Path | None = typer.Option(
+        None, "--out", help="Write the device profile YAML here (default: print it)"
+    ),
+    quick: bool = typer.Option(False, "--quick", help="Fewer sizes and repeats (~15 s on CPU)"),
+    name: str | None = typer.Option(None, "--name", help="Profile name (default: from device)"),
+) -> None:
+    """Measure this machine (GEMM FLOP/s by size and dtype, memory bandwidth) with torch and
+    write a device profile that loads like any other."""
+    from hw_profiles.profiler import profile_to_yaml, run_profile
+
+    result = run_profile(quick=quick, name=name)
+    text = profile_to_yaml(result)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {out}", err=True)
