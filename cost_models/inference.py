@@ -1,0 +1,222 @@
+"""Inference cost of one model on one system: prefill (TTFT), decode (TPOT), KV cache,
+memory per device, the fastest plan that fits and the largest batch that fits.
+
+The JSON object returned by :func:`estimate_inference` is the ``nas estimate --mode
+prefill|decode`` contract of ``DESIGN.md``: ``ttft_s``, ``tpot_s``, ``tokens_per_s``,
+``kv_cache_bytes``, ``memory_per_device_bytes``, ``fits``, ``plan``, ``time_breakdown_s``,
+``memory_breakdown_bytes``, plus ``e2e_s = ttft_s + (gen_len - 1) * tpot_s`` and both phase
+breakdowns. Conventions and breakdown keys: :mod:`cost_models.inference_core`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from cost_models.inference_core import (
+    FRAMEWORK_OVERHEAD_BYTES,
+    InferenceArrays,
+    compute_dtype,
+    inference_arrays,
+)
+from cost_models.plan import InferenceWorkload, ParallelPlan, PlanError
+from hw_profiles.types import System
+from search_spaces.architecture import Architecture
+from search_spaces.counts import ArchBatch, kv_cache_bytes_per_token
+
+InferenceMode = Literal["prefill", "decode"]
+_MAX_BATCH = 1 << 24  # upper bound of the batch search (memory per sequence is > 0)
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def check_inference_plan(arch: Architecture, system: System, plan: ParallelPlan) -> None:
+    """Raise :class:`PlanError` (one line naming the field) if ``plan`` cannot serve ``arch``."""
+    n = system.num_devices
+    if plan.cp != 1:
+        raise PlanError(f"cp: context parallelism is not modelled for inference; must be 1, got {plan.cp}")  # fmt: skip
+    if plan.tp * plan.pp * plan.dp != n:
+        raise PlanError(
+            f"tp*pp*dp: must equal the device count {n}, got "
+            f"{plan.tp}*{plan.pp}*{plan.dp} = {plan.tp * plan.pp * plan.dp}"
+        )
+    if arch.num_heads % plan.tp:
+        raise PlanError(f"tp: must divide num_heads ({arch.num_heads}), got {plan.tp}")
+    kvh = arch.num_kv_heads
+    if arch.mla is None and kvh % plan.tp and plan.tp % kvh:
+        raise PlanError(
+            f"tp: must divide num_kv_heads ({kvh}) or be a multiple of it, got {plan.tp}"
+        )
+    if plan.pp > arch.num_layers:
+        raise PlanError(f"pp: must be <= num_layers ({arch.num_layers}), got {plan.pp}")
+    experts = arch.moe.num_experts if arch.moe is not None else 1
+    if experts % plan.ep:
+        raise PlanError(f"ep: must divide the number of experts ({experts}), got {plan.ep}")
+
+
+def candidate_plans(arch: Architecture, system: System) -> list[ParallelPlan]:
+    """Every feasible (tp, pp, dp, ep) on ``system.num_devices`` devices (see
+    :func:`check_inference_plan`); ``dp = devices / (tp * pp)`` replicas share the batch."""
+    n = system.num_devices
+    experts = arch.moe.num_experts if arch.moe is not None else 1
+    plans: list[ParallelPlan] = []
+    for tp in _divisors(n):
+        for pp in _divisors(n // tp):
+            dp = n // (tp * pp)
+            for ep in _divisors(tp * dp):
+                if experts % ep:
+                    continue
+                plan = ParallelPlan(tp=tp, pp=pp, dp=dp, ep=ep, global_batch=dp)
+                try:
+                    check_inference_plan(arch, system, plan)
+                except PlanError:
+                    continue
+                plans.append(plan)
+    return plans
+
+
+def _evaluate(
+    arch: Architecture,
+    system: System,
+    workload: InferenceWorkload,
+    plans: list[ParallelPlan],
+    batch: npt.ArrayLike | None = None,
+) -> InferenceArrays:
+    b = ArchBatch.from_architectures([arch]).take(np.zeros(len(plans), dtype=np.int64))
+
+    def degree(name: str) -> npt.NDArray[np.float64]:
+        return np.array([getattr(p, name) for p in plans], dtype=np.float64)
+
+    return inference_arrays(
+        b,
+        system,
+        tp=degree("tp"),
+        pp=degree("pp"),
+        ep=degree("ep"),
+        dp=degree("dp"),
+        batch=workload.batch if batch is None else batch,
+        prompt_len=workload.prompt_len,
+        gen_len=workload.gen_len,
+        weight_dtype=workload.weight_dtype,
+        kv_dtype=workload.kv_dtype,
+    )
+
+
+def choose_plan(
+    arch: Architecture,
+    system: System,
+    workload: InferenceWorkload,
+    *,
+    mode: InferenceMode = "decode",
+) -> ParallelPlan:
+    """The fastest feasible plan that fits (by TTFT for ``prefill``, end-to-end latency for
+    ``decode``); if none fits, the one with the least memory per device."""
+    plans = candidate_plans(arch, system)
+    if not plans:
+        raise PlanError(
+            f"plan: no (tp, pp, ep) on {system.num_devices} devices divides "
+            f"num_heads={arch.num_heads}, num_kv_heads={arch.num_kv_heads}"
+        )
+    r = _evaluate(arch, system, workload, plans)
+    time = r.ttft_s if mode == "prefill" else r.e2e_s
+    if r.fits.any():
+        best = int(np.argmin(np.where(r.fits, time, np.inf)))
+    else:
+        best = int(np.argmin(r.memory_per_device_bytes))
+    return plans[best]
+
+
+def max_batch_that_fits(
+    arch: Architecture, system: System, workload: InferenceWorkload, plan: ParallelPlan
+) -> int:
+    """The largest batch (sequences of ``prompt_len + gen_len`` tokens) whose memory per
+    device fits; 0 if not even one sequence fits. Memory is affine in the per-replica batch,
+    so the bound is solved exactly and then checked."""
+    check_inference_plan(arch, system, plan)
+    probe = _evaluate(arch, system, workload, [plan, plan], batch=np.array([1, 2]) * plan.dp)
+    m1, m2 = probe.memory_per_device_bytes
+    cap = system.device.memory_bytes
+    if m1 > cap:
+        return 0
+    slope = m2 - m1
+    per_replica = _MAX_BATCH if slope <= 0 else int(min((cap - m1) // slope + 1, _MAX_BATCH))
+    # guard against rounding: step down until it fits, and make sure one more does not
+    trial = np.array([per_replica - 1, per_replica, per_replica + 1]) * plan.dp
+    check = _evaluate(arch, system, workload, [plan] * 3, batch=np.maximum(trial, plan.dp))
+    fits = check.fits
+    if not fits[1]:
+        per_replica -= 1
+    elif fits[2] and per_replica < _MAX_BATCH:
+        per_replica += 1
+    return max(per_replica, 0) * plan.dp
+
+
+def _floats(d: dict[str, npt.NDArray[np.float64]], i: int) -> dict[str, float]:
+    return {k: float(v[i]) for k, v in d.items()}
+
+
+def estimate_inference(
+    arch: Architecture,
+    system: System,
+    workload: InferenceWorkload,
+    plan: ParallelPlan | None = None,
+    *,
+    mode: InferenceMode = "decode",
+) -> dict[str, Any]:
+    """The ``nas estimate --mode prefill|decode`` JSON object (see the module docstring).
+
+    ``time_breakdown_s`` is the prefill breakdown (sums to ``ttft_s``) for ``mode="prefill"``
+    and the decode-step breakdown (sums to ``tpot_s``) for ``mode="decode"``; both are also
+    given as ``prefill_time_breakdown_s`` and ``decode_time_breakdown_s``. With ``plan=None``
+    the fastest feasible plan that fits is chosen (:func:`choose_plan`)."""
+    if mode not in ("prefill", "decode"):
+        raise PlanError(f"mode: must be prefill or decode for inference; got {mode!r}")
+    if plan is None:
+        plan = choose_plan(arch, system, workload, mode=mode)
+    check_inference_plan(arch, system, plan)
+    r = _evaluate(arch, system, workload, [plan])
+    pre, dec = _floats(r.prefill_breakdown_s, 0), _floats(r.decode_breakdown_s, 0)
+    b = ArchBatch.from_architectures([arch])
+    return {
+        "mode": mode,
+        "ttft_s": float(r.ttft_s[0]),
+        "tpot_s": float(r.tpot_s[0]),
+        "e2e_s": float(r.e2e_s[0]),
+        "tokens_per_s": float(r.tokens_per_s[0]),
+        "prefill_tokens_per_s": workload.batch * workload.prompt_len / float(r.ttft_s[0]),
+        "decode_tokens_per_s": workload.batch / float(r.tpot_s[0]),
+        "kv_cache_bytes": float(r.kv_cache_bytes[0]),
+        "kv_cache_bytes_per_token": float(kv_cache_bytes_per_token(b, dtype=workload.kv_dtype)[0]),
+        "memory_per_device_bytes": float(r.memory_per_device_bytes[0]),
+        "device_memory_bytes": system.device.memory_bytes,
+        "fits": bool(r.fits[0]),
+        "max_batch": max_batch_that_fits(arch, system, workload, plan),
+        "plan": {"tp": plan.tp, "pp": plan.pp, "dp": plan.dp, "ep": plan.ep},
+        "workload": {
+            "batch": workload.batch,
+            "prompt_len": workload.prompt_len,
+            "gen_len": workload.gen_len,
+            "weight_dtype": workload.weight_dtype,
+            "kv_dtype": workload.kv_dtype,
+            "compute_dtype": compute_dtype(workload.weight_dtype, system),
+        },
+        "time_breakdown_s": pre if mode == "prefill" else dec,
+        "prefill_time_breakdown_s": pre,
+        "decode_time_breakdown_s": dec,
+        "memory_breakdown_bytes": _floats(r.memory_breakdown_bytes, 0),
+        "framework_overhead_bytes": FRAMEWORK_OVERHEAD_BYTES,
+    }
+
+
+__all__ = [
+    "InferenceMode",
+    "candidate_plans",
+    "check_inference_plan",
+    "choose_plan",
+    "estimate_inference",
+    "max_batch_that_fits",
+]
