@@ -1,0 +1,31 @@
+"""``nas dashboard``: build the self-contained Pareto dashboard of one or more runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from nas.cli.app import app
+
+
+@app.command("dashboard")
+def dashboard(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories (several: compared)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="HTML file [default: RUN_DIR/dashboard.html, or ./dashboard.html]."
+    ),
+    serve: bool = typer.Option(False, "--serve", help="Serve the file on 127.0.0.1 until Ctrl-C."),
+    port: int = typer.Option(8000, "--port", help="Port for --serve (0 = any free port)."),
+) -> None:
+    """Build the Pareto dashboard: one HTML file that opens offline."""
+    from nas.dashboard import build_dashboard, write_dashboard
+    from nas.dashboard import serve as serve_file
+
+    if len(run_dirs) == 1:
+        path = write_dashboard(run_dirs[0], out)
+    else:
+        path = build_dashboard(run_dirs, out or Path("dashboard.html"))
+    typer.echo(f"wrote {path}")
+    if serve:
+        serve_file(path, port=port, announce=typer.echo)

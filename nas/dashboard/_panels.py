@@ -1,0 +1,228 @@
+"""Other panels: parallel coordinates, hypervolume vs trial, breakdown bars, the front table."""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from nas.dashboard._data import Dataset, breakdown_columns, param_columns, plan_columns
+from nas.dashboard._figures import axis_title, colour
+from nas.dashboard._hover import fmt, hover_text
+from nas.dashboard._hv import HypervolumeHistory, hypervolume_history
+from nas.search.pareto import normalise, to_minimisation
+
+MAX_BARS_PER_GROUP = 30
+MAX_TABLE_ROWS = 2000
+REFERENCE = 1.1  # hypervolume reference point in normalised objectives (10% beyond the worst)
+
+
+def _dimension(frame: pd.DataFrame, col: str, label: str) -> dict[str, Any] | None:
+    series = frame[col]
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        cats = sorted(series.astype(str).unique())
+        if len(cats) < 2:
+            return None
+        codes = series.astype(str).map({c: i for i, c in enumerate(cats)})
+        return {
+            "label": label,
+            "values": codes,
+            "tickvals": list(range(len(cats))),
+            "ticktext": cats,
+        }
+    values = pd.to_numeric(series, errors="coerce")
+    if values.nunique(dropna=True) < 2:
+        return None
+    return {"label": label, "values": values}
+
+
+def parallel_coordinates(data: Dataset) -> go.Figure | None:
+    """Architecture parameters (and the objectives), one line per trial, coloured by an objective."""
+    trials = data.trials
+    dims = [
+        d
+        for name, col in param_columns(trials).items()
+        if (d := _dimension(trials, col, name)) is not None
+    ]
+    if len(data.groups) > 1:
+        d = _dimension(trials, "group", "system")
+        if d is not None:
+            dims.append(d)
+    dims += [{"label": o.name, "values": trials[o.name]} for o in data.objectives]
+    if len(dims) < 2:
+        return None
+    first = data.objectives[0]
+    line = {
+        "color": trials[first.name],
+        "colorscale": "Viridis",
+        "reversescale": first.direction == "max",
+        "showscale": True,
+        "colorbar": {"title": {"text": first.name}},
+    }
+    fig = go.Figure(go.Parcoords(dimensions=dims, line=line))
+    buttons = [
+        {
+            "label": f"colour: {o.name}",
+            "method": "restyle",
+            "args": [
+                {
+                    "line.color": [trials[o.name].to_numpy()],
+                    "line.reversescale": o.direction == "max",
+                    "line.colorbar.title.text": o.name,
+                }
+            ],
+        }
+        for o in data.objectives
+    ]
+    fig.update_layout(
+        margin={"t": 90, "l": 60, "r": 120, "b": 30},
+        height=480,
+        updatemenus=[{"buttons": buttons, "x": 0, "y": 1.3, "xanchor": "left", "yanchor": "top"}]
+        if len(buttons) > 1
+        else [],
+    )
+    return fig
+
+
+def hypervolume_curves(data: Dataset) -> tuple[go.Figure, dict[str, HypervolumeHistory]]:
+    """Normalised hypervolume of each group's trials so far, against trial number.
+
+    Objectives are scaled so the best value over all groups is 0 and the worst is 1, and the
+    reference point is 1.1 in each (10% beyond the worst), shared by all groups so their curves
+    compare; the box [0, 1.1]^m has volume 1.1^m.
+    """
+    names = [o.name for o in data.objectives]
+    dirs = [o.direction for o in data.objectives]
+    ok = data.trials["feasible"].fillna(False).astype(bool) if "feasible" in data.trials else None
+    values = to_minimisation(data.trials[names].to_numpy(dtype=np.float64), dirs)
+    if ok is not None:
+        values[~ok.to_numpy()] = np.nan  # infeasible trials add no volume
+    finite = values[np.all(np.isfinite(values), axis=1)]
+    ideal = finite.min(axis=0) if len(finite) else np.zeros(len(names))
+    nadir = finite.max(axis=0) if len(finite) else np.ones(len(names))
+    scaled = normalise(values, ideal=ideal, nadir=nadir)
+    ref = np.full(len(names), REFERENCE)
+    traces, histories = [], {}
+    for i, group in enumerate(data.groups):
+        rows = np.flatnonzero((data.trials["group"] == group).to_numpy())
+        hist = hypervolume_history(scaled[rows], ref)
+        histories[group] = hist
+        trial = data.trials["trial"].to_numpy()[rows]
+        # the curve only changes at improvements: keep those points (and the last)
+        keep = np.flatnonzero(np.diff(hist.hv, prepend=-1.0) != 0)
+        keep = np.union1d(keep, [len(rows) - 1]) if len(rows) else keep
+        err = hist.stderr[keep] if hist.method != "exact" else None
+        traces.append(
+            go.Scatter(
+                x=trial[keep],
+                y=hist.hv[keep],
+                mode="lines+markers",
+                line={"shape": "hv", "color": colour(i)},
+                marker={"size": 4},
+                error_y={"array": err, "visible": True, "thickness": 1}
+                if err is not None
+                else None,
+                name=f"{group} ({hist.method})",
+            )
+        )
+    fig = go.Figure(traces)
+    fig.update_layout(
+        xaxis_title="trial",
+        yaxis_title=f"hypervolume (normalised, box {ref[0]:.1f}^{len(names)})",
+        margin={"t": 30, "l": 70, "r": 20, "b": 50},
+        height=380,
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig, histories
+
+
+def front_members(data: Dataset) -> pd.DataFrame:
+    """Front rows per group sorted by the first objective, at most MAX_BARS_PER_GROUP each
+    (evenly spaced along the front when it is longer)."""
+    first = data.objectives[0]
+    parts = []
+    for group in data.groups:
+        front = data.trials[(data.trials["group"] == group) & data.trials["on_front"]]
+        front = front.sort_values(first.name, ascending=first.direction == "min")
+        if len(front) > MAX_BARS_PER_GROUP:
+            pick = np.unique(np.linspace(0, len(front) - 1, MAX_BARS_PER_GROUP).round().astype(int))
+            front = front.iloc[pick]
+        parts.append(front)
+    out: pd.DataFrame = pd.concat(parts) if parts else data.trials.iloc[:0]
+    return out
+
+
+def breakdown_bars(data: Dataset, kind: Literal["time", "memory"]) -> go.Figure | None:
+    """Stacked bars of the step-time (s) or per-device memory (GB) parts of front members."""
+    parts = breakdown_columns(data.trials, kind)
+    if not parts:
+        return None
+    members = front_members(data)
+    several = len(data.groups) > 1
+    labels = [
+        (f"{g} #{t}" if several else f"#{t}")
+        for g, t in zip(members["group"], members["trial"], strict=True)
+    ]
+    scale, unit = (1.0, "s") if kind == "time" else (1e-9, "GB")
+    text = hover_text(members, data.objectives)
+    traces = [
+        go.Bar(
+            x=labels,
+            y=members[col].to_numpy(dtype=np.float64) * scale,
+            name=part,
+            text=text,
+            textposition="none",
+            hovertemplate=f"{part}: %{{y:.4g}} {unit}<br>%{{text}}<extra></extra>",
+        )
+        for part, col in parts.items()
+    ]
+    fig = go.Figure(traces)
+    title = "step time (s)" if kind == "time" else "memory per device (GB, 10^9 bytes)"
+    fig.update_layout(
+        barmode="stack",
+        yaxis_title=title,
+        xaxis_title=f"front members, by {data.objectives[0].name}",
+        xaxis={"type": "category"},
+        margin={"t": 30, "l": 70, "r": 20, "b": 60},
+        height=400,
+        legend={"orientation": "h", "y": 1.12},
+    )
+    return fig
+
+
+def front_table(data: Dataset) -> str:
+    """The front as a plain HTML table (sortable by the page script), best first."""
+    first = data.objectives[0]
+    front = data.trials[data.trials["on_front"]]
+    front = front.sort_values(first.name, ascending=first.direction == "min").head(MAX_TABLE_ROWS)
+    columns: list[tuple[str, str]] = []
+    if len(data.groups) > 1:
+        columns.append(("system", "group"))
+    columns.append(("trial", "trial"))
+    d = {o.name: o.direction for o in data.objectives}
+    columns += [
+        (axis_title(o.name, d[o.name]).replace(" is better", ""), o.name) for o in data.objectives
+    ]
+    columns += list(param_columns(front).items())
+    columns += list(plan_columns(front).items())
+    head = "".join(f"<th>{html.escape(label)}</th>" for label, _ in columns)
+    rows = []
+    for rec in front[[c for _, c in columns]].itertuples(index=False):
+        cells = "".join(f"<td>{html.escape(fmt(v))}</td>" for v in rec)
+        rows.append(f"<tr>{cells}</tr>")
+    return (
+        f'<table id="front-table" class="sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+__all__ = [
+    "breakdown_bars",
+    "front_members",
+    "front_table",
+    "hypervolume_curves",
+    "parallel_coordinates",
+]
