@@ -37,7 +37,9 @@ _PLAIN_ACT = {"gelu": "gelu", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "
 
 
 def _get(cfg: Config, key: str, default: Any = None) -> Any:
-    value = cfg.get(key, default)
+    value = cfg.get(key)
+    if value is None:  # absent or null: the family's default, if it has one
+        value = default
     if value is None:
         raise SpecError(f"{key}: required field is missing from the config")
     return value

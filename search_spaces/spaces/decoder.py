@@ -212,6 +212,14 @@ class DecoderSpace:
                 f"{unknown[0]}: not a parameter of {self.name}; "
                 f"allowed: {', '.join(self.parameters())}"
             )
+        domains = self.parameters()
+        for key, value in params.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                raise SpecError(f"{key}: must be a number, got {value!r}")
+            if not domains[key].contains(float(value)):
+                raise SpecError(
+                    f"{key}: {value!r} is outside its domain ({domains[key].describe()})"
+                )
         values = {**self._fixed_values(), **params}
         arrays = {k: np.asarray([float(v)], dtype=np.float64) for k, v in values.items()}
         shape = {k: int(v[0]) for k, v in self.derive(arrays).items()}

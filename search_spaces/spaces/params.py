@@ -110,6 +110,13 @@ class Param:
         grid = self.low + self.step * np.arange(self.count, dtype=np.float64)
         return grid if self.kind == "int" else np.round(grid, 10)
 
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` is one of the domain's values (float tolerance 1e-9)."""
+        if self.choices:
+            return any(math.isclose(value, c, rel_tol=1e-9, abs_tol=1e-9) for c in self.choices)
+        k = (value - self.low) / self.step
+        return -1e-9 <= k <= self.count - 1 + 1e-9 and abs(k - round(k)) < 1e-6
+
     def first(self) -> Number:
         return self.choices[0] if self.choices else self.low
 

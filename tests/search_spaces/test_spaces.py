@@ -232,3 +232,13 @@ def test_archbatch_take_keeps_rows() -> None:
     sub = batch.take(np.array([0, 5]))
     assert isinstance(sub, ArchBatch) and len(sub) == 2
     assert sub.d_model[1] == batch.d_model[5]
+
+
+def test_to_architecture_rejects_values_outside_the_domain() -> None:
+    space = get_space("dense_decoder")
+    with pytest.raises(SpecError, match=r"num_layers: 10 is outside its domain \(range \[8, 96\]"):
+        space.to_architecture({"num_layers": 10})
+    with pytest.raises(SpecError, match=r"head_dim: 96 is outside"):
+        space.to_architecture({"head_dim": 96})
+    with pytest.raises(SpecError, match="depth: not a parameter of dense_decoder"):
+        space.to_architecture({"depth": 3})
