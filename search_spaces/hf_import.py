@@ -8,6 +8,8 @@ Simplifications, all small against the parameter count and stated here once:
 
 * Qwen2 puts biases on the q/k/v projections only; the architecture's ``bias`` flag is all or
   nothing, so those biases (``3 * d_model`` per layer, well under 0.1%) are dropped.
+* Llama-family ``attention_bias`` without ``mlp_bias`` (or the reverse) is dropped for the
+  same reason; both true sets ``bias``.
 * Qwen3's per-head QK RMSNorm weights (``2 * head_dim`` per layer) are not counted.
 * MLA models have no GQA head count of their own; ``num_kv_heads`` is set to ``num_heads``
   and ``head_dim`` to ``v_head_dim`` (the MLA dimensions drive every count).

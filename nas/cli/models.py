@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -82,8 +83,11 @@ def _format(key: str, value: Any) -> str:
 def _parse_override(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
+    path = Path(text)
+    if text.endswith((".yaml", ".yml")) and not path.is_file():
+        raise UserError(f"--override: {text}: file not found")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(path.read_text() if path.is_file() else text)
     except yaml.YAMLError:
         raise UserError(f"--override: malformed YAML mapping: {text!r}") from None
     if not isinstance(data, dict):
@@ -91,7 +95,10 @@ def _parse_override(text: str | None) -> dict[str, Any] | None:
     return data
 
 
-_OVERRIDE_HELP = "YAML mapping of parameter domains, e.g. '{num_layers: [16, 64], top_k: 2}'"
+_OVERRIDE_HELP = (
+    "YAML mapping of parameter domains (inline or a .yaml file), "
+    "e.g. '{num_layers: [16, 64], top_k: 2}'"
+)
 
 
 @spaces_app.command("list")

@@ -159,6 +159,16 @@ BAD_INPUTS: list[tuple[list[str], str, str]] = [
         "--override: malformed YAML",
     ),
     (["spaces", "sample", "dense_decoder", "-n", "0"], "", "n: must be a positive integer"),
+    (
+        ["spaces", "show", "moe_decoder", "--override", "/nonexistent/overrides.yaml"],
+        "",
+        "--override: /nonexistent/overrides.yaml: file not found",
+    ),
+    (
+        ["spaces", "show", "{file}"],
+        "name: s\nparameters: {num_layers: 4}\n",
+        "d_model: required parameter",
+    ),
 ]
 
 
