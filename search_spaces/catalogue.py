@@ -76,7 +76,10 @@ def model_summary(
     ``flops_per_token`` is the forward pass at ``seq_len`` with causal attention;
     ``kv_cache_bytes_per_token`` is for ``dtype`` (see :mod:`search_spaces.counts`).
     """
-    counts = dataclasses.asdict(model_counts(arch, seq_len=seq_len, dtype=dtype))
+    counts: dict[str, Any] = dataclasses.asdict(model_counts(arch, seq_len=seq_len, dtype=dtype))
+    for key, value in counts.items():  # counts are exact integers in float64 (< 2**53)
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            counts[key] = int(value)
     counts["kv_cache_dtype"] = dtype
     counts["type"] = "moe" if arch.is_moe else "dense"
     return {**counts, **arch.to_dict()}

@@ -71,10 +71,12 @@ def models_show(
 
 
 def _format(key: str, value: Any) -> str:
-    if key.startswith("params_") and isinstance(value, float):
+    if key.startswith("params_") and isinstance(value, (int, float)):
         return f"{value:,.0f} ({_billions(value)})"
-    if isinstance(value, float):
-        return f"{value:,.4g}" if key == "flops_per_token" else f"{value:,.0f}"
+    if key == "flops_per_token":
+        return f"{value:,.4g}"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:,}"
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items())
     return str(value)
