@@ -88,7 +88,7 @@ def group_levels(system: System, group_size: FloatArray, stride: FloatArray) -> 
                 inner_ranks=inner_ranks,
                 unit_stride=np.maximum(1.0, np.floor(s / inner_size)),
                 units=units,
-                dims=_dims(tier, units),
+                dims=_dims(tier, units, inner_size),
             )
         )
         inner_ranks = ranks
@@ -96,15 +96,23 @@ def group_levels(system: System, group_size: FloatArray, stride: FloatArray) -> 
     return tuple(levels)
 
 
-def _dims(tier: Tier, units: int) -> tuple[int, ...]:
+def _dims(tier: Tier, units: int, inner_size: int) -> tuple[int, ...]:
+    """Torus extents in units of the inner domain. Files give ``torus_dims`` in devices
+    (their product is the tier's group size); the inner domain fills the leading dims."""
     if tier.topology == "ring":
         return (units,)
-    if tier.topology in ("torus2d", "torus3d"):
-        dims = tier.torus_dims
-        if dims and int(np.prod(dims)) == units:
-            return tuple(dims)
-        return (units,)  # dims given in devices of an outer tier: treat as one ring
-    return ()
+    if tier.topology not in ("torus2d", "torus3d") or not tier.torus_dims:
+        return ()
+    dims = list(tier.torus_dims)
+    if int(np.prod(dims)) == units:
+        return tuple(dims)
+    left = inner_size
+    for i, d in enumerate(dims):
+        common = int(np.gcd(left, d))
+        dims[i], left = d // common, left // common
+    if left != 1 or int(np.prod(dims)) != units:
+        return (units,)  # the inner domain does not tile the torus: treat as one ring
+    return tuple(d for d in dims if d > 1) or (1,)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,8 +15,8 @@ from cost_models.collectives import (
     collective,
     collective_time_s,
 )
-from hw_profiles.loader import load_system
-from hw_profiles.types import System
+from hw_profiles.loader import load_device, load_system
+from hw_profiles.types import System, Tier
 from nas.cli import app
 
 GIB = 2**30
@@ -218,3 +218,58 @@ def test_cli_bad_input_exits_2_with_one_line(argv: list[str], message: str) -> N
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def _toy_system(outer: Tier) -> System:
+    """4-device switch nodes joined by ``outer``; built in code, not from a file."""
+    inner = Tier(
+        name="switch4",
+        group_size=4,
+        bandwidth_bytes_per_s=100e9,
+        latency_s=2e-6,
+        efficiency=0.8,
+        topology="switch",
+    )
+    return System(
+        name="toy",
+        device=load_device("h100-sxm"),
+        devices_per_node=4,
+        tiers=(inner, outer),
+        num_devices=outer.group_size,
+        max_devices=outer.group_size,
+    )
+
+
+def test_torus_of_nodes_and_physical_ring() -> None:
+    """Outer tiers given as a torus of nodes (4x4 nodes) or a ring of nodes."""
+    torus = _toy_system(
+        Tier(
+            name="torus-of-nodes",
+            group_size=64,
+            bandwidth_bytes_per_s=40e9,
+            latency_s=3e-6,
+            efficiency=1.0,
+            topology="torus3d",
+            torus_dims=(4, 4, 4),  # in devices, as files give them: the node fills dim 0
+        )
+    )
+    per_node = collective(torus, op="all_reduce", size_bytes=GIB, group_size=4, stride=4)
+    assert per_node.algorithm == "torus" and per_node.tiers == ("torus-of-nodes",)
+    # 4 nodes along dim 0 (with wraparound): bidirectional ring at B / 2 dims
+    assert per_node.time_s == pytest.approx(2 * 3 / 4 * GIB / 20e9, rel=0.01)
+    whole = collective(torus, op="all_reduce", size_bytes=GIB, group_size=64)
+    assert whole.algorithm == "hierarchical"
+    assert whole.tiers == ("switch4", "torus-of-nodes")
+    ring = _toy_system(
+        Tier(
+            name="ring-of-nodes",
+            group_size=32,
+            bandwidth_bytes_per_s=40e9,
+            latency_s=3e-6,
+            efficiency=1.0,
+            topology="ring",
+        )
+    )
+    r = collective(ring, op="all_gather", size_bytes=GIB, group_size=8, stride=4)
+    assert r.algorithm == "torus"
+    assert r.time_s == pytest.approx(7 / 8 * GIB / 40e9, rel=0.01)
