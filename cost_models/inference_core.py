@@ -30,6 +30,7 @@ import numpy.typing as npt
 from cost_models.collectives import collective_time_s
 from cost_models.inference_ops import (
     ACT_BYTES,
+    INFERENCE_GEMM_DERATE,
     LOGIT_BYTES,
     REPLICATED,
     Shards,
@@ -134,6 +135,7 @@ def phase_time(
     weight_dtype: str,
     kv_dtype: str,
     include_head: bool = True,
+    gemm_derate: float = INFERENCE_GEMM_DERATE,
 ) -> dict[str, FloatArray]:
     """Breakdown (``TIME_KEYS``) of one forward pass: ``tokens`` tokens per replica, LM head
     on ``rows`` positions, attention over ``context`` keys per query. ``include_head=False``
@@ -145,7 +147,8 @@ def phase_time(
     ops.append(elementwise_op(b, s, tokens=tokens))
     if include_head:
         ops.extend(head_ops(b, s, rows=rows, weight_bytes=wb))
-    t = op_times(ops, system.device, compute_dtype=compute_dtype(weight_dtype, system))
+    t = op_times(ops, system.device, compute_dtype=compute_dtype(weight_dtype, system),
+                 gemm_derate=gemm_derate)  # fmt: skip
     comm = _comm(b, s, system, tokens=tokens)
     out = {"compute": t["compute"], "memory": t["memory"], **comm, "other": t["launch"]}
     n = len(b)
@@ -203,6 +206,7 @@ def inference_arrays(
     gen_len: npt.ArrayLike,
     weight_dtype: str,
     kv_dtype: str,
+    gemm_derate: float = INFERENCE_GEMM_DERATE,
 ) -> InferenceArrays:
     """Prefill, decode and memory of every candidate; all array arguments broadcast to
     ``len(b)``. The plans are taken as valid (see ``cost_models.inference`` for checks)."""
@@ -216,10 +220,10 @@ def inference_arrays(
     per_replica = np.ceil(batch_a / s.dp)
     pre = phase_time(b, s, system, tokens=per_replica * prompt, rows=per_replica,
                      context=prompt, prefill=True, weight_dtype=weight_dtype,
-                     kv_dtype=kv_dtype)  # fmt: skip
+                     kv_dtype=kv_dtype, gemm_derate=gemm_derate)  # fmt: skip
     dec = phase_time(b, s, system, tokens=per_replica, rows=per_replica,
                      context=prompt + gen / 2.0, prefill=False, weight_dtype=weight_dtype,
-                     kv_dtype=kv_dtype)  # fmt: skip
+                     kv_dtype=kv_dtype, gemm_derate=gemm_derate)  # fmt: skip
     ttft = sum(pre.values(), np.zeros(n))
     tpot = sum(dec.values(), np.zeros(n))
     e2e = ttft + (gen - 1.0) * tpot

@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 
 from cost_models.inference_core import compute_dtype, inference_arrays, phase_time
-from cost_models.inference_ops import ACT_BYTES, Op, Shards, linear_ops, op_times
+from cost_models.inference_ops import (
+    ACT_BYTES,
+    INFERENCE_GEMM_DERATE,
+    Op,
+    Shards,
+    linear_ops,
+    op_times,
+)
 from hw_profiles.loader import list_systems, load_device, load_system
 from hw_profiles.types import System, Tier
 from search_spaces.architecture import Architecture
@@ -122,7 +129,9 @@ def _shards(tp: int) -> Shards:
     return Shards(tp=one * tp, pp=one, dp=one, ep=one)
 
 
-def layer_linear_time_s(m: Measurement, system: System) -> float:
+def layer_linear_time_s(
+    m: Measurement, system: System, *, gemm_derate: float = INFERENCE_GEMM_DERATE
+) -> float:
     """QKV, O, up/gate, activation and down of one layer for ``in_len`` tokens."""
     b = ArchBatch.from_architectures([m.arch])
     s = _shards(m.tp)
@@ -133,15 +142,16 @@ def layer_linear_time_s(m: Measurement, system: System) -> float:
     zero = np.zeros(1)
     ops.append(Op(name="act", kind="elementwise", flops=zero, bytes=tokens * width * ACT_BYTES,
                   calls=np.ones(1), eff_flops=zero))  # fmt: skip
-    t = op_times(ops, system.device, compute_dtype=compute_dtype(m.weight_dtype, system))
+    dtype = compute_dtype(m.weight_dtype, system)
+    t = op_times(ops, system.device, compute_dtype=dtype, gemm_derate=gemm_derate)
     return float(sum(t.values(), np.zeros(1))[0])
 
 
-def predict(m: Measurement) -> float:
+def predict(m: Measurement, *, gemm_derate: float = INFERENCE_GEMM_DERATE) -> float:
     """The model's figure for ``m`` in seconds."""
     system = _system(m)
     if m.metric == "layer_linear":
-        return layer_linear_time_s(m, system)
+        return layer_linear_time_s(m, system, gemm_derate=gemm_derate)
     b = ArchBatch.from_architectures([m.arch])
     if m.metric in ("layer_prefill", "layer_decode"):
         prefill = m.metric == "layer_prefill"
@@ -150,11 +160,11 @@ def predict(m: Measurement) -> float:
                        tokens=one * m.batch * (m.in_len if prefill else 1),
                        rows=one * m.batch, context=one * m.in_len, prefill=prefill,
                        weight_dtype=m.weight_dtype, kv_dtype=m.kv_dtype,
-                       include_head=False)  # fmt: skip
+                       include_head=False, gemm_derate=gemm_derate)  # fmt: skip
         return float(sum(t.values(), np.zeros(1))[0])
     r = inference_arrays(b, system, tp=m.tp, pp=1, ep=1, dp=m.n_dev // m.tp, batch=m.batch,
                          prompt_len=m.in_len, gen_len=m.out_len, weight_dtype=m.weight_dtype,
-                         kv_dtype=m.kv_dtype)  # fmt: skip
+                         kv_dtype=m.kv_dtype, gemm_derate=gemm_derate)  # fmt: skip
     value = {"ttft": r.ttft_s, "tpot": r.tpot_s, "e2e": r.e2e_s}.get(m.metric)
     if value is None:
         raise ValueError(f"{m.id}: metric must be ttft, tpot, e2e or a layer metric; got {m.metric!r}")  # fmt: skip
