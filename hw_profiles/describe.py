@@ -29,7 +29,9 @@ def device_rows(device: Device) -> list[Row]:
         ("vendor / kind", f"{device.vendor} / {device.kind}", ""),
     ]
     for dtype, flops in device.peak_flops_per_s.items():
-        rows.append((f"peak {dtype}", f"{flops / 1e12:,.4g} TFLOP/s", _source(s, f"peak_tflops.{dtype}")))
+        rows.append(
+            (f"peak {dtype}", f"{flops / 1e12:,.4g} TFLOP/s", _source(s, f"peak_tflops.{dtype}"))
+        )
     rows += [
         ("memory", f"{device.memory_bytes / 1e9:,.0f} GB", _source(s, "memory_gb")),
         (
@@ -44,7 +46,7 @@ def device_rows(device: Device) -> list[Row]:
     if curve is not None:
         points = ", ".join(
             f"{size / 1e9:.3g} GFLOP: {frac:.2f}"
-            for size, frac in zip(curve.sizes, curve.fractions)
+            for size, frac in zip(curve.sizes, curve.fractions, strict=True)
         )
         rows.append(("GEMM efficiency curve", points, _source(s, "gemm_efficiency_curve")))
     rows += [
@@ -117,4 +119,3 @@ def _tier_rows(index: int, tier: Tier) -> list[Row]:
         (f"{prefix} efficiency", f"{tier.efficiency:.2f}", src.get("efficiency", "")),
     ]
     return rows
-

@@ -106,8 +106,10 @@ def list_systems() -> list[str]:
 
 
 def _is_path(name_or_path: str) -> bool:
-    return name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path or (
-        os.altsep is not None and os.altsep in name_or_path
+    return (
+        name_or_path.endswith((".yaml", ".yml"))
+        or os.sep in name_or_path
+        or (os.altsep is not None and os.altsep in name_or_path)
     )
 
 
@@ -249,8 +251,8 @@ def system_from_mapping(data: dict[str, Any], *, where: str, path: Path | None =
     max_devices = f.integer("max_devices")
     if max_devices > tiers[-1].group_size:
         raise f.error(
-            "max_devices", f"{max_devices} exceeds the outermost tier's group_size "
-            f"{tiers[-1].group_size}"
+            "max_devices",
+            f"{max_devices} exceeds the outermost tier's group_size {tiers[-1].group_size}",
         )
     if max_devices % per_node:
         raise f.error("devices_per_node", f"{per_node} does not divide max_devices {max_devices}")

@@ -12,6 +12,7 @@ efficiency is 1 by construction). Timing: wall clock around the op, with
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import platform
 import statistics
@@ -73,26 +74,47 @@ def plan_for(*, cuda: bool, quick: bool) -> ProfilePlan:
         gemm_sizes=(128, 256, 512, 1024) if quick else (128, 256, 512, 1024, 2048),
         dtypes=("fp32", "bf16"),
         warmup=1,
-        repeats=3 if quick else 7,
+        repeats=5 if quick else 9,
         copy_bytes=(64 if quick else 256) * 2**20,
         attention_seq=512 if quick else 1024,
     )
 
 
-def _timer(sync: Callable[[], None]) -> Callable[[Callable[[], object], int, int], float]:
-    def median_seconds(fn: Callable[[], object], warmup: int, repeats: int) -> float:
-        for _ in range(warmup):
-            fn()
-        sync()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
+class _Timer:
+    """Median seconds per call. Each timed repeat runs an op enough times to last
+    ``min_repeat_s`` (as ``timeit.autorange`` does), and :meth:`interleaved` times several
+    ops round-robin, so load from other processes spreads over all sizes instead of
+    distorting one."""
 
-    return median_seconds
+    def __init__(self, sync: Callable[[], None], *, min_repeat_s: float) -> None:
+        self.sync = sync
+        self.min_repeat_s = min_repeat_s
+
+    def _once(self, fn: Callable[[], object], inner: int) -> float:
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        self.sync()
+        return (time.perf_counter() - start) / inner
+
+    def interleaved(
+        self, fns: list[Callable[[], object]], warmup: int, repeats: int
+    ) -> list[float]:
+        inners = []
+        for fn in fns:
+            for _ in range(warmup):
+                fn()
+            self.sync()
+            once = max(self._once(fn, 1), 1e-9)
+            inners.append(max(1, min(1000, math.ceil(self.min_repeat_s / once))))
+        times: list[list[float]] = [[] for _ in fns]
+        for _ in range(repeats):
+            for i, fn in enumerate(fns):
+                times[i].append(self._once(fn, inners[i]))
+        return [statistics.median(t) for t in times]
+
+    def __call__(self, fn: Callable[[], object], warmup: int, repeats: int) -> float:
+        return self.interleaved([fn], warmup, repeats)[0]
 
 
 def _torch_dtype(torch: Any, dtype: str) -> Any:
@@ -101,25 +123,36 @@ def _torch_dtype(torch: Any, dtype: str) -> Any:
     )
 
 
-def _measure_gemm(torch: Any, dev: str, plan: ProfilePlan, timer: Any) -> dict[str, dict[int, float]]:
+def _bind(fn: Callable[..., object], *args: object) -> Callable[[], object]:
+    return lambda: fn(*args)
+
+
+def _measure_gemm(
+    torch: Any, dev: str, plan: ProfilePlan, timer: _Timer
+) -> dict[str, dict[int, float]]:
     out: dict[str, dict[int, float]] = {}
     for dtype in plan.dtypes:
         if dev == "cuda":  # tf32 is fp32 storage with TF32 tensor-core math
             torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
-        rates: dict[int, float] = {}
-        for n in plan.gemm_sizes:
-            a = torch.randn(n, n, device=dev, dtype=_torch_dtype(torch, dtype))
-            b = torch.randn(n, n, device=dev, dtype=_torch_dtype(torch, dtype))
-            seconds = timer(lambda a=a, b=b: torch.matmul(a, b), plan.warmup, plan.repeats)
-            rates[n] = 2.0 * n**3 / seconds  # 2 n^3 FLOPs per n x n x n GEMM
-            del a, b
-        out[dtype] = rates
+        tdtype = _torch_dtype(torch, dtype)
+        pairs = [
+            (
+                torch.randn(n, n, device=dev, dtype=tdtype),
+                torch.randn(n, n, device=dev, dtype=tdtype),
+            )
+            for n in plan.gemm_sizes
+        ]
+        fns = [_bind(torch.matmul, a, b) for a, b in pairs]
+        seconds = timer.interleaved(fns, plan.warmup, plan.repeats)
+        # 2 n^3 FLOPs per n x n x n GEMM (one multiply and one add per term)
+        out[dtype] = {n: 2.0 * n**3 / t for n, t in zip(plan.gemm_sizes, seconds, strict=True)}
+        del pairs, fns
     if dev == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
     return out
 
 
-def _measure_attention(torch: Any, dev: str, plan: ProfilePlan, timer: Any) -> float:
+def _measure_attention(torch: Any, dev: str, plan: ProfilePlan, timer: _Timer) -> float:
     heads, head_dim, seq = 8, 64, plan.attention_seq
     dtype = torch.bfloat16 if dev == "cuda" else torch.float32
     q, k, v = (torch.randn(1, heads, seq, head_dim, device=dev, dtype=dtype) for _ in range(3))
@@ -128,14 +161,14 @@ def _measure_attention(torch: Any, dev: str, plan: ProfilePlan, timer: Any) -> f
     return 4.0 * heads * seq * seq * head_dim / seconds  # QK^T and PV: 2 x 2 s^2 d per head
 
 
-def _measure_copy(torch: Any, dev: str, plan: ProfilePlan, timer: Any) -> float:
+def _measure_copy(torch: Any, dev: str, plan: ProfilePlan, timer: _Timer) -> float:
     src = torch.empty(plan.copy_bytes // 4, device=dev, dtype=torch.float32).fill_(1.0)
     dst = torch.empty_like(src)
     seconds = timer(lambda: dst.copy_(src), plan.warmup, plan.repeats)
     return 2.0 * plan.copy_bytes / seconds  # each byte is read once and written once
 
 
-def _measure_launch(torch: Any, dev: str, timer: Any) -> float:
+def _measure_launch(torch: Any, dev: str, timer: _Timer) -> float:
     x = torch.zeros(1, device=dev)
     return float(timer(lambda: x.add_(1.0), 10, 50))
 
@@ -191,7 +224,7 @@ def run_profile(*, quick: bool = False, name: str | None = None) -> ProfileResul
     cuda = bool(torch.cuda.is_available())
     dev = "cuda" if cuda else "cpu"
     plan = plan_for(cuda=cuda, quick=quick)
-    timer = _timer(torch.cuda.synchronize if cuda else (lambda: None))
+    timer = _Timer(torch.cuda.synchronize if cuda else (lambda: None), min_repeat_s=0.002)
     if cuda:
         device_name, vendor, memory, onchip, power = _gpu_facts(torch)
     else:
@@ -224,6 +257,11 @@ def run_profile(*, quick: bool = False, name: str | None = None) -> ProfileResul
     )
 
 
+def _sig(value: float) -> float:
+    """Six significant digits: enough for a measurement, short in the file."""
+    return float(f"{value:.6g}")
+
+
 def profile_to_mapping(result: ProfileResult) -> dict[str, Any]:
     """The device-file mapping (human units) for ``result``; loads with ``load_device``."""
     peaks = {dtype: max(rates.values()) for dtype, rates in result.gemm_flops_per_s.items()}
@@ -236,13 +274,13 @@ def profile_to_mapping(result: ProfileResult) -> dict[str, Any]:
         "name": result.name,
         "vendor": result.vendor,
         "kind": result.kind,
-        "peak_tflops": {d: round(p / 1e12, 6) for d, p in peaks.items()},
+        "peak_tflops": {d: _sig(p / 1e12) for d, p in peaks.items()},
         "memory_gb": round(result.memory_bytes / 1e9, 3),
-        "memory_tb_per_s": round(result.copy_bytes_per_s / 1e12, 6),
+        "memory_tb_per_s": _sig(result.copy_bytes_per_s / 1e12),
         "onchip_mb": round(result.onchip_bytes / 1e6, 3),
         "gemm_efficiency": fractions[-1],
         "gemm_efficiency_curve": {
-            "gflop": [round(2.0 * n**3 / 1e9, 6) for n in sizes],
+            "gflop": [_sig(2.0 * n**3 / 1e9) for n in sizes],
             "fraction": fractions,
         },
         "attention_efficiency": max(

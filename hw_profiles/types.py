@@ -6,6 +6,7 @@ number in a file carries its source in the file's ``sources:`` mapping.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal, overload
@@ -40,7 +41,7 @@ class EfficiencyCurve:
                 f"got {len(self.sizes)} and {len(self.fractions)}"
             )
         if any(s <= 0 for s in self.sizes) or any(
-            b <= a for a, b in zip(self.sizes, self.sizes[1:])
+            b <= a for a, b in itertools.pairwise(self.sizes)
         ):
             raise ProfileError("efficiency curve: sizes must be positive and increasing")
         if any(not 0 < f <= 1 for f in self.fractions):
