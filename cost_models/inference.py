@@ -10,6 +10,7 @@ breakdowns. Conventions and breakdown keys: :mod:`cost_models.inference_core`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -27,6 +28,7 @@ from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, kv_cache_bytes_per_token
 
 InferenceMode = Literal["prefill", "decode"]
+INFERENCE_PLAN_FIELDS: tuple[str, ...] = ("tp", "pp", "dp", "ep", "cp")
 _MAX_BATCH = 1 << 24  # upper bound of the batch search (memory per sequence is > 0)
 
 
@@ -58,9 +60,27 @@ def check_inference_plan(arch: Architecture, system: System, plan: ParallelPlan)
         raise PlanError(f"ep: must divide the number of experts ({experts}), got {plan.ep}")
 
 
-def candidate_plans(arch: Architecture, system: System) -> list[ParallelPlan]:
+def _check_fixed(fixed: Mapping[str, object]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name, value in fixed.items():
+        if name not in INFERENCE_PLAN_FIELDS:
+            raise PlanError(
+                f"{name}: not an inference plan field; inference takes "
+                f"{', '.join(INFERENCE_PLAN_FIELDS)}"
+            )
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise PlanError(f"{name}: must be a positive integer, got {value!r}")
+        out[name] = value
+    return out
+
+
+def candidate_plans(
+    arch: Architecture, system: System, *, fixed: Mapping[str, object] | None = None
+) -> list[ParallelPlan]:
     """Every feasible (tp, pp, dp, ep) on ``system.num_devices`` devices (see
-    :func:`check_inference_plan`); ``dp = devices / (tp * pp)`` replicas share the batch."""
+    :func:`check_inference_plan`) that agrees with the ``fixed`` degrees; ``dp = devices /
+    (tp * pp)`` replicas share the batch."""
+    want = _check_fixed(fixed or {})
     n = system.num_devices
     experts = arch.moe.num_experts if arch.moe is not None else 1
     plans: list[ParallelPlan] = []
@@ -71,11 +91,20 @@ def candidate_plans(arch: Architecture, system: System) -> list[ParallelPlan]:
                 if experts % ep:
                     continue
                 plan = ParallelPlan(tp=tp, pp=pp, dp=dp, ep=ep, global_batch=dp)
+                if any(getattr(plan, k) != v for k, v in want.items()):
+                    continue
                 try:
                     check_inference_plan(arch, system, plan)
                 except PlanError:
                     continue
                 plans.append(plan)
+    if not plans and want:
+        # name the violated rule: build the plan the fixed degrees imply and check it
+        tp, pp = want.get("tp", 1), want.get("pp", 1)
+        dp = want.get("dp", max(n // (tp * pp), 1))
+        implied = ParallelPlan(tp=tp, pp=pp, dp=dp, ep=want.get("ep", 1), cp=want.get("cp", 1),
+                               global_batch=dp)  # fmt: skip
+        check_inference_plan(arch, system, implied)
     return plans
 
 
@@ -112,10 +141,12 @@ def choose_plan(
     workload: InferenceWorkload,
     *,
     mode: InferenceMode = "decode",
+    fixed: Mapping[str, object] | None = None,
 ) -> ParallelPlan:
     """The fastest feasible plan that fits (by TTFT for ``prefill``, end-to-end latency for
-    ``decode``); if none fits, the one with the least memory per device."""
-    plans = candidate_plans(arch, system)
+    ``decode``) among those agreeing with ``fixed``; if none fits, the one with the least
+    memory per device."""
+    plans = candidate_plans(arch, system, fixed=fixed)
     if not plans:
         raise PlanError(
             f"plan: no (tp, pp, ep) on {system.num_devices} devices divides "
@@ -166,17 +197,19 @@ def estimate_inference(
     plan: ParallelPlan | None = None,
     *,
     mode: InferenceMode = "decode",
+    fixed: Mapping[str, object] | None = None,
 ) -> dict[str, Any]:
     """The ``nas estimate --mode prefill|decode`` JSON object (see the module docstring).
 
     ``time_breakdown_s`` is the prefill breakdown (sums to ``ttft_s``) for ``mode="prefill"``
     and the decode-step breakdown (sums to ``tpot_s``) for ``mode="decode"``; both are also
     given as ``prefill_time_breakdown_s`` and ``decode_time_breakdown_s``. With ``plan=None``
-    the fastest feasible plan that fits is chosen (:func:`choose_plan`)."""
+    the fastest feasible plan that fits and agrees with the ``fixed`` degrees (any of
+    ``tp, pp, dp, ep, cp``) is chosen (:func:`choose_plan`)."""
     if mode not in ("prefill", "decode"):
         raise PlanError(f"mode: must be prefill or decode for inference; got {mode!r}")
     if plan is None:
-        plan = choose_plan(arch, system, workload, mode=mode)
+        plan = choose_plan(arch, system, workload, mode=mode, fixed=fixed)
     check_inference_plan(arch, system, plan)
     r = _evaluate(arch, system, workload, [plan])
     pre, dec = _floats(r.prefill_breakdown_s, 0), _floats(r.decode_breakdown_s, 0)
@@ -213,6 +246,7 @@ def estimate_inference(
 
 
 __all__ = [
+    "INFERENCE_PLAN_FIELDS",
     "InferenceMode",
     "candidate_plans",
     "check_inference_plan",

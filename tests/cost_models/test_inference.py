@@ -212,3 +212,14 @@ def test_vectorised_core_matches_scalar_api() -> None:
         assert r.tpot_s[i] == pytest.approx(one["tpot_s"])
         assert r.ttft_s[i] == pytest.approx(one["ttft_s"])
     assert np.all(r.tpot_s > 0)
+
+
+def test_fixed_degrees_constrain_the_auto_plan() -> None:
+    arch, system = load_model("llama3-70b"), load_system("dgx-h100", 8)
+    w = InferenceWorkload(batch=8)
+    r = estimate_inference(arch, system, w, fixed={"tp": 4})
+    assert r["plan"]["tp"] == 4 and r["plan"]["tp"] * r["plan"]["pp"] * r["plan"]["dp"] == 8
+    with pytest.raises(PlanError, match=r"tp\*pp\*dp: must equal the device count 8"):
+        estimate_inference(arch, system, w, fixed={"tp": 3})
+    with pytest.raises(PlanError, match="vpp: not an inference plan field"):
+        estimate_inference(arch, system, w, fixed={"vpp": 2})
