@@ -114,9 +114,7 @@ def _shard(m: Matmul, b: ArchBatch, tp: FloatArray) -> tuple[FloatArray, FloatAr
     return m.k, m.n
 
 
-def linear_ops(
-    b: ArchBatch, s: Shards, *, tokens: FloatArray, weight_bytes: float, layers: bool = True
-) -> list[Op]:
+def linear_ops(b: ArchBatch, s: Shards, *, tokens: FloatArray, weight_bytes: float) -> list[Op]:
     """Dense and expert matmuls for ``tokens`` tokens per replica; weights read once per call."""
     ops: list[Op] = []
     for m in matmuls(b):
@@ -126,8 +124,7 @@ def linear_ops(
         k, n = _shard(m, b, s.tp)
         flops = 2.0 * tokens * k * n
         nbytes = k * n * weight_bytes + tokens * (k + n) * ACT_BYTES
-        calls = m.stored if layers else np.minimum(m.stored, 1.0)
-        ops.append(Op(name=m.name, kind="gemm", flops=flops, bytes=nbytes, calls=calls,
+        ops.append(Op(name=m.name, kind="gemm", flops=flops, bytes=nbytes, calls=m.stored,
                       eff_flops=flops, tile=tile_fraction(tokens, n)))  # fmt: skip
     return ops
 
