@@ -212,6 +212,14 @@ def _gpu_facts(torch: Any) -> tuple[str, str, float, float, float]:
     return props.name, vendor, float(props.total_memory), onchip, power
 
 
+def _load_average() -> float:
+    """1-minute load average (other processes skew CPU timings); -1 where unavailable."""
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return -1.0
+
+
 def _slug(text: str) -> str:
     chars = [c.lower() if c.isalnum() else "-" for c in text]
     return "-".join(part for part in "".join(chars).split("-") if part)[:48] or "device"
@@ -230,6 +238,7 @@ def run_profile(*, quick: bool = False, name: str | None = None) -> ProfileResul
     else:
         device_name, vendor, memory, onchip = _cpu_facts()
         power = 0.0
+    load_before = _load_average()
     with torch.no_grad():
         gemm = _measure_gemm(torch, dev, plan, timer)
         attention = _measure_attention(torch, dev, plan, timer)
@@ -253,6 +262,7 @@ def run_profile(*, quick: bool = False, name: str | None = None) -> ProfileResul
             "threads": torch.get_num_threads(),
             "quick": quick,
             "repeats": plan.repeats,
+            "load": f"{load_before:.2f} -> {_load_average():.2f}",
         },
     )
 
@@ -299,7 +309,7 @@ def profile_to_mapping(result: ProfileResult) -> dict[str, Any]:
             "gemm_efficiency_curve": f"{basis}: {curve_dtype} median rate by size over the best rate",
             "attention_efficiency": f"{basis}: scaled_dot_product_attention FLOP/s over the {curve_dtype} GEMM peak",
             "memory_efficiency": f"{basis}: the measured copy rate is the peak, so 1 by construction",
-            "kernel_launch_us": f"{basis}: median time of a 1-element add including synchronisation",
+            "kernel_launch_us": f"{basis}: median per-op time of back-to-back 1-element adds (launch/dispatch rate, synchronised once per batch)",
             "tdp_w": f"{basis}: enforced power limit from NVML where available (0 = unknown)",
         },
     }
@@ -315,6 +325,7 @@ def _notes(result: ProfileResult) -> str:
     n = result.notes
     return (
         f"torch {n.get('torch')}, {n.get('threads')} threads, quick={n.get('quick')}, "
+        f"1-min load average {n.get('load')}, "
         f"median of {n.get('repeats')} repeats; {runs}; "
         f"attention {result.attention_flops_per_s / 1e12:.4g} TFLOP/s"
     )
