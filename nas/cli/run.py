@@ -1,0 +1,175 @@
+"""``nas run`` (search an experiment, or resume a run) and ``nas runs list|show``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from nas.cli._common import UserError, console
+from nas.cli.app import app
+
+runs_app = typer.Typer(help="Run directories: list them, show a run's Pareto front.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+def _progress_bar(total: int, objectives: Any, initial: int = 0) -> tuple[Progress, Any]:
+    from nas.runs import LiveFront
+
+    live = LiveFront(objectives)
+    bar = Progress(
+        TextColumn("[bold]search"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("failed {task.fields[failed]}  front {task.fields[front]}  hv {task.fields[hv]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    task = bar.add_task("search", total=total, completed=initial, failed=0, front=0, hv="-")
+
+    def on_trial(outcome: Any) -> None:
+        live.add(outcome)
+        bar.update(
+            task,
+            advance=1,
+            failed=live.failed,
+            front=live.front_size,
+            hv=f"{live.hypervolume:.4f}",
+        )
+
+    return bar, on_trial
+
+
+def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
+    console.print(
+        f"[bold]{summary['trials']}[/] trials ({summary['failed']} failed, "
+        f"{summary['feasible']} feasible), front {summary['front_size']}, "
+        f"hypervolume {summary['hypervolume']:.4f}"
+    )
+    for metric, best in summary["best"].items():
+        console.print(f"  best {metric}: {best['value']:.6g} (trial {best['number']})")
+    console.print(f"run directory: {run_dir}")
+
+
+@app.command("run")
+def run(
+    experiment: Annotated[Path | None, typer.Argument(help="Experiment YAML file.")] = None,
+    trials: Annotated[int | None, typer.Option(help="Override search.trials.")] = None,
+    backend: Annotated[str | None, typer.Option(help="optuna | exhaustive | ray.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<name>-<stamp>).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Parallel worker processes.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override search.seed.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Resume the run in this directory.")] = None,
+    root: Annotated[Path, typer.Option(help="Parent of new run directories.")] = Path("runs"),
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Search EXPERIMENT (a YAML file) and write a run directory; or --resume RUN_DIR."""
+    from nas.experiment import load_experiment
+    from nas.runs import resume_run, start_run, with_overrides
+    from nas.search.base import Objective
+
+    if (experiment is None) == (resume is None):
+        raise UserError("give an EXPERIMENT file or --resume RUN_DIR (not both)")
+    if resume is not None:
+        if any(v is not None for v in (backend, out, workers, seed)):
+            raise UserError("--resume takes only --trials; the run keeps its own settings")
+        exp = load_experiment(resume / "experiment.yaml") if (resume / "experiment.yaml").is_file() else None
+        if exp is None:
+            raise UserError(f"{resume}: not a run directory (no experiment.yaml)")
+        done = _finished_trials(resume)
+    else:
+        assert experiment is not None
+        exp = with_overrides(
+            load_experiment(experiment), trials=trials, backend=backend, workers=workers, seed=seed
+        )
+        done = 0
+    total = trials if trials is not None else exp.search.trials
+    objectives = tuple(Objective(metric=k, direction=v) for k, v in exp.objectives.items())
+    bar, on_trial = _progress_bar(total, objectives, initial=min(done, total))
+    with bar if not quiet else _Null():
+        if resume is not None:
+            result = resume_run(resume, trials=trials, progress=None if quiet else on_trial)
+        else:
+            result = start_run(exp, out=out, root=root, progress=None if quiet else on_trial)
+    _print_summary(result.summary, result.run_dir)
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+def _finished_trials(run_dir: Path) -> int:
+    path = run_dir / "trials.parquet"
+    if not path.is_file():
+        return 0
+    import pandas as pd
+
+    return int((pd.read_parquet(path, columns=["state"])["state"] != "RUNNING").sum())
+
+
+@runs_app.command("list")
+def runs_list(
+    root: Annotated[Path, typer.Option(help="Directory holding run directories.")] = Path("runs"),
+) -> None:
+    """List the runs under ROOT, newest first."""
+    from nas.runs import list_runs
+
+    table = Table("run", "status", "trials", "failed", "front", "hypervolume")
+    for r in list_runs(root):
+        hv = r.get("hypervolume")
+        table.add_row(
+            r["run_dir"],
+            r["status"],
+            str(r.get("trials", "-")),
+            str(r.get("failed", "-")),
+            str(r.get("front_size", "-")),
+            f"{hv:.4f}" if isinstance(hv, float) and math.isfinite(hv) else "-",
+        )
+    console.print(table)
+
+
+_SHOW_COLUMNS = ("system", "plan_tp", "plan_pp", "plan_dp", "plan_ep", "params_total", "params_active")
+
+
+@runs_app.command("show")
+def runs_show(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    limit: Annotated[int, typer.Option(help="Rows of the front to print.")] = 30,
+) -> None:
+    """Print a run's summary and its Pareto front as a table."""
+    import pandas as pd
+
+    summary_path = run_dir / "summary.json"
+    front_path = run_dir / "pareto.csv"
+    if not summary_path.is_file() or not front_path.is_file():
+        raise UserError(f"{run_dir}: no finished run here (summary.json and pareto.csv missing)")
+    summary = json.loads(summary_path.read_text())
+    try:
+        front = pd.read_csv(front_path)
+    except pd.errors.EmptyDataError:
+        front = pd.DataFrame()
+    objectives = list(summary.get("objectives", {}))
+    params = [c for c in front.columns if c.startswith("param_")]
+    extra = [c for c in _SHOW_COLUMNS if c in front.columns and c not in objectives]
+    columns = ["number", *objectives, *params, *extra]
+    table = Table(*columns, title=f"{summary.get('name', run_dir.name)}: Pareto front")
+    for _, row in front.head(limit).iterrows():
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    console.print(table)
+    _print_summary(summary, run_dir)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "-" if not math.isfinite(value) else f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,233 @@
+"""The search-backend plug-in point: a problem, an ask/tell searcher, and a registry.
+
+A :class:`Problem` knows how to *suggest* a candidate on a define-by-run trial and how to
+*evaluate* it into a flat trial record. A :class:`Searcher` is the ask/tell half of a
+backend (``ask`` a trial, ``tell`` its record or failure); :func:`drive` is the one loop that
+joins them, so any backend that can ask and tell (Optuna, later Ray Tune's searchers) reuses
+it. A :class:`Backend` runs a whole search and returns one row per trial. Backends are
+registered by name and imported lazily; unknown names list the known ones.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nas.experiment import Constraint, SearchSettings
+
+__all__ = [
+    "Backend",
+    "BackendUnavailable",
+    "Objective",
+    "Problem",
+    "ProgressFn",
+    "SearchJob",
+    "Searcher",
+    "TrialOutcome",
+    "constraint_values",
+    "drive",
+    "get_backend",
+    "list_backends",
+    "register_backend",
+]
+
+
+class BackendUnavailable(ValueError):
+    """A backend that is registered but cannot run here (not built yet, extra missing)."""
+
+
+class TrialFailed(Exception):
+    """Raised by a problem for a candidate that cannot be evaluated; the trial FAILs."""
+
+
+class TrialPruned(Exception):
+    """Raised by a problem when an evaluator stops a trial early; the trial is PRUNED."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Objective:
+    metric: str
+    direction: str  # "min" | "max"
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("min", "max"):
+            raise ValueError(f"objectives.{self.metric}: must be min or max, got {self.direction!r}")
+
+
+class Problem(Protocol):
+    """What a backend optimises. ``evaluate`` may raise :class:`TrialFailed`,
+    :class:`TrialPruned` or any exception (the trial FAILs with the reason)."""
+
+    objectives: tuple[Objective, ...]
+    constraints: tuple[Constraint, ...]
+
+    def suggest(self, trial: Any) -> Any: ...
+
+    def evaluate(self, candidate: Any) -> dict[str, Any]: ...
+
+    def device_memory_bytes(self, record: Mapping[str, Any]) -> float: ...
+
+
+def constraint_values(problem: Problem, record: Mapping[str, Any]) -> list[float]:
+    """Optuna's convention: one value per constraint, <= 0 when satisfied. Violations are
+    relative to the bound so constraints of different units mix fairly."""
+    out: list[float] = []
+    for c in problem.constraints:
+        value = record.get(c.metric)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            out.append(1.0)
+            continue
+        if c.op == "==":
+            out.append(0.0 if float(value) == c.bound else 1.0)
+            continue
+        bound = c.bound * (problem.device_memory_bytes(record) if c.relative_to else 1.0)
+        scale = abs(bound) if bound != 0 else 1.0
+        excess = (float(value) - bound) if c.op == "<=" else (bound - float(value))
+        out.append(excess / scale)
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialOutcome:
+    """What a searcher is told about one trial."""
+
+    state: str  # "COMPLETE" | "FAIL" | "PRUNED"
+    record: dict[str, Any]
+    values: tuple[float, ...] = ()
+    constraints: tuple[float, ...] = ()
+    fail_reason: str = ""
+
+
+class Searcher(ABC):
+    """The ask/tell half of a backend."""
+
+    @abstractmethod
+    def ask(self) -> Any | None:
+        """A new trial handle, or ``None`` when the requested number of trials is reached."""
+
+    @abstractmethod
+    def tell(self, trial: Any, outcome: TrialOutcome) -> None:
+        """Record the outcome of ``trial``."""
+
+
+ProgressFn = Callable[[TrialOutcome], None]
+
+
+def evaluate_trial(problem: Problem, trial: Any) -> TrialOutcome:
+    """Suggest, evaluate and judge one trial; evaluator errors become FAIL outcomes."""
+    start = time.perf_counter()
+    try:
+        candidate = problem.suggest(trial)
+        t0 = time.perf_counter()
+        record = dict(problem.evaluate(candidate))
+        record["eval_s"] = time.perf_counter() - t0
+    except TrialPruned as exc:
+        return TrialOutcome(state="PRUNED", record={}, fail_reason=f"pruned: {exc}")
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # any evaluator failure FAILs this trial only
+        reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        return TrialOutcome(state="FAIL", record={}, fail_reason=reason)
+    missing = [o.metric for o in problem.objectives if o.metric not in record]
+    if missing:
+        from nas.experiment import ExperimentError
+
+        raise ExperimentError(
+            f"objectives.{missing[0]}: not a metric of the trial record; "
+            f"known: {', '.join(sorted(k for k in record if _is_number(record[k])))}"
+        )
+    values = tuple(float(record[o.metric]) for o in problem.objectives)
+    record["suggest_s"] = t0 - start
+    bad = [o.metric for o, v in zip(problem.objectives, values) if not math.isfinite(v)]
+    if bad:
+        return TrialOutcome(
+            state="FAIL", record=record, fail_reason=f"objective {bad[0]} is not finite"
+        )
+    cons = tuple(constraint_values(problem, record))
+    return TrialOutcome(state="COMPLETE", record=record, values=values, constraints=cons)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def drive(searcher: Searcher, problem: Problem, *, progress: ProgressFn | None = None) -> int:
+    """Ask, evaluate, tell until the searcher says stop; returns the trials run here."""
+    count = 0
+    while (trial := searcher.ask()) is not None:
+        outcome = evaluate_trial(problem, trial)
+        searcher.tell(trial, outcome)
+        count += 1
+        if progress is not None:
+            progress(outcome)
+    return count
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchJob:
+    """Everything a backend needs. ``problem_factory`` builds the problem (again in each
+    worker process)."""
+
+    problem_factory: Callable[[], Problem]
+    settings: SearchSettings
+    run_dir: Path
+    study_name: str
+    resume: bool = False
+
+
+class Backend(ABC):
+    """A search backend: runs a job and returns one row per trial (see ``nas.runs``)."""
+
+    name: str = ""
+
+    @abstractmethod
+    def run(self, job: SearchJob, *, progress: ProgressFn | None = None) -> pd.DataFrame:
+        """Run (or resume) the search and return the trial table."""
+
+
+# --- registry ----------------------------------------------------------------------------
+
+_REGISTRY: dict[str, str] = {
+    "optuna": "nas.search.optuna_backend:OptunaBackend",
+    "exhaustive": "nas.search.exhaustive:ExhaustiveBackend",
+}
+_UNAVAILABLE: dict[str, str] = {
+    "ray": "not available yet: the Ray backend is a later issue (it will need `pip install "
+    "hwnas[ray]`); use optuna with --workers N for parallel trials",
+}
+
+
+def register_backend(name: str, target: str) -> None:
+    """Register ``"module:Class"`` under ``name`` (imported only when used)."""
+    _REGISTRY[name] = target
+    _UNAVAILABLE.pop(name, None)
+
+
+def list_backends() -> dict[str, str]:
+    """Every known backend name -> ``"available"`` or why it is not."""
+    out = dict.fromkeys(_REGISTRY, "available")
+    out.update(_UNAVAILABLE)
+    return dict(sorted(out.items()))
+
+
+def get_backend(name: str) -> Backend:
+    """The backend registered as ``name``; unknown or unavailable names raise one line."""
+    if name in _UNAVAILABLE:
+        raise BackendUnavailable(f"search.backend: {name} is {_UNAVAILABLE[name]}")
+    if name not in _REGISTRY:
+        raise BackendUnavailable(
+            f"search.backend: unknown backend {name!r}; known: {', '.join(list_backends())}"
+        )
+    module_name, cls_name = _REGISTRY[name].split(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    backend: Backend = cls()
+    return backend
