@@ -7,6 +7,7 @@ number in a file carries its source in the file's ``sources:`` mapping.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal, overload
@@ -70,12 +71,12 @@ class Device:
     peak_flops_per_s: Mapping[str, float]  # dtype -> dense peak FLOP/s
     memory_bytes: float
     memory_bandwidth_bytes_per_s: float
-    onchip_memory_bytes: float
+    onchip_memory_bytes: float  # L2 / SRAM / last-level cache; 0 = not published
     gemm_efficiency: float  # fraction of peak on large, square GEMMs
     attention_efficiency: float  # fraction of peak in fused (flash) attention
     memory_efficiency: float  # fraction of memory bandwidth achieved by streaming kernels
     kernel_launch_s: float
-    power_w: float
+    power_w: float  # TDP; 0 = unknown (e.g. a profiled CPU)
     gemm_efficiency_curve: EfficiencyCurve | None = None
     price_per_hour_usd: float | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -111,6 +112,21 @@ class Tier:
     torus_dims: tuple[int, ...] = ()  # for torus2d / torus3d: extent of each dimension
     sources: Mapping[str, str] = field(default_factory=dict)  # file field -> source
 
+    def __post_init__(self) -> None:
+        where = f"tier {self.name!r}"
+        if self.group_size < 1:
+            raise ProfileError(f"{where}: group_size must be >= 1, got {self.group_size}")
+        if not self.bandwidth_bytes_per_s > 0 or self.latency_s < 0:
+            raise ProfileError(f"{where}: bandwidth must be > 0 and latency >= 0")
+        if not 0 < self.efficiency <= 1:
+            raise ProfileError(f"{where}: efficiency must lie in (0, 1], got {self.efficiency}")
+        if self.topology not in TOPOLOGIES:
+            raise ProfileError(
+                f"{where}: unknown topology {self.topology!r}; allowed: {', '.join(TOPOLOGIES)}"
+            )
+        if self.torus_dims and math.prod(self.torus_dims) != self.group_size:
+            raise ProfileError(f"{where}: torus_dims {self.torus_dims} != group_size")
+
 
 @dataclass(frozen=True, kw_only=True)
 class System:
@@ -125,6 +141,20 @@ class System:
     price_per_device_hour_usd: float | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not self.tiers:
+            raise ProfileError(f"{self.name}: tiers: at least one tier is required")
+        for inner, outer in itertools.pairwise(self.tiers):
+            if outer.group_size <= inner.group_size or outer.group_size % inner.group_size:
+                raise ProfileError(
+                    f"{self.name}: tier {outer.name!r} group_size {outer.group_size} must be a "
+                    f"larger multiple of {inner.name!r} group_size {inner.group_size}"
+                )
+        if self.devices_per_node < 1 or not 1 <= self.num_devices <= self.max_devices:
+            raise ProfileError(
+                f"{self.name}: need devices_per_node >= 1 and 1 <= num_devices <= max_devices"
+            )
+
     def scaled(self, num_devices: int) -> System:
         """The same system with ``num_devices`` devices; more than the topology allows is
         an error."""
@@ -136,6 +166,12 @@ class System:
                 f"got {num_devices}"
             )
         return replace(self, num_devices=num_devices)
+
+    @property
+    def scale_up_devices(self) -> int:
+        """Devices sharing the innermost (fastest) tier: 8 on a DGX, 72 on an NVL72, a whole
+        torus on a TPU pod. ``devices_per_node`` is the physical host (4 on an NVL72 tray)."""
+        return self.tiers[0].group_size
 
     def tier_for_span(self, span_devices: int) -> Tier:
         """The innermost tier whose group holds ``span_devices`` consecutive devices."""
