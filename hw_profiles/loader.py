@@ -16,6 +16,10 @@ bandwidth_gb_per_s     GB/s per device/direction   bandwidth_bytes_per_s
 latency_us             microseconds                latency_s
 =====================  ==========================  ==========================
 
+``memory_gb`` is the marketed capacity figure ("80 GB", "32 GiB"); physical HBM stacks are
+binary-sized, so reading the figure as 1e9 bytes under-states capacity by up to ~7%, on the
+safe side for fit checks.
+
 A name is looked up in ``hw_profiles/devices`` or ``hw_profiles/systems``; anything that
 ends in ``.yaml``/``.yml`` or contains a path separator is read as a file. A system's
 ``device:`` may be a device name or a path relative to the system file.

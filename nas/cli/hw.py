@@ -59,7 +59,7 @@ def hw_devices() -> None:
             f"{bf16 / 1e12:,.1f}" if bf16 is not None else "-",
             f"{d.memory_bytes / 1e9:,.0f}",
             f"{d.memory_bandwidth_bytes_per_s / 1e12:.2f}",
-            f"{d.power_w:,.0f}",
+            f"{d.power_w:,.0f}" if d.power_w > 0 else "?",
         )
     console.print(table)
 
