@@ -1,0 +1,60 @@
+"""Calibrated efficiency parameters of the training model, and how they were fitted.
+
+Two kinds of parameter, both properties of a device or an op class, never of a row:
+
+* ``compute_fraction[device]``: the fraction of the profile's kernel speed a device sustains
+  inside a training loop (clock throttling at the power limit under back-to-back GEMMs,
+  framework gaps between kernels). Devices not in the table use the mean of the fitted ones.
+* ``overlap_efficiency``: the fraction of communication that overlapping with compute
+  actually hides (NCCL kernels take SMs and HBM bandwidth from the overlapped GEMMs).
+
+Values live in ``data/train_calibration.json``; :func:`cost_models.validation.cross_validate`
+fits them on a split of the measurements and reports errors on the held-out rows
+(``docs/validation/training.md``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+CALIBRATION_FILE = Path(__file__).resolve().parent / "data" / "train_calibration.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Calibration:
+    compute_fraction: dict[str, float] = field(default_factory=dict)
+    overlap_efficiency: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name, value in self.compute_fraction.items():
+            if not 0.0 < value <= 1.5:
+                raise ValueError(f"compute_fraction.{name}: must lie in (0, 1.5], got {value}")
+        if not 0.0 <= self.overlap_efficiency <= 1.0:
+            raise ValueError(f"overlap_efficiency: must lie in [0, 1], got {self.overlap_efficiency}")
+
+    def fraction(self, device_name: str) -> float:
+        if device_name in self.compute_fraction:
+            return self.compute_fraction[device_name]
+        values = list(self.compute_fraction.values())
+        return sum(values) / len(values) if values else 1.0
+
+
+IDENTITY = Calibration()
+
+
+@cache
+def load_calibration(path: Path = CALIBRATION_FILE) -> Calibration:
+    """The shipped calibration; the identity when the file is absent."""
+    if not path.is_file():
+        return IDENTITY
+    data = json.loads(path.read_text())
+    return Calibration(
+        compute_fraction={str(k): float(v) for k, v in data.get("compute_fraction", {}).items()},
+        overlap_efficiency=float(data.get("overlap_efficiency", 1.0)),
+    )
+
+
+__all__ = ["CALIBRATION_FILE", "IDENTITY", "Calibration", "load_calibration"]

@@ -1,0 +1,117 @@
+"""Training memory per device, vectorised over (architecture, plan) pairs.
+
+Model states with mixed-precision Adam (Rajbhandari et al. 2020, ZeRO, arXiv 1910.02054,
+section 3.1): 2 bytes of bf16 weights, 4 bytes of fp32 gradients (Megatron's ``main_grad``)
+and 12 bytes of optimizer state (fp32 master weights, Adam m and v) per parameter, 18 in
+all; ZeRO-1 shards the optimizer over the data-parallel group, ZeRO-2 also the gradients,
+ZeRO-3/FSDP also the weights. FP8 training keeps an FP8 copy of each GEMM weight and its
+transpose (2 more bytes; Transformer Engine caches both for Hopper's TN-only FP8 GEMMs).
+
+Activations per layer follow Korthikanti et al. 2022 (arXiv 2205.05198, section 4.1, eq. 1-2
+and Table 2), generalised from GPT's shapes to GQA, gated FFNs, MoE and MLA by counting
+the same tensors: the norm inputs, the inputs of the QKV and FFN GEMMs and the dropout masks
+are replicated across TP ranks unless sequence parallelism shards them; Q, K, V, the
+attention output and the FFN intermediates are split by TP; an unfused attention also keeps
+the S x S softmax output (and dropout mask and output). Selective recompute drops the S x S
+part, full recompute keeps only the layer input. Pipelining keeps ``min(pp, m)``
+micro-batches in flight on the first stage, and interleaving multiplies that by
+``1 + (pp-1)/(pp*vpp)`` (section 4.2.3).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from cost_models.ops import ACT_BYTES, StageShape, TrainOptions
+from cost_models.plan_batch import PlanBatch
+from cost_models.train_comm import LocalParams
+from search_spaces.counts import ArchBatch, qk_head_dim, v_head_dim
+
+FloatArray = npt.NDArray[np.float64]
+
+WEIGHT_BYTES = 2.0
+GRAD_BYTES = 4.0
+OPTIMIZER_BYTES = 12.0
+FP8_COPY_BYTES = 2.0
+ZERO3_PREFETCH_LAYERS = 2.0  # FSDP keeps the current and the prefetched layer unsharded
+MEMORY_KEYS: tuple[str, ...] = ("weights", "gradients", "optimizer", "activations", "other")
+
+
+def activation_bytes_per_token(
+    arch: ArchBatch, plan: PlanBatch, shape: StageShape, *, options: TrainOptions
+) -> tuple[FloatArray, FloatArray]:
+    """Bytes one device keeps per token for one dense layer and one MoE layer."""
+    a, d, t = ACT_BYTES, arch.d_model, shape.tp
+    sp_div = np.where(plan.sp > 0, t, 1.0)
+    drop = 1.0 if options.dropout else 0.0
+    latents = arch.q_lora_rank + arch.kv_lora_rank + np.where(arch.is_mla, arch.qk_rope_head_dim, 0.0)
+    # norm inputs (2d), QKV and FFN GEMM inputs (2d), two 1-byte dropout masks; MLA latents
+    # and their norm inputs
+    rep = a * 4.0 * d + drop * 2.0 * d + 2.0 * a * latents
+    heads = arch.num_heads
+    kv_heads = np.where(arch.is_mla, heads, arch.num_kv_heads)
+    dqk, dv = qk_head_dim(arch), v_head_dim(arch)
+    attn = a * (heads * dqk + kv_heads * dqk + kv_heads * dv + heads * dv)
+    if options.attention_kernel == "unfused":
+        scores = heads * shape.seq_len * (2.0 + drop * 3.0)  # softmax out; dropout mask + out
+    else:
+        scores = 4.0 * heads  # flash attention keeps only the fp32 log-sum-exp per row
+    up = 1.0 + arch.gated
+    dense_ffn = a * (up + 1.0) * arch.d_ff
+    routed = arch.top_k * options.moe_imbalance * a * (d + (up + 1.0) * arch.d_expert)
+    shared = a * (up + 1.0) * arch.d_expert * arch.num_shared_experts
+    moe_ffn = routed + shared + 4.0 * arch.num_experts  # fp32 router probabilities
+
+    rc = plan.recompute
+    keep_scores = np.where(rc == 0, scores, 0.0)
+    dense = rep / sp_div + (attn + dense_ffn + keep_scores) / t
+    moe = rep / sp_div + (attn + moe_ffn + keep_scores) / t
+    layer_input = a * d / sp_div
+    dense = np.where(rc == 2, layer_input, dense)
+    moe = np.where(rc == 2, layer_input, moe)
+    return dense, moe
+
+
+def activation_memory_bytes(
+    arch: ArchBatch, plan: PlanBatch, shape: StageShape, *, options: TrainOptions
+) -> FloatArray:
+    """Peak activation bytes on the first pipeline stage (the one with most in flight)."""
+    dense, moe = activation_bytes_per_token(arch, plan, shape, options=options)
+    per_mb = shape.tokens * (dense * shape.dense_layers + moe * shape.moe_layers)
+    m = plan.num_microbatches
+    p, v = plan.pp, plan.vpp
+    in_flight = np.where(p > 1, np.minimum(p, m), 1.0)
+    interleave = np.where(v > 1, 1.0 + (p - 1.0) / (p * v), 1.0)
+    # with one stage the same device also holds the bf16 logits and their fp32 copy
+    logits = np.where(p > 1, 0.0, shape.tokens * arch.vocab_size / shape.tp * (ACT_BYTES + 4.0))
+    return per_mb * in_flight * interleave + logits
+
+
+def train_memory(
+    arch: ArchBatch, plan: PlanBatch, shape: StageShape, params: LocalParams, *,
+    dtype: str, options: TrainOptions,
+) -> dict[str, FloatArray]:
+    """Memory per device by category (:data:`MEMORY_KEYS`), in bytes."""
+    z = plan.zero
+    dense_w = params.dense / np.where(z >= 3, params.dense_group, 1.0)
+    expert_w = params.expert / np.where(z >= 3, params.expert_group, 1.0)
+    local = params.dense + params.expert
+    sharded = params.dense / params.dense_group + params.expert / params.expert_group
+    weights = (WEIGHT_BYTES + (FP8_COPY_BYTES if dtype == "fp8" else 0.0)) * (dense_w + expert_w)
+    prefetch = np.where(z >= 3, ZERO3_PREFETCH_LAYERS * local / np.maximum(shape.layers, 1.0), 0.0)
+    return {
+        "weights": weights + WEIGHT_BYTES * prefetch,
+        "gradients": GRAD_BYTES * np.where(z >= 2, sharded, local),
+        "optimizer": OPTIMIZER_BYTES * np.where(z >= 1, sharded, local),
+        "activations": activation_memory_bytes(arch, plan, shape, options=options),
+        "other": np.full_like(local, options.overhead_bytes),
+    }
+
+
+__all__ = [
+    "MEMORY_KEYS",
+    "activation_bytes_per_token",
+    "activation_memory_bytes",
+    "train_memory",
+]
