@@ -225,9 +225,17 @@ def _slug(text: str) -> str:
     return "-".join(part for part in "".join(chars).split("-") if part)[:48] or "device"
 
 
-def run_profile(*, quick: bool = False, name: str | None = None) -> ProfileResult:
-    """Measure this machine (CUDA device 0 if present, else the CPU)."""
+def run_profile(
+    *, quick: bool = False, name: str | None = None, threads: int | None = None
+) -> ProfileResult:
+    """Measure this machine (CUDA device 0 if present, else the CPU with ``threads`` torch
+    threads, default torch's own choice)."""
     import torch
+
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads: must be a positive integer, got {threads}")
+        torch.set_num_threads(threads)
 
     cuda = bool(torch.cuda.is_available())
     dev = "cuda" if cuda else "cpu"

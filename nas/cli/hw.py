@@ -114,12 +114,13 @@ def hw_profile(
     ),
     quick: bool = typer.Option(False, "--quick", help="Fewer sizes and repeats (~15 s on CPU)"),
     name: str | None = typer.Option(None, "--name", help="Profile name (default: from device)"),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch"),
 ) -> None:
     """Measure this machine (GEMM FLOP/s by size and dtype, memory bandwidth) with torch and
     write a device profile that loads like any other."""
     from hw_profiles.profiler import profile_to_yaml, run_profile
 
-    result = run_profile(quick=quick, name=name)
+    result = run_profile(quick=quick, name=name, threads=threads)
     text = profile_to_yaml(result)
     if out is None:
         typer.echo(text, nl=False)
