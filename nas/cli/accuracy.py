@@ -1,0 +1,240 @@
+"""``nas loss``, ``nas train-proxy`` and ``nas fit-law``: the accuracy side of the trade-off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nas.cli._common import UserError, console, print_json
+from nas.cli.app import app
+
+
+def _load_model(spec: str) -> Any:
+    from search_spaces.catalogue import load_model
+
+    return load_model(spec)
+
+
+@app.command("loss")
+def loss_cmd(
+    model: str | None = typer.Argument(
+        None, help="Reference model name, model YAML or HF config.json."
+    ),
+    params: float | None = typer.Option(
+        None, "--params", help="Parameter count instead of MODEL (active parameters for an MoE)."
+    ),
+    num_experts: int = typer.Option(
+        0, "--num-experts", help="Routed experts (with --params; 0 = dense)."
+    ),
+    top_k: int = typer.Option(1, "--top-k", help="Experts per token (with --params)."),
+    granularity: float = typer.Option(
+        1.0, "--granularity", help="d_ff / d_expert (with --params)."
+    ),
+    tokens: float = typer.Option(..., "--tokens", help="Training tokens D."),
+    law: str = typer.Option(
+        "auto", "--law", help="auto | hoffmann2022 | besiroglu2024 | clark2022 | krajewski2024"
+    ),
+    shape_penalty: bool = typer.Option(
+        False,
+        "--shape-penalty",
+        help="Apply the approximate Kaplan shape/GQA penalty (MODEL only).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Predict the validation loss of MODEL (or of --params N) trained on --tokens D."""
+    import numpy as np
+
+    from nas.evaluators.scaling_law import ScalingLawEvaluator, predict_loss
+
+    if (model is None) == (params is None):
+        raise UserError("give either MODEL or --params N (not both)")
+    if params is not None:
+        if num_experts and not 1 <= top_k <= num_experts:
+            raise UserError(
+                f"--top-k: must be between 1 and --num-experts ({num_experts}), got {top_k}"
+            )
+        value = float(
+            np.asarray(
+                predict_loss(
+                    law,
+                    params=params,
+                    tokens=tokens,
+                    num_experts=num_experts,
+                    top_k=top_k,
+                    granularity=granularity,
+                )
+            )
+        )
+        out: dict[str, Any] = {
+            "law": law,
+            "params": params,
+            "tokens": tokens,
+            "loss": value,
+            "perplexity": float(np.exp(value)),
+        }
+        name = f"N={params:.4g}"
+    else:
+        assert model is not None
+        arch = _load_model(model)
+        evaluator = ScalingLawEvaluator.from_settings({"law": law, "shape_penalty": shape_penalty})
+        out = {"model": arch.name, "law": law, **evaluator.evaluate(arch, tokens=tokens)}
+        name = arch.name
+    if as_json:
+        print_json(out)
+        return
+    typer.echo(
+        f"{name}  D={tokens:.4g}  law={law}:  loss {out['loss']:.4f} nats/token, "
+        f"perplexity {out['perplexity']:.3f}"
+    )
+
+
+def _proxy_settings(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@app.command("train-proxy")
+def train_proxy_cmd(
+    model: str = typer.Argument(..., help="Reference model name, model YAML or HF config.json."),
+    steps: int = typer.Option(200, "--steps", help="Optimizer steps."),
+    data: list[Path] | None = typer.Option(
+        None, "--data", help="Text file or folder (repeatable); default: the stdlib .py files."
+    ),
+    width_factor: float | None = typer.Option(
+        None, "--width-factor", help="Scale d_model, heads, d_ff, d_expert."
+    ),
+    depth_factor: float | None = typer.Option(
+        None, "--depth-factor", help="Scale the layer count."
+    ),
+    max_layers: int | None = typer.Option(
+        None, "--max-layers", help="Cap on layers after scaling."
+    ),
+    max_d_model: int | None = typer.Option(
+        None, "--max-d-model", help="Cap on d_model after scaling."
+    ),
+    seq_len: int | None = typer.Option(None, "--seq-len"),
+    batch_size: int | None = typer.Option(None, "--batch-size"),
+    lr: float | None = typer.Option(None, "--lr"),
+    eval_every: int | None = typer.Option(None, "--eval-every"),
+    seed: int | None = typer.Option(None, "--seed"),
+    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda"),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON object (the progress bar goes to stderr)."
+    ),
+) -> None:
+    """Really train a (scaled-down) MODEL and print its validation loss curve."""
+    from rich.console import Console
+
+    from nas.evaluators.base import EvaluationFailed
+    from nas.evaluators.proxy_config import ProxyConfig
+    from nas.evaluators.proxy_train import train_proxy
+
+    cfg = ProxyConfig.from_settings(
+        _proxy_settings(
+            steps=steps,
+            data=[str(p) for p in data] if data else None,
+            width_factor=width_factor,
+            depth_factor=depth_factor,
+            max_layers=max_layers,
+            max_d_model=max_d_model,
+            seq_len=seq_len,
+            batch_size=batch_size,
+            lr=lr,
+            eval_every=eval_every,
+            seed=seed,
+            device=device,
+        )
+    )
+    arch = _load_model(model)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("val {task.fields[val]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=as_json) as bar:
+        task = bar.add_task(f"training {arch.name} proxy", total=cfg.steps, val="-")
+
+        def progress(step: int, total: int, val: float | None) -> None:
+            if val is None:
+                bar.update(task, completed=step)
+            else:
+                bar.update(task, completed=step, val=f"{val:.4f}")
+
+        try:
+            result = train_proxy(arch, cfg, progress=progress)
+        except EvaluationFailed as exc:
+            if as_json:
+                print_json({"model": arch.name, "failed": True, "reason": exc.reason})
+            else:
+                typer.echo(f"failed: {exc.reason}", err=True)
+            raise typer.Exit(1) from None
+    p = result.arch
+    out = {
+        "model": arch.name,
+        "proxy": {
+            "num_layers": p.num_layers,
+            "d_model": p.d_model,
+            "num_heads": p.num_heads,
+            "num_kv_heads": p.num_kv_heads,
+            "d_ff": p.d_ff,
+        },
+        **result.metrics(),
+        "device": result.device,
+        "curve": [{"step": s, "val_loss": v} for s, v in result.curve],
+    }
+    if as_json:
+        print_json(out)
+        return
+    table = Table(title=f"{arch.name} proxy: validation loss (nats/byte)")
+    table.add_column("step", justify="right")
+    table.add_column("val loss", justify="right")
+    for s, v in result.curve:
+        table.add_row(str(s), f"{v:.4f}")
+    console.print(table)
+    m = result.metrics()
+    typer.echo(
+        f"params {m['params']:.4g} (non-embedding)  tokens {m['tokens']:.4g}  "
+        f"{m['tokens_per_s']:.4g} tokens/s on {result.device}  peak memory "
+        f"{m['peak_memory_bytes'] / 1e6:.1f} MB  unigram entropy {m['unigram_entropy']:.3f}"
+    )
+
+
+@app.command("fit-law")
+def fit_law_cmd(
+    results: Path = typer.Argument(..., help="CSV or JSON rows with params, tokens, loss."),
+    out: Path | None = typer.Option(None, "--out", help="Write the fitted law (YAML) here."),
+    holdout_fraction: float = typer.Option(
+        0.25, "--holdout-fraction", help="Largest-params share held out."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Fit L = E + A/N^alpha + B/D^beta to proxy results; report fit and held-out error."""
+    from nas.evaluators.fit_law import fit_law, read_results, save_law
+
+    report = fit_law(read_results(results), holdout_fraction=holdout_fraction, source=str(results))
+    if out is not None:
+        save_law(report, out)
+    d = report.to_dict()
+    if as_json:
+        print_json(d)
+        return
+    law = report.law
+    typer.echo(
+        f"L = {law.E:.4g} + {law.A:.4g} / N^{law.alpha:.4f} + {law.B:.4g} / D^{law.beta:.4f}"
+    )
+    typer.echo(
+        f"fit on {report.rows} rows: rms relative error {report.rms_rel_error:.2%}, "
+        f"max {report.max_rel_error:.2%}"
+    )
+    if report.heldout_rows:
+        typer.echo(
+            f"held out {report.heldout_rows} largest rows: rms relative error "
+            f"{report.heldout_rms_rel_error:.2%}"
+        )
+    if out is not None:
+        typer.echo(f"saved {out}")

@@ -1,0 +1,136 @@
+"""The accuracy-evaluator plug-in point: protocol, errors, registry and hardware-aware tokens.
+
+An evaluator turns an :class:`Architecture` trained on ``tokens`` tokens into a predicted or
+measured validation loss (nats per token). Analytical evaluators are vectorised over an
+:class:`ArchBatch`; ``proxy_train`` really trains a scaled-down model and is scalar only.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from search_spaces.architecture import Architecture
+from search_spaces.counts import ArchBatch, FloatArray
+
+ReportFn = Callable[[int, float], bool]
+
+
+class EvaluatorError(ValueError):
+    """A bad evaluator name, setting or input; one line naming it and the allowed values."""
+
+
+class EvaluationFailed(RuntimeError):
+    """A run that diverged or produced NaN; ``reason`` says why. Never reported as a loss."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Pruned(RuntimeError):
+    """Raised when ``report(step, val_loss)`` asked a run to stop early."""
+
+    def __init__(self, step: int, val_loss: float) -> None:
+        super().__init__(f"pruned at step {step} (val loss {val_loss:.4f})")
+        self.step = step
+        self.val_loss = val_loss
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Predicts or measures the validation loss of an architecture."""
+
+    name: str
+    vectorised: bool  # True when evaluate_batch is cheap (analytical)
+
+    def evaluate(
+        self, arch: Architecture, *, tokens: float, report: ReportFn | None = None
+    ) -> dict[str, float]:
+        """At least ``loss`` (nats/token) and ``perplexity``; may raise Pruned/EvaluationFailed."""
+        ...
+
+    def evaluate_batch(self, batch: ArchBatch, *, tokens: FloatArray) -> dict[str, FloatArray]:
+        """Vectorised form; analytical evaluators only."""
+        ...
+
+
+# name -> (module, factory attribute). Imported lazily so that torch loads only for proxy_train.
+_REGISTRY: dict[str, tuple[str, str]] = {
+    "scaling_law": ("nas.evaluators.scaling_law", "ScalingLawEvaluator"),
+    "proxy_train": ("nas.evaluators.proxy_train", "ProxyTrainEvaluator"),
+    "fitted_law": ("nas.evaluators.fit_law", "FittedLawEvaluator"),
+    "decoder_params": ("nas.evaluators.zero_cost", "DecoderParamsEvaluator"),
+}
+
+
+def evaluator_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_evaluator(name: str, settings: Mapping[str, Any] | None = None) -> Evaluator:
+    """Build a registered evaluator from its settings mapping.
+
+    Unknown names and unknown settings raise :class:`EvaluatorError` naming them and listing
+    the allowed ones.
+    """
+    if name not in _REGISTRY:
+        raise EvaluatorError(
+            f"evaluator: unknown name {name!r}; allowed: {', '.join(evaluator_names())}"
+        )
+    module, attr = _REGISTRY[name]
+    factory = getattr(importlib.import_module(module), attr)
+    evaluator: Evaluator = factory.from_settings(dict(settings or {}))
+    return evaluator
+
+
+def check_settings(evaluator: str, settings: Mapping[str, Any], allowed: Mapping[str, Any]) -> None:
+    """Reject settings that ``allowed`` does not name, listing the allowed keys."""
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise EvaluatorError(
+            f"{evaluator}.{unknown[0]}: unknown setting; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def tokens_from_budget(
+    *, budget_gpu_hours: float | FloatArray, tokens_per_s_per_device: float | FloatArray
+) -> FloatArray:
+    """Training tokens a candidate sees in a fixed budget: ``D = budget_h * 3600 * tokens/s/device``.
+
+    ``tokens_per_s_per_device`` comes from the cost model's predicted training throughput for
+    each candidate on the experiment's system, so a faster shape is trained on more tokens in
+    the same device-hours: the core of the accuracy/speed trade-off.
+    """
+    budget = np.asarray(budget_gpu_hours, dtype=np.float64)
+    rate = np.asarray(tokens_per_s_per_device, dtype=np.float64)
+    if np.any(~np.isfinite(budget)) or np.any(budget <= 0):
+        raise EvaluatorError(f"budget_gpu_hours: must be positive and finite, got {budget!r}")
+    # A candidate with no valid throughput (does not fit: NaN, or a negative rate) gets NaN
+    # tokens, which the analytical evaluators turn into a NaN loss, not an error.
+    rate = np.where(np.isfinite(rate) & (rate >= 0), rate, np.nan)
+    out: FloatArray = np.atleast_1d(budget * 3600.0 * rate).astype(np.float64)
+    return out
+
+
+def perplexity(loss: FloatArray) -> FloatArray:
+    """Perplexity of a loss in nats per token (exp; overflow-safe)."""
+    out: FloatArray = np.exp(np.minimum(loss, 700.0))
+    return out
+
+
+__all__ = [
+    "EvaluationFailed",
+    "Evaluator",
+    "EvaluatorError",
+    "Pruned",
+    "ReportFn",
+    "check_settings",
+    "evaluator_names",
+    "get_evaluator",
+    "perplexity",
+    "tokens_from_budget",
+]

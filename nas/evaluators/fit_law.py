@@ -1,0 +1,390 @@
+"""Fit a Chinchilla-form law to (params, tokens, loss) results, and evaluate with it.
+
+Fitting follows Hoffmann et al. 2022 (arXiv 2203.15556, appendix D.2) as re-done by
+Besiroglu et al. 2024 (arXiv 2404.10102, section 2): minimise the *sum* of Huber losses
+(delta = 1e-3) of the log-space residual ``LSE(a - alpha ln N, b - beta ln D, e) - ln L``
+(A = e^a, B = e^b, E = e^e) with L-BFGS, started from the grid alpha, beta in {0, 0.5, .., 2},
+e in {-1, -0.5, .., 1}, a, b in {0, 5, .., 25}. To keep it fast we run L-BFGS from the
+``starts`` best grid points (by objective) rather than from all 4,500.
+
+Results files: CSV with a header, a JSON list of objects, ``{"rows": [...]}``, or JSON lines
+(for example appended ``nas train-proxy --json`` outputs). Columns: ``params`` (or ``N``),
+``tokens`` (or ``D``), ``loss``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import yaml
+from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
+
+from nas.evaluators.base import EvaluatorError, ReportFn, check_settings, perplexity
+from nas.evaluators.laws import PARAMS_CONVENTIONS, ChinchillaLaw, ParamsConvention
+from search_spaces import counts
+from search_spaces.architecture import Architecture
+from search_spaces.counts import ArchBatch, FloatArray
+
+HUBER_DELTA = 1e-3  # Hoffmann et al. 2022, appendix D.2
+_ALIASES = {
+    "params": ("params", "N", "n", "n_params"),
+    "tokens": ("tokens", "D", "d"),
+    "loss": ("loss", "val_loss"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Results:
+    params: FloatArray
+    tokens: FloatArray
+    loss: FloatArray
+
+    def __post_init__(self) -> None:
+        for name in ("params", "tokens", "loss"):
+            v = getattr(self, name)
+            if np.any(~np.isfinite(v)) or np.any(v <= 0):
+                raise EvaluatorError(f"results.{name}: every value must be positive and finite")
+
+    def __len__(self) -> int:
+        return int(self.params.size)
+
+    def take(self, mask: npt.NDArray[np.bool_]) -> Results:
+        return Results(params=self.params[mask], tokens=self.tokens[mask], loss=self.loss[mask])
+
+
+def _rows_from_text(text: str, path: Path) -> list[Mapping[str, Any]]:
+    stripped = text.lstrip()
+    if stripped.startswith(("[", "{")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            try:
+                return [json.loads(line) for line in text.splitlines() if line.strip()]
+            except json.JSONDecodeError as exc:
+                raise EvaluatorError(f"{path}: malformed JSON (line {exc.lineno})") from None
+        if isinstance(data, dict):
+            data = data.get("rows", [data])
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            raise EvaluatorError(f"{path}: JSON must be a list of objects or {{'rows': [...]}}")
+        return data
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _column(rows: list[Mapping[str, Any]], key: str, path: Path) -> FloatArray:
+    for alias in _ALIASES[key]:
+        if rows and all(alias in r for r in rows):
+            try:
+                return np.array([float(r[alias]) for r in rows], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise EvaluatorError(f"{path}: column {alias!r} holds a non-number") from None
+    raise EvaluatorError(
+        f"{path}: every row needs a {key} column (one of {', '.join(_ALIASES[key])})"
+    )
+
+
+def read_results(path: str | Path) -> Results:
+    """Read (params, tokens, loss) rows from a CSV or JSON results file."""
+    p = Path(path)
+    if not p.is_file():
+        raise EvaluatorError(f"{p}: file not found")
+    rows = _rows_from_text(p.read_text(), p)
+    return Results(
+        params=_column(rows, "params", p),
+        tokens=_column(rows, "tokens", p),
+        loss=_column(rows, "loss", p),
+    )
+
+
+def _objective(
+    theta: FloatArray, ln_n: FloatArray, ln_d: FloatArray, ln_l: FloatArray
+) -> tuple[float, FloatArray]:
+    a, b, e, alpha, beta = theta
+    terms = np.stack([a - alpha * ln_n, b - beta * ln_d, np.full_like(ln_n, e)])
+    top = terms.max(axis=0)
+    w = np.exp(terms - top)
+    s = w.sum(axis=0)
+    r = top + np.log(s) - ln_l
+    w /= s
+    absr = np.abs(r)
+    value = np.where(
+        absr <= HUBER_DELTA, 0.5 * r**2, HUBER_DELTA * (absr - 0.5 * HUBER_DELTA)
+    ).sum()
+    g = np.clip(r, -HUBER_DELTA, HUBER_DELTA)
+    grad = np.array(
+        [
+            (g * w[0]).sum(),
+            (g * w[1]).sum(),
+            (g * w[2]).sum(),
+            -(g * w[0] * ln_n).sum(),
+            -(g * w[1] * ln_d).sum(),
+        ]
+    )
+    return float(value), grad
+
+
+def _grid() -> FloatArray:
+    axes = (
+        np.arange(0, 30, 5.0),
+        np.arange(0, 30, 5.0),
+        np.arange(-1, 1.5, 0.5),
+        np.arange(0, 2.5, 0.5),
+        np.arange(0, 2.5, 0.5),
+    )
+    return np.array(list(itertools.product(*axes)), dtype=np.float64)  # (a, b, e, alpha, beta)
+
+
+def _grid_values(
+    grid: FloatArray, ln_n: FloatArray, ln_d: FloatArray, ln_l: FloatArray
+) -> FloatArray:
+    """The objective at every grid point at once (vectorised form of :func:`_objective`)."""
+    a, b, e, alpha, beta = (grid[:, i : i + 1] for i in range(5))
+    terms = np.stack(
+        [a - alpha * ln_n, b - beta * ln_d, np.broadcast_to(e, (len(grid), ln_n.size))]
+    )
+    r = np.logaddexp.reduce(terms, axis=0) - ln_l
+    absr = np.abs(r)
+    huber = np.where(absr <= HUBER_DELTA, 0.5 * r**2, HUBER_DELTA * (absr - 0.5 * HUBER_DELTA))
+    out: FloatArray = huber.sum(axis=1)
+    return out
+
+
+def _lbfgs_from(
+    starts: FloatArray,
+    bounds: list[tuple[float, float]],
+    ln_n: FloatArray,
+    ln_d: FloatArray,
+    ln_l: FloatArray,
+) -> tuple[float, FloatArray]:
+    """Run L-BFGS-B from each start; return the best (objective, theta)."""
+    best: tuple[float, FloatArray] | None = None
+    lo, hi = [b[0] for b in bounds], [b[1] for b in bounds]
+    for x0 in np.clip(starts, lo, hi):
+        res = minimize(
+            _objective,
+            x0,
+            args=(ln_n, ln_d, ln_l),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12},
+        )
+        if best is None or res.fun < best[0]:
+            best = (float(res.fun), np.asarray(res.x, dtype=np.float64))
+    assert best is not None
+    return best
+
+
+def fit_chinchilla(
+    results: Results,
+    *,
+    starts: int = 24,
+    name: str = "fitted",
+    params_convention: ParamsConvention = "active_non_embedding",
+    source: str = "",
+) -> ChinchillaLaw:
+    """Fit ``L = E + A/N^alpha + B/D^beta`` (Huber on log residuals, L-BFGS, grid starts)."""
+    if len(results) < 5:
+        raise EvaluatorError(
+            f"results: need at least 5 rows to fit 5 coefficients, got {len(results)}"
+        )
+    ln_n, ln_d, ln_l = np.log(results.params), np.log(results.tokens), np.log(results.loss)
+    grid = _grid()
+    values = _grid_values(grid, ln_n, ln_d, ln_l)
+    bounds = [(-20.0, 80.0), (-20.0, 80.0), (-10.0, 5.0), (1e-3, 4.0), (1e-3, 4.0)]
+    with threadpool_limits(limits=1):  # tiny problems: BLAS threads only add contention
+        best = _lbfgs_from(
+            grid[np.argsort(values, kind="stable")[:starts]], bounds, ln_n, ln_d, ln_l
+        )
+    a, b, e, alpha, beta = best[1]
+    return ChinchillaLaw(
+        name=name,
+        E=math.exp(e),
+        A=math.exp(a),
+        B=math.exp(b),
+        alpha=float(alpha),
+        beta=float(beta),
+        params_convention=params_convention,
+        source=source or "fitted by nas fit-law",
+        valid_params=(float(results.params.min()), float(results.params.max())),
+        valid_tokens=(float(results.tokens.min()), float(results.tokens.max())),
+    )
+
+
+def relative_errors(law: ChinchillaLaw, results: Results) -> FloatArray:
+    out: FloatArray = law.loss(results.params, results.tokens) / results.loss - 1.0
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitReport:
+    law: ChinchillaLaw  # fitted on all rows
+    rows: int
+    rms_rel_error: float  # of the all-rows fit on its own rows
+    max_rel_error: float
+    heldout_rows: int
+    heldout_rms_rel_error: float  # law fitted without the held-out rows, tested on them
+
+    def to_dict(self) -> dict[str, Any]:
+        law = self.law
+        return {
+            "law": law.name,
+            "form": "L = E + A / N^alpha + B / D^beta",
+            "E": law.E,
+            "A": law.A,
+            "B": law.B,
+            "alpha": law.alpha,
+            "beta": law.beta,
+            "params_convention": law.params_convention,
+            "source": law.source,
+            "valid_params": list(law.valid_params),
+            "valid_tokens": list(law.valid_tokens),
+            "fit": {
+                "rows": self.rows,
+                "rms_rel_error": self.rms_rel_error,
+                "max_rel_error": self.max_rel_error,
+                "heldout_rows": self.heldout_rows,
+                "heldout_rms_rel_error": self.heldout_rms_rel_error,
+                "holdout": "rows with the largest params",
+                "huber_delta": HUBER_DELTA,
+            },
+        }
+
+
+def fit_law(
+    results: Results,
+    *,
+    holdout_fraction: float = 0.25,
+    source: str = "",
+    params_convention: ParamsConvention = "active_non_embedding",
+) -> FitReport:
+    """Fit on all rows; estimate the extrapolation error by refitting without the
+    ``holdout_fraction`` of rows with the largest params and predicting them."""
+    if not 0.0 <= holdout_fraction < 1.0:
+        raise EvaluatorError(f"holdout_fraction: must be in [0, 1), got {holdout_fraction!r}")
+    law = fit_chinchilla(results, source=source, params_convention=params_convention)
+    err = relative_errors(law, results)
+    n_hold = round(holdout_fraction * len(results))
+    held_rms = float("nan")
+    if n_hold and len(results) - n_hold >= 5:
+        order = np.argsort(results.params, kind="stable")
+        hold = np.zeros(len(results), dtype=bool)
+        hold[order[-n_hold:]] = True
+        small = fit_chinchilla(results.take(~hold), params_convention=params_convention)
+        held_rms = float(np.sqrt(np.mean(relative_errors(small, results.take(hold)) ** 2)))
+    else:
+        n_hold = 0
+    return FitReport(
+        law=law,
+        rows=len(results),
+        rms_rel_error=float(np.sqrt(np.mean(err**2))),
+        max_rel_error=float(np.max(np.abs(err))),
+        heldout_rows=n_hold,
+        heldout_rms_rel_error=held_rms,
+    )
+
+
+def save_law(report: FitReport, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(report.to_dict(), sort_keys=False))
+
+
+def load_law(path: str | Path) -> ChinchillaLaw:
+    """Load a law saved by :func:`save_law` (``nas fit-law --out``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise EvaluatorError(f"fitted_law.path: {p}: file not found")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError:
+        raise EvaluatorError(f"{p}: malformed YAML") from None
+    if not isinstance(data, dict):
+        raise EvaluatorError(f"{p}: must hold a mapping")
+    missing = [
+        k for k in ("E", "A", "B", "alpha", "beta") if not isinstance(data.get(k), (int, float))
+    ]
+    if missing:
+        raise EvaluatorError(f"{p}: {missing[0]}: required number is missing")
+    conv = data.get("params_convention", "active_non_embedding")
+    if conv not in PARAMS_CONVENTIONS:
+        raise EvaluatorError(
+            f"{p}: params_convention: must be one of {', '.join(PARAMS_CONVENTIONS)}"
+        )
+    vp, vt = data.get("valid_params", [0, math.inf]), data.get("valid_tokens", [0, math.inf])
+    return ChinchillaLaw(
+        name=str(data.get("law", "fitted")),
+        E=float(data["E"]),
+        A=float(data["A"]),
+        B=float(data["B"]),
+        alpha=float(data["alpha"]),
+        beta=float(data["beta"]),
+        params_convention=conv,
+        source=str(data.get("source", p)),
+        valid_params=(float(vp[0]), float(vp[1])),
+        valid_tokens=(float(vt[0]), float(vt[1])),
+    )
+
+
+def params_by_convention(b: ArchBatch, convention: str) -> FloatArray:
+    if convention == "total":
+        return counts.total_params(b)
+    if convention == "non_embedding":
+        return counts.non_embedding_params(b)
+    if convention == "active":
+        return counts.active_params(b)
+    out: FloatArray = counts.active_params(b) - counts.embedding_params(b)
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class FittedLawEvaluator:
+    """Evaluate with a law saved by ``nas fit-law --out FILE`` (setting ``path``)."""
+
+    law: ChinchillaLaw
+    name: str = "fitted_law"
+    vectorised: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> FittedLawEvaluator:
+        check_settings("fitted_law", settings, {"path": None})
+        if "path" not in settings:
+            raise EvaluatorError(
+                "fitted_law.path: required setting is missing (a nas fit-law --out file)"
+            )
+        return cls(law=load_law(settings["path"]))
+
+    def evaluate_batch(self, batch: ArchBatch, *, tokens: FloatArray) -> dict[str, FloatArray]:
+        d = np.broadcast_to(np.asarray(tokens, dtype=np.float64), (len(batch),)).copy()
+        n = params_by_convention(batch, self.law.params_convention)
+        valid = np.isfinite(d) & (d > 0)  # no tokens (candidate does not fit): NaN loss
+        loss = np.where(valid, self.law.loss(n, np.where(valid, d, 1.0)), np.nan)
+        return {"loss": loss, "perplexity": perplexity(loss), "law_params": n, "tokens": d}
+
+    def evaluate(
+        self, arch: Architecture, *, tokens: float, report: ReportFn | None = None
+    ) -> dict[str, float]:
+        out = self.evaluate_batch(ArchBatch.from_architectures([arch]), tokens=np.array([tokens]))
+        return {k: float(v[0]) for k, v in out.items()}
+
+
+__all__ = [
+    "FitReport",
+    "FittedLawEvaluator",
+    "Results",
+    "fit_chinchilla",
+    "fit_law",
+    "load_law",
+    "params_by_convention",
+    "read_results",
+    "relative_errors",
+    "save_law",
+]
