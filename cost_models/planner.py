@@ -58,6 +58,16 @@ def check_fixed(arch: Architecture, system: System, workload: TrainWorkload,
     unknown = sorted(set(fixed) - set(PLAN_FIELDS))
     if unknown:
         raise PlanError(f"{unknown[0]}: unknown plan field; allowed: {', '.join(PLAN_FIELDS)}")
+    for name in ("tp", "pp", "dp", "ep", "cp", "vpp", "micro_batch", "global_batch"):
+        value = fixed.get(name, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise PlanError(f"{name}: must be a positive integer, got {value!r}")
+    if fixed.get("zero", 0) not in (0, 1, 2, 3):
+        raise PlanError(f"zero: must be one of 0, 1, 2, 3; got {fixed['zero']!r}")
+    if int(fixed.get("vpp", 1)) > 1 and int(fixed.get("pp", 2)) == 1:
+        raise PlanError("vpp: interleaving needs pp > 1")
+    if fixed.get("sequence_parallel") and int(fixed.get("tp", 2)) == 1:
+        raise PlanError("sequence_parallel: needs tp > 1")
     n = system.num_devices
     tp = int(fixed.get("tp", 1))
     if arch.num_heads % tp:

@@ -22,7 +22,7 @@ Both are relative to the dense bf16/fp16 peak (for FP8 runs too, as NVIDIA's rec
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -175,7 +175,7 @@ def train_cost(
         fits=total_mem <= device.memory_bytes,
         time_breakdown_s=breakdown,
         memory_breakdown_bytes=mem,
-        ops=ops if keep_ops else [],
+        ops=[replace(op, fwd_s=op.fwd_s * slow, bwd_s=op.bwd_s * slow) for op in ops] if keep_ops else [],
     )
 
 

@@ -160,7 +160,9 @@ def dp_comm_exposed(
     e = overlap_efficiency
     zero0 = exposed(grad_ar, bwd_mb_s, e)
     zero12 = exposed(grad_rs, bwd_mb_s, e) + exposed(param_ag, fwd_mb_s, e)
-    zero3 = m * (exposed(param_ag, fwd_mb_s, e) + exposed(param_ag + grad_rs, bwd_mb_s, e))
+    # ZeRO-3 gathers the weights again for a full-recompute forward (inside backward)
+    regather = np.where(plan.recompute == 2, param_ag, 0.0)
+    zero3 = m * (exposed(param_ag, fwd_mb_s, e) + exposed(param_ag + regather + grad_rs, bwd_mb_s, e))
     return np.where(z == 0, zero0, np.where(z < 3, zero12, zero3))
 
 

@@ -1,0 +1,154 @@
+"""``nas estimate``: time and memory of training or inference for one model on one system
+(the contract in ``DESIGN.md``). Parses, calls :func:`cost_models.estimate`, prints."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from nas.cli._common import console, print_json
+from nas.cli.app import app
+
+
+class ModeOpt(str, Enum):
+    train = "train"
+    prefill = "prefill"
+    decode = "decode"
+
+
+class RecomputeOpt(str, Enum):
+    none = "none"
+    selective = "selective"
+    full = "full"
+
+
+class DtypeOpt(str, Enum):
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp8 = "fp8"
+
+
+def _fmt(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if not isinstance(value, (int, float)):
+        return str(value)
+    if key.endswith("per_s") or key.endswith("per_s_per_device"):
+        return f"{value:,.0f}"
+    if key.endswith("_bytes"):
+        return f"{value / 2**30:,.2f} GiB"
+    if key.endswith("_s"):
+        return f"{value:,.3f} s" if value >= 1 else f"{value * 1e3:,.3f} ms"
+    if key in ("mfu", "hfu"):
+        return f"{value:.1%}"
+    if key.endswith("flops_per_token"):
+        return f"{value / 1e9:,.2f} GFLOP"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.4g}"
+
+
+def _breakdown(title: str, parts: dict[str, float], unit_key: str) -> Table:
+    total = sum(parts.values()) or 1.0
+    table = Table(title=title)
+    for col in ("part", "value", "share"):
+        table.add_column(col, justify="left" if col == "part" else "right")
+    for name, value in parts.items():
+        table.add_row(name, _fmt(unit_key, value), f"{value / total:.1%}")
+    table.add_row("[bold]total", f"[bold]{_fmt(unit_key, total)}", "100%")
+    return table
+
+
+def render(result: dict[str, Any]) -> None:
+    """Readable tables: the headline figures, the plan, both breakdowns, the top ops."""
+    summary = Table(title=f"{result.get('model', '')} on {result.get('num_devices', '')}x "
+                          f"{result.get('system', '')} ({result.get('mode', '')})")
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    for key, value in result.items():
+        if isinstance(value, (int, float, bool)) and key != "num_devices":
+            summary.add_row(key, _fmt(key, value))
+    console.print(summary)
+    plan = result.get("plan", {})
+    chosen = set(result.get("planner", {}).get("chosen", []))
+    console.print("plan: " + "  ".join(
+        f"{k}={v}{'*' if k in chosen else ''}" for k, v in plan.items()
+    ) + ("   (* chosen by the planner)" if chosen else ""))
+    for key, value in result.items():
+        if key.endswith("breakdown_s") and isinstance(value, dict):
+            console.print(_breakdown(key.replace("_", " "), value, "x_s"))
+        elif key.endswith("breakdown_bytes") and isinstance(value, dict):
+            console.print(_breakdown(key.replace("_", " "), value, "x_bytes"))
+    ops = result.get("ops_per_microbatch", [])
+    if ops:
+        table = Table(title="ops of one micro-batch on the slowest stage (per device)")
+        for col in ("op", "kind", "fwd GFLOP", "forward", "backward"):
+            table.add_column(col, justify="left" if col in ("op", "kind") else "right")
+        for op in sorted(ops, key=lambda o: -(o["forward_s"] + o["backward_s"])):
+            table.add_row(op["name"], op["kind"], f"{op['forward_flops'] / 1e9:,.1f}",
+                          _fmt("x_s", op["forward_s"]), _fmt("x_s", op["backward_s"]))
+        console.print(table)
+    if "conventions" in result:
+        for text in result["conventions"].values():
+            console.print(f"[dim]{text}")
+
+
+@app.command("estimate")
+def estimate_cmd(
+    model: str = typer.Argument(..., help="Reference model name, model YAML or HF config.json."),
+    hardware: str = typer.Option(..., "--hardware", help="System profile name or YAML file."),
+    num_devices: int | None = typer.Option(None, "--num-devices", help="Devices (default: product of tp*pp*dp*cp if all given, else one node)."),
+    mode: ModeOpt = typer.Option(ModeOpt.train, "--mode"),
+    tp: int | None = typer.Option(None, "--tp"),
+    pp: int | None = typer.Option(None, "--pp"),
+    dp: int | None = typer.Option(None, "--dp"),
+    ep: int | None = typer.Option(None, "--ep"),
+    cp: int | None = typer.Option(None, "--cp"),
+    vpp: int | None = typer.Option(None, "--vpp"),
+    sequence_parallel: bool | None = typer.Option(None, "--sequence-parallel/--no-sequence-parallel"),
+    micro_batch: int | None = typer.Option(None, "--micro-batch"),
+    global_batch: int | None = typer.Option(None, "--global-batch"),
+    seq_len: int = typer.Option(4096, "--seq-len"),
+    recompute: RecomputeOpt | None = typer.Option(None, "--recompute"),
+    zero: int | None = typer.Option(None, "--zero", help="0, 1, 2 or 3 (3 = FSDP)."),
+    dtype: DtypeOpt = typer.Option(DtypeOpt.bf16, "--dtype"),
+    batch: int = typer.Option(1, "--batch", help="Inference batch."),
+    prompt_len: int = typer.Option(1024, "--prompt-len"),
+    gen_len: int = typer.Option(128, "--gen-len"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Step time, throughput, MFU and memory (train) or TTFT/TPOT (prefill/decode); the
+    planner picks every parallel degree not given."""
+    from cost_models.estimate import estimate
+    from cost_models.plan import InferenceWorkload, ParallelPlan, PlanError, TrainWorkload
+    from hw_profiles.loader import load_system
+    from search_spaces.catalogue import load_model
+
+    arch = load_model(model)
+    degrees = {"tp": tp, "pp": pp, "dp": dp, "cp": cp}
+    if num_devices is None and all(v is not None for v in degrees.values()):
+        num_devices = int((tp or 1) * (pp or 1) * (dp or 1) * (cp or 1))
+    system = load_system(hardware, num_devices)
+    given = {
+        "tp": tp, "pp": pp, "dp": dp, "ep": ep, "cp": cp, "vpp": vpp,
+        "sequence_parallel": sequence_parallel, "micro_batch": micro_batch,
+        "global_batch": global_batch, "zero": zero,
+        "recompute": recompute.value if recompute is not None else None,
+    }
+    fixed = {k: v for k, v in given.items() if v is not None}
+    if mode is ModeOpt.train:
+        result = estimate(arch, system, TrainWorkload(seq_len=seq_len, dtype=dtype.value), fixed=fixed)
+    else:
+        workload = InferenceWorkload(batch=batch, prompt_len=prompt_len, gen_len=gen_len,
+                                     weight_dtype=dtype.value)
+        inference_keys = {"tp", "pp", "dp", "ep"}
+        extra = sorted(set(fixed) - inference_keys)
+        if extra:
+            raise PlanError(f"--{extra[0].replace('_', '-')}: only for --mode train")
+        plan = ParallelPlan(**{k: int(v) for k, v in fixed.items()}) if fixed else None
+        result = estimate(arch, system, workload, plan, mode=mode.value)
+    if as_json:
+        print_json(result)
+    else:
+        render(result)

@@ -1,0 +1,76 @@
+"""``nas validate``: the cost models against the published measurements the project carries
+(``cost_models/data/*_measurements.csv``): per row measured vs predicted and the error, then
+the median and worst absolute error. Parses, calls, prints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from nas.cli._common import console, print_json
+from nas.cli.app import app
+
+
+class KindOpt(str, Enum):
+    all = "all"
+    train = "train"
+    inference = "inference"
+
+
+def _training_rows() -> list[dict[str, Any]]:
+    from cost_models.validation import validate_training_rows
+
+    return [dict(r, kind="train") for r in validate_training_rows()]
+
+
+# kind -> function returning row dicts with id, kind, source, metric, unit, measured,
+# predicted, error (predicted / measured - 1); more kinds plug in here.
+VALIDATORS: dict[str, Callable[[], list[dict[str, Any]]]] = {"train": _training_rows}
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value * 1e3:,.2f} ms"
+    return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+@app.command("validate")
+def validate_cmd(
+    kind: KindOpt = typer.Option(KindOpt.all, "--kind", help="Which measurements to run."),
+    as_json: bool = typer.Option(False, "--json", help="Print rows and summaries as JSON."),
+) -> None:
+    """Measured vs predicted for every published row, with median and worst |error|."""
+    from cost_models.validation import summarize
+
+    kinds = list(VALIDATORS) if kind is KindOpt.all else [kind.value]
+    missing = [k for k in kinds if k not in VALIDATORS]
+    if missing:
+        raise ValueError(f"--kind: no validator for {missing[0]!r}; have {', '.join(VALIDATORS)}")
+    rows = [row for k in kinds for row in VALIDATORS[k]()]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(f"{row['kind']} {row.get('metric', '')}".strip(), []).append(row)
+    summaries = {name: summarize(group) for name, group in groups.items()}
+    if as_json:
+        print_json({"rows": rows, "summary": summaries})
+        return
+    table = Table(title="Cost models vs published measurements")
+    for col in ("id", "kind", "source", "model", "hardware", "metric", "measured", "predicted", "error"):
+        table.add_column(col, justify="right" if col in ("measured", "predicted", "error") else "left",
+                         overflow="fold")
+    for r in rows:
+        err = r["error"]
+        colour = "green" if abs(err) <= 0.10 else "yellow" if abs(err) <= 0.30 else "red"
+        unit = r.get("unit", "")
+        table.add_row(r["id"], r["kind"], r.get("source", ""), r.get("model", ""),
+                      r.get("hardware", ""), f"{r.get('metric', '')} ({unit})",
+                      _fmt(r["measured"], unit), _fmt(r["predicted"], unit),
+                      f"[{colour}]{err:+.1%}")
+    console.print(table)
+    for name, s in summaries.items():
+        console.print(f"{name}: {s['rows']} rows, median |error| {s['median_abs_error']:.1%}, "
+                      f"worst {s['worst_abs_error']:.1%} ({s['worst_id']})")
