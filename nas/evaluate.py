@@ -22,11 +22,18 @@ from cost_models.plan import InferenceWorkload, ParallelPlan, TrainWorkload
 from hw_profiles.types import System
 from nas.experiment import Constraint, Experiment, ServeWorkload
 from nas.search.base import Objective
-from nas.search.hardware import HardwarePoint, hardware_grid, suggest_hardware
+from nas.search.hardware import HardwarePoint, check_knobs, hardware_grid, suggest_hardware
 from search_spaces.architecture import Architecture
 from search_spaces.counts import model_counts
 
-__all__ = ["Candidate", "ExperimentProblem", "flatten_report", "load_systems"]
+__all__ = [
+    "Candidate",
+    "ExperimentProblem",
+    "constraint_frame",
+    "evaluate_candidate",
+    "flatten_report",
+    "load_systems",
+]
 
 _ARCH_FIELDS = ("num_layers", "d_model", "num_heads", "num_kv_heads", "head_dim", "d_ff", "vocab_size")
 _MOE_FIELDS = ("num_experts", "top_k", "d_expert", "num_shared_experts", "first_dense_layers")
@@ -106,6 +113,7 @@ class ExperimentProblem:
         else:
             self.space = get_space(experiment.space, overrides)
         self.systems = load_systems(experiment)
+        check_knobs(experiment.hardware, self.systems)
         self.evaluator = get_evaluator(experiment.accuracy.evaluator, experiment.accuracy.settings)
         self.objectives: tuple[Objective, ...] = tuple(
             Objective(metric=m, direction=d) for m, d in experiment.objectives.items()
@@ -155,6 +163,12 @@ class ExperimentProblem:
                 rows.append(row)
         return pd.DataFrame(rows)
 
+    def evaluate_grid(self, *, max_candidates: int) -> pd.DataFrame:
+        """Every candidate of the space on every hardware point (exhaustive backend)."""
+        from nas.search.grid_eval import evaluate_grid
+
+        return evaluate_grid(self, max_candidates=max_candidates)
+
     def hardware_points(self) -> list[HardwarePoint]:
         return hardware_grid(self.experiment.hardware, self.systems)
 
@@ -168,8 +182,6 @@ def _plan_args(candidate: Candidate, spec_recompute: str | None) -> dict[str, An
 
 def evaluate_candidate(problem: ExperimentProblem, candidate: Candidate) -> dict[str, Any]:
     """The flat trial record of one candidate (cost model, then accuracy)."""
-    from cost_models.estimate import estimate
-
     exp = problem.experiment
     wl = exp.workload
     system = candidate.hardware.system
@@ -187,7 +199,7 @@ def evaluate_candidate(problem: ExperimentProblem, candidate: Candidate) -> dict
         fixed.setdefault("global_batch", wl.global_batch_tokens // wl.seq_len)
         seq_len = wl.seq_len
     record.update(arch_record(candidate.arch, seq_len=seq_len))
-    report = estimate(candidate.arch, system, workload, plan=None, fixed=fixed or None)
+    report = _estimate(candidate.arch, system, workload, fixed)
     cost = flatten_report(report)
     record.update({k: v for k, v in cost.items() if k not in ("device_memory_bytes",)})
     if isinstance(wl, ServeWorkload):
@@ -198,8 +210,56 @@ def evaluate_candidate(problem: ExperimentProblem, candidate: Candidate) -> dict
     else:
         tokens = _train_tokens(record, wl.tokens, wl.budget_gpu_hours, system)
     record["tokens"] = tokens
-    record.update(problem.evaluator.evaluate(candidate.arch, tokens=tokens))
+    for key, value in problem.evaluator.evaluate(candidate.arch, tokens=tokens).items():
+        # the evaluator's own measurements (a proxy run's tokens_per_s) must not hide the
+        # cost model's: clashing names get an ``accuracy_`` prefix
+        record[key if key not in record or key == "tokens" else f"accuracy_{key}"] = value
     return record
+
+
+def _estimate(
+    arch: Architecture, system: System, workload: TrainWorkload | InferenceWorkload,
+    fixed: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The ``nas estimate --json`` object: ``cost_models.estimate`` when present, else the
+    planner and cost cores it is built from."""
+    try:
+        from cost_models.estimate import estimate
+    except ImportError:
+        return _estimate_from_cores(arch, system, workload, fixed)
+    return dict(estimate(arch, system, workload, plan=None, fixed=dict(fixed) or None))
+
+
+def _estimate_from_cores(
+    arch: Architecture, system: System, workload: TrainWorkload | InferenceWorkload,
+    fixed: Mapping[str, Any],
+) -> dict[str, Any]:
+    from cost_models.inference import estimate_inference
+    from cost_models.plan_batch import PlanBatch
+    from cost_models.planner import plan_training
+    from cost_models.train import train_cost
+    from search_spaces.counts import ArchBatch
+
+    if isinstance(workload, InferenceWorkload):
+        plan = None
+        if fixed:
+            tp, pp = int(fixed.get("tp", 1)), int(fixed.get("pp", 1))
+            plan = ParallelPlan(tp=tp, pp=pp, dp=system.num_devices // (tp * pp),
+                                ep=int(fixed.get("ep", 1)))
+        return estimate_inference(arch, system, workload, plan, mode="decode")
+    best = plan_training(arch, system, workload, fixed=fixed).best
+    cost = train_cost(ArchBatch.from_architectures([arch]), PlanBatch.from_plans([best]),
+                      system=system, workload=workload)
+    keys = ("step_time_s", "tokens_per_s", "tokens_per_s_per_device", "mfu", "hfu",
+            "model_flops_per_token", "memory_per_device_bytes")
+    out: dict[str, Any] = {k: float(getattr(cost, k)[0]) for k in keys}
+    out["fits"] = bool(cost.fits[0])
+    out["plan"] = {f: getattr(best, f) for f in ("tp", "pp", "dp", "ep", "cp", "vpp", "micro_batch",
+                                                 "global_batch", "zero", "recompute")}
+    out["plan"]["sequence_parallel"] = best.sequence_parallel
+    out["time_breakdown_s"] = {k: float(v[0]) for k, v in cost.time_breakdown_s.items()}
+    out["memory_breakdown_bytes"] = {k: float(v[0]) for k, v in cost.memory_breakdown_bytes.items()}
+    return out
 
 
 def _train_tokens(
@@ -243,4 +303,3 @@ def _constraint_column(c: Constraint, frame: pd.DataFrame) -> pd.Series:
     return (excess / scale).fillna(1.0)
 
 
-__all__ += ["ParallelPlan", "constraint_frame", "evaluate_candidate"]

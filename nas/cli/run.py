@@ -92,6 +92,9 @@ def run(
     total = trials if trials is not None else exp.search.trials
     objectives = tuple(Objective(metric=k, direction=v) for k, v in exp.objectives.items())
     bar, on_trial = _progress_bar(total, objectives, initial=min(done, total))
+    if exp.search.backend == "exhaustive":
+        quiet = True
+        console.print("evaluating every candidate of the space ...")
     with bar if not quiet else _Null():
         if resume is not None:
             result = resume_run(resume, trials=trials, progress=None if quiet else on_trial)
@@ -124,11 +127,11 @@ def runs_list(
     """List the runs under ROOT, newest first."""
     from nas.runs import list_runs
 
-    table = Table("run", "status", "trials", "failed", "front", "hypervolume")
+    table = Table("run", "status", "trials", "failed", "front", "hypervolume", title=f"runs in {root}")
     for r in list_runs(root):
         hv = r.get("hypervolume")
         table.add_row(
-            r["run_dir"],
+            Path(r["run_dir"]).name,
             r["status"],
             str(r.get("trials", "-")),
             str(r.get("failed", "-")),
@@ -138,7 +141,7 @@ def runs_list(
     console.print(table)
 
 
-_SHOW_COLUMNS = ("system", "plan_tp", "plan_pp", "plan_dp", "plan_ep", "params_total", "params_active")
+_SHOW_COLUMNS = ("system", "plan_tp", "plan_pp", "plan_dp", "plan_ep")
 
 
 @runs_app.command("show")
@@ -161,8 +164,12 @@ def runs_show(
     objectives = list(summary.get("objectives", {}))
     params = [c for c in front.columns if c.startswith("param_")]
     extra = [c for c in _SHOW_COLUMNS if c in front.columns and c not in objectives]
+    if "system" in extra and front["system"].nunique() <= 1:
+        extra.remove("system")
     columns = ["number", *objectives, *params, *extra]
-    table = Table(*columns, title=f"{summary.get('name', run_dir.name)}: Pareto front")
+    headers = [c.removeprefix("param_").removeprefix("plan_") for c in columns]
+    headers[0] = "#"
+    table = Table(*headers, title=f"{summary.get('name', run_dir.name)}: Pareto front")
     for _, row in front.head(limit).iterrows():
         table.add_row(*(_cell(row.get(c)) for c in columns))
     console.print(table)

@@ -46,7 +46,11 @@ def judge_grid(problem: object, frame: pd.DataFrame) -> pd.DataFrame:
     out.insert(0, "number", np.arange(len(frame)))
     out.insert(1, "state", np.where(finite, "COMPLETE", "FAIL"))
     out.insert(2, "feasible", feasible)
-    out.insert(3, "fail_reason", np.where(finite, "", "objective is not finite"))
+    given = out.pop("fail_reason").to_numpy() if "fail_reason" in out else None
+    reason = np.where(finite, "", "objective is not finite")
+    if given is not None:
+        reason = np.where(given != "", given, reason)
+    out.insert(3, "fail_reason", reason)
     out["on_front"] = front
     return out
 

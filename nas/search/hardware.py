@@ -5,7 +5,8 @@ Scaled systems are built with ``dataclasses.replace`` on the frozen profile type
 of a scaled system is a *relative cost index* ``prod(scale_k ** exponent_k)`` (exponent 1 by
 default: cost linear in every knob). This is a modelling assumption, not a published figure;
 experiments can set their own exponents under ``hardware.cost_exponents``. Price per hour and
-power come from the profiles and are multiplied by the index.
+power (``price_per_hour_usd``, ``power_w``) are the profiles' figures for the base system;
+the index (``hw_cost_index``) is the separate objective for scaled hardware.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from hw_profiles.types import System
 from nas.experiment import ExperimentError, Hardware, KnobRange
 
-__all__ = ["HardwarePoint", "hardware_grid", "scale_system", "suggest_hardware"]
+__all__ = ["HardwarePoint", "check_knobs", "hardware_grid", "scale_system", "suggest_hardware"]
 
 _SCALAR_KNOBS: tuple[tuple[str, str], ...] = (
     ("peak_flops_scale", "peak_flops"),
@@ -48,9 +49,9 @@ class HardwarePoint:
             "device_memory_bytes": dev.memory_bytes,
             "device_memory_bandwidth_bytes_per_s": dev.memory_bandwidth_bytes_per_s,
             "hw_cost_index": self.cost_index,
-            "power_w": dev.power_w * n * self.cost_index,
-            "price_per_device_hour_usd": math.nan if price is None else price * self.cost_index,
-            "price_per_hour_usd": math.nan if price is None else price * n * self.cost_index,
+            "power_w": dev.power_w * n,
+            "price_per_device_hour_usd": math.nan if price is None else price,
+            "price_per_hour_usd": math.nan if price is None else price * n,
         }
         out.update(self.scales)
         return out
@@ -73,14 +74,7 @@ def scale_system(
         memory_bandwidth_bytes_per_s=dev.memory_bandwidth_bytes_per_s * memory_bandwidth,
         memory_bytes=dev.memory_bytes * memory_size,
     )
-    links = dict(link_bandwidth or {})
-    names = [t.name for t in system.tiers]
-    for tier in links:
-        if tier not in names:
-            raise ExperimentError(
-                f"hardware.knobs.link_bandwidth_scale.{tier}: unknown tier of {system.name}; "
-                f"tiers: {', '.join(names)}"
-            )
+    links = dict(link_bandwidth or {})  # tiers the system lacks are left alone
     tiers = tuple(
         replace(t, bandwidth_bytes_per_s=t.bandwidth_bytes_per_s * links.get(t.name, 1.0))
         for t in system.tiers
@@ -102,7 +96,22 @@ def _knobs(hw: Hardware) -> dict[str, Any]:
     return out
 
 
+def check_knobs(hw: Hardware, systems: Mapping[str, System]) -> None:
+    """Every link knob must name a tier of at least one of the systems."""
+    tiers = sorted({t.name for s in systems.values() for t in s.tiers})
+    for tier in (hw.knobs.link_bandwidth_scale or {}) if hw.knobs else {}:
+        if tier not in tiers:
+            raise ExperimentError(
+                f"hardware.knobs.link_bandwidth_scale.{tier}: no such tier in "
+                f"{', '.join(systems)}; tiers: {', '.join(tiers)}"
+            )
+
+
 def _point(hw: Hardware, systems: Mapping[str, System], name: str, scales: Mapping[str, float]) -> HardwarePoint:
+    tier_names = {t.name for t in systems[name].tiers}
+    # a knob on a tier this system lacks does not apply to it (scale 1, no cost)
+    scales = {k: (v if not k.startswith("link_") or k[5:] in tier_names else 1.0)
+              for k, v in scales.items()}
     links = {k[len("link_") :]: v for k, v in scales.items() if k.startswith("link_")}
     system = scale_system(
         systems[name],

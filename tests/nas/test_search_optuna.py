@@ -51,8 +51,14 @@ def test_constraints_reach_optuna_and_mark_feasibility(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("storage", ["sqlite", "journal"])
 def test_two_workers_finish_exactly_the_requested_trials(tmp_path: Path, storage: str) -> None:
-    frame = _run(tmp_path, lambda: ToyProblem(delay_s=0.01), trials=24, workers=2,
-                 storage=storage, sampler="random")
+    frame = _run(
+        tmp_path,
+        lambda: ToyProblem(delay_s=0.01),
+        trials=24,
+        workers=2,
+        storage=storage,
+        sampler="random",
+    )
     assert sorted(frame["number"]) == list(range(24))
     assert (frame["state"] == "COMPLETE").all()
     assert frame[["param_x", "param_y"]].notna().all().all()

@@ -1,0 +1,64 @@
+"""``nas run`` and ``nas runs list|show`` end to end (real cost models and evaluator)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART = ROOT / "experiments" / "quickstart.yaml"
+
+
+def _nas(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nas", *args], capture_output=True, text=True, cwd=ROOT, timeout=170
+    )
+
+
+@pytest.mark.slow
+def test_quickstart_runs_and_writes_the_run_directory(tmp_path: Path) -> None:
+    out = tmp_path / "qs"
+    result = _nas("run", str(QUICKSTART), "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trials"] == 60 and summary["front_size"] > 1
+    trials = pd.read_parquet(out / "trials.parquet")
+    for column in ("loss", "params_total", "step_time_s", "time_compute_s", "memory_weights_bytes",
+                   "plan_tp", "param_num_layers", "tokens", "mfu"):
+        assert column in trials.columns, column
+    ok = trials[trials["state"] == "COMPLETE"]
+    # a fixed GPU-hour budget: tokens seen = budget x per-device throughput
+    assert (ok["gpu_hours"] - 2000).abs().max() < 1e-6
+    refs = pd.read_parquet(out / "references.parquet")
+    assert {"llama3-8b", "gpt2-124m"} <= set(refs["name"])
+    assert (refs["fail_reason"] == "").all()
+    shown = _nas("runs", "show", str(out))
+    assert shown.returncode == 0 and "Pareto front" in shown.stdout
+    listed = _nas("runs", "list", "--root", str(tmp_path))
+    assert "qs" in listed.stdout
+    # resume with more trials keeps the first 60
+    more = _nas("run", "--resume", str(out), "--trials", "64", "--quiet")
+    assert more.returncode == 0, more.stderr
+    again = pd.read_parquet(out / "trials.parquet")
+    assert len(again) == 64 and again["number"].is_unique
+    pd.testing.assert_series_equal(
+        again.set_index("number").loc[range(60), "loss"], trials.set_index("number")["loss"],
+    )
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(QUICKSTART.read_text().replace("sampler: nsga2", "sampler: cmaes"))
+    result = _nas("run", str(bad), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "search.sampler" in lines[0] and "nsga2" in lines[0]
+    ray = _nas("run", str(QUICKSTART), "--backend", "ray", "--out", str(tmp_path / "r2"))
+    assert ray.returncode == 2 and "ray is not available yet" in ray.stderr
+    missing = _nas("run", "--resume", str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and "not a run directory" in missing.stderr

@@ -1,0 +1,136 @@
+"""Run directories: files, summary, resume after SIGKILL (with the toy problem)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from nas.experiment import experiment_from_dict
+from nas.runs import RunError, list_runs, resume_run, start_run, summarise
+from nas.search.base import Objective
+from nas.search.toy import ToyProblem
+
+TOY: dict[str, Any] = {
+    "name": "toy",
+    "space": "dense_decoder",
+    "hardware": {"system": "dgx-h100"},
+    "workload": {"mode": "train", "seq_len": 4096, "global_batch_tokens": 4194304, "tokens": 1e12},
+    "objectives": {"f1": "min", "f2": "min"},
+    "search": {"trials": 20, "seed": 1},
+}
+
+
+def test_run_directory_holds_every_file(tmp_path: Path) -> None:
+    exp = experiment_from_dict(TOY)
+    result = start_run(exp, out=tmp_path / "run", problem_factory=lambda: ToyProblem(fail_every=6))
+    d = result.run_dir
+    for name in (
+        "experiment.yaml",
+        "study.db",
+        "trials.parquet",
+        "pareto.csv",
+        "summary.json",
+        "run.log",
+    ):
+        assert (d / name).is_file(), name
+    trials = pd.read_parquet(d / "trials.parquet")
+    assert len(trials) == 20 and {"number", "state", "duration_s", "param_x", "f1"} <= set(
+        trials.columns
+    )
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["failed"] == 3 and summary["complete"] == 17
+    front = pd.read_csv(d / "pareto.csv")
+    assert len(front) == summary["front_size"] > 0
+    assert summary["best"]["f1"]["value"] == trials["f1"].min()
+    with pytest.raises(RunError, match="already holds a run"):
+        start_run(exp, out=d, problem_factory=ToyProblem)
+    assert list_runs(tmp_path)[0]["run_dir"] == str(d)
+
+
+def test_summary_hypervolume_uses_normalised_reference() -> None:
+    frame = pd.DataFrame(
+        {
+            "number": [0, 1, 2],
+            "state": ["COMPLETE"] * 3,
+            "feasible": [True, True, True],
+            "a": [0.0, 1.0, 1.0],
+            "b": [1.0, 0.0, 1.0],
+        }
+    )
+    s = summarise(
+        frame, [Objective(metric="a", direction="min"), Objective(metric="b", direction="min")]
+    )
+    # normalised points (0,1) and (1,0), reference (1.1, 1.1): 1.1*0.1 + 0.1*1.1 - 0.1*0.1
+    assert s["front_size"] == 2
+    assert s["hypervolume"] == pytest.approx(0.21)
+
+
+_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from nas.experiment import experiment_from_dict
+    from nas.runs import resume_run, start_run
+    from nas.search.toy import ToyProblem
+    import json
+    exp = experiment_from_dict(json.loads(sys.argv[2]))
+    factory = lambda: ToyProblem(delay_s=0.05)
+    if sys.argv[1] == "start":
+        start_run(exp, out=Path(sys.argv[3]), problem_factory=factory)
+    else:
+        resume_run(Path(sys.argv[3]), problem_factory=factory)
+    """
+)
+
+
+def _completed(run_dir: Path) -> int:
+    log = run_dir / "run.log"
+    return log.read_text().count("trial COMPLETE") if log.is_file() else 0
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_keeps_every_completed_trial(tmp_path: Path) -> None:
+    exp = json.dumps({**TOY, "search": {"trials": 40, "seed": 0}})
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", _SCRIPT, "start", exp, str(run_dir)])
+    deadline = time.time() + 60
+    while _completed(run_dir) < 8 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    import optuna
+
+    study = optuna.load_study(study_name="toy", storage=f"sqlite:///{run_dir / 'study.db'}")
+    before = {t.number: t.params for t in study.get_trials() if t.state.name == "COMPLETE"}
+    assert len(before) >= 8
+    assert not (run_dir / "summary.json").exists()
+    subprocess.run([sys.executable, "-c", _SCRIPT, "resume", exp, str(run_dir)], check=True)
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    assert trials["number"].is_unique
+    after = trials.set_index("number")
+    for number, params in before.items():
+        assert after.loc[number, "state"] == "COMPLETE"
+        assert after.loc[number, "param_x"] == params["x"]
+    counted = trials[~trials["fail_reason"].str.startswith("interrupted")]
+    assert len(counted) == 40
+    assert (counted["state"] == "COMPLETE").all()
+
+
+def test_resume_of_a_finished_run_adds_trials(tmp_path: Path) -> None:
+    exp = experiment_from_dict({**TOY, "search": {"trials": 6}})
+    start_run(exp, out=tmp_path / "r", problem_factory=ToyProblem)
+    result = resume_run(tmp_path / "r", trials=9, problem_factory=ToyProblem)
+    assert sorted(result.trials["number"]) == list(range(9))
+    with pytest.raises(RunError, match="not a run directory"):
+        resume_run(tmp_path / "nothing")
