@@ -11,11 +11,10 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from nas.dashboard._data import Dataset
-from nas.dashboard._hover import hover_text
+from nas.dashboard._hover import hover_data, hover_text
 
 PALETTE = qualitative.Plotly
 FADED_OPACITY = 0.25
-HOVER = "%{text}<extra>%{fullData.name}</extra>"
 LOG_SPAN = 100.0  # max/min ratio above which an axis starts logarithmic
 
 
@@ -88,8 +87,7 @@ def _group_traces(
                     name=f"{group}: front" if on_front else f"{group}: dominated",
                     legendgroup=group,
                     marker=marker,
-                    text=hover_text(part, data.objectives),
-                    hovertemplate=HOVER,
+                    **hover_data(part, data.objectives),
                 )
             )
             if axes is not None:
@@ -166,8 +164,7 @@ def pareto_3d(data: Dataset) -> go.Figure:
                         "color": colour(i),
                         "opacity": 1.0 if on_front else FADED_OPACITY,
                     },
-                    text=hover_text(part, data.objectives),
-                    hovertemplate=HOVER,
+                    **hover_data(part, data.objectives),
                 )
             )
     refs = data.references
@@ -189,9 +186,9 @@ def pareto_3d(data: Dataset) -> go.Figure:
     d = {o.name: o.direction for o in data.objectives}
     fig.update_layout(
         scene={
-            "xaxis_title": axis_title(x, d[x]),
-            "yaxis_title": axis_title(y, d[y]),
-            "zaxis_title": axis_title(z, d[z]),
+            "xaxis": {"title": {"text": axis_title(x, d[x])}, "type": axis_type(data.trials[x])},
+            "yaxis": {"title": {"text": axis_title(y, d[y])}, "type": axis_type(data.trials[y])},
+            "zaxis": {"title": {"text": axis_title(z, d[z])}, "type": axis_type(data.trials[z])},
         },
         margin={"t": 10, "l": 0, "r": 0, "b": 0},
         height=560,
@@ -217,8 +214,7 @@ def system_fronts(data: Dataset, *, gl: bool) -> go.Figure:
                 line={"shape": "hv", "color": colour(i)},
                 marker={"size": 7, "color": colour(i)},
                 name=f"{group} ({len(front)} on front)",
-                text=hover_text(front, data.objectives),
-                hovertemplate=HOVER,
+                **hover_data(front, data.objectives),
             )
         )
     traces += _reference_traces(data, x, y, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -65,3 +67,56 @@ def hover_text(
     for line in lines[1:]:
         text = text + "<br>" + line
     return [str(t) for t in text.tolist()]
+
+
+def hover_data(frame: pd.DataFrame, objectives: tuple[Objective, ...]) -> dict[str, Any]:
+    """Trace keywords for the same label as :func:`hover_text`, compact for large traces:
+    numbers travel as one float32 ``customdata`` matrix (base64 in the page, ~5x smaller
+    than text and faster to parse), categorical fields as a short ``text`` per point."""
+    numeric: list[str] = ["trial"] if "trial" in frame.columns else []
+    cells: list[str] = []  # template pieces, "" marks the categorical text slot
+    for name, col in param_columns(frame).items():
+        label = _LABELS.get(name, name)
+        if pd.api.types.is_numeric_dtype(frame[col]) and not pd.api.types.is_bool_dtype(frame[col]):
+            cells.append(f"{label} %{{customdata[{len(numeric)}]}}")
+            numeric.append(col)
+    categorical = [
+        (name, col)
+        for name, col in param_columns(frame).items()
+        if not pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col])
+    ]
+    if categorical:
+        cells.append("%{text}")
+    lines = ["<b>trial %{customdata[0]}</b>"] if numeric[:1] == ["trial"] else []
+    lines += [" · ".join(cells[i : i + 4]) for i in range(0, len(cells), 4)]
+    plan = []
+    for name, col in plan_columns(frame).items():
+        plan.append(f"{name} %{{customdata[{len(numeric)}]}}")
+        numeric.append(col)
+    if plan:
+        lines.append("plan: " + " ".join(plan))
+    objs = []
+    for o in objectives:
+        if o.name in frame.columns:
+            objs.append(f"{o.name} %{{customdata[{len(numeric)}]:.4g}}")
+            numeric.append(o.name)
+    if objs:
+        lines.append(" · ".join(objs))
+    matrix = (
+        np.column_stack(
+            [pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64) for c in numeric]
+        )
+        if numeric
+        else np.zeros((len(frame), 0))
+    )
+    out: dict[str, Any] = {
+        "customdata": matrix.astype(np.float32),
+        "hovertemplate": "<br>".join(lines) + "<extra>%{fullData.name}</extra>",
+    }
+    if categorical:
+        text = pd.Series("", index=frame.index)
+        for i, (name, col) in enumerate(categorical):
+            sep = "" if i == 0 else " · "
+            text = text + sep + _LABELS.get(name, name) + " " + frame[col].astype(str)
+        out["text"] = text.tolist()
+    return out

@@ -18,6 +18,7 @@ from nas.dashboard._panels import (
     front_table,
     hypervolume_curves,
     parallel_coordinates,
+    parcoords_rows,
 )
 
 # Above this many trials the scatter panels use WebGL (Scattergl): SVG slows down past a few
@@ -155,7 +156,15 @@ def build_panels(data: Dataset) -> tuple[list[Panel], dict[str, Any]]:
         panels.append(Panel(key="pareto3d", title="Front in 3-D", figure=pareto_3d(data)))
     parallel = parallel_coordinates(data)
     if parallel is not None:
-        panels.append(Panel(key="parallel", title="Architecture parameters", figure=parallel))
+        shown = len(parcoords_rows(data))
+        note = (
+            f"{shown} of {len(data.trials)} trials: every front member and a random sample."
+            if shown < len(data.trials)
+            else ""
+        )
+        panels.append(
+            Panel(key="parallel", title="Architecture parameters", note=note, figure=parallel)
+        )
     hv_fig, hists = hypervolume_curves(data)
     method = ", ".join(sorted({h.method for h in hists.values()}))
     panels.append(

@@ -17,6 +17,9 @@ from nas.search.pareto import normalise, to_minimisation
 
 MAX_BARS_PER_GROUP = 30
 MAX_TABLE_ROWS = 2000
+# Parallel coordinates draw every line in WebGL; past a few thousand lines the panel is
+# unreadable and, in software rendering, takes seconds: sample beyond this (front always kept).
+MAX_PARCOORDS_LINES = 1000
 REFERENCE = 1.1  # hypervolume reference point in normalised objectives (10% beyond the worst)
 
 
@@ -39,9 +42,21 @@ def _dimension(frame: pd.DataFrame, col: str, label: str) -> dict[str, Any] | No
     return {"label": label, "values": values}
 
 
+def parcoords_rows(data: Dataset, *, limit: int = MAX_PARCOORDS_LINES) -> pd.DataFrame:
+    """Every front member plus a seeded random sample of the rest, ``limit`` rows at most."""
+    trials = data.trials
+    if len(trials) <= limit:
+        return trials
+    front = trials[trials["on_front"]].head(limit)
+    rest = trials[~trials["on_front"]]
+    sample = rest.sample(n=min(len(rest), limit - len(front)), random_state=0)
+    out: pd.DataFrame = pd.concat([front, sample]).sort_index()
+    return out
+
+
 def parallel_coordinates(data: Dataset) -> go.Figure | None:
     """Architecture parameters (and the objectives), one line per trial, coloured by an objective."""
-    trials = data.trials
+    trials = parcoords_rows(data)
     dims = [
         d
         for name, col in param_columns(trials).items()
@@ -110,6 +125,8 @@ def hypervolume_curves(data: Dataset) -> tuple[go.Figure, dict[str, HypervolumeH
         rows = np.flatnonzero((data.trials["group"] == group).to_numpy())
         hist = hypervolume_history(scaled[rows], ref)
         histories[group] = hist
+        # x: trials evaluated so far on this system, so systems searched side by side compare
+        count = np.arange(1, len(rows) + 1)
         trial = data.trials["trial"].to_numpy()[rows]
         # the curve only changes at improvements: keep those points (and the last)
         keep = np.flatnonzero(np.diff(hist.hv, prepend=-1.0) != 0)
@@ -117,7 +134,9 @@ def hypervolume_curves(data: Dataset) -> tuple[go.Figure, dict[str, HypervolumeH
         err = hist.stderr[keep] if hist.method != "exact" else None
         traces.append(
             go.Scatter(
-                x=trial[keep],
+                x=count[keep],
+                customdata=trial[keep],
+                hovertemplate="after %{x} trials (trial %{customdata}): %{y:.4f}<extra></extra>",
                 y=hist.hv[keep],
                 mode="lines+markers",
                 line={"shape": "hv", "color": colour(i)},
@@ -130,7 +149,7 @@ def hypervolume_curves(data: Dataset) -> tuple[go.Figure, dict[str, HypervolumeH
         )
     fig = go.Figure(traces)
     fig.update_layout(
-        xaxis_title="trial",
+        xaxis_title="trials evaluated" + (" (per system)" if len(data.groups) > 1 else ""),
         yaxis_title=f"hypervolume (normalised, box {ref[0]:.1f}^{len(names)})",
         margin={"t": 30, "l": 70, "r": 20, "b": 50},
         height=380,
@@ -162,33 +181,62 @@ def breakdown_bars(data: Dataset, kind: Literal["time", "memory"]) -> go.Figure 
         return None
     members = front_members(data)
     several = len(data.groups) > 1
-    labels = [
-        (f"{g} #{t}" if several else f"#{t}")
-        for g, t in zip(members["group"], members["trial"], strict=True)
-    ]
+    ids = [f"#{t}" for t in members["trial"]]
+    # several systems: a two-level axis (system, then trial) names each system once
+    labels: list[Any] = [list(members["group"].astype(str)), ids] if several else ids
     scale, unit = (1.0, "s") if kind == "time" else (1e-9, "GB")
     text = hover_text(members, data.objectives)
+    absolute = members[list(parts.values())].to_numpy(dtype=np.float64) * scale
+    total = absolute.sum(axis=1, keepdims=True)
+    share = 100.0 * absolute / np.where(total > 0, total, 1.0)
+    templates = {
+        u: [f"{p}: %{{y:.4g}} {u}<br>%{{text}}<extra></extra>" for p in parts] for u in (unit, "%")
+    }
     traces = [
         go.Bar(
             x=labels,
-            y=members[col].to_numpy(dtype=np.float64) * scale,
+            y=absolute[:, j],
             name=part,
             text=text,
             textposition="none",
-            hovertemplate=f"{part}: %{{y:.4g}} {unit}<br>%{{text}}<extra></extra>",
+            hovertemplate=templates[unit][j],
         )
-        for part, col in parts.items()
+        for j, part in enumerate(parts)
     ]
     fig = go.Figure(traces)
     title = "step time (s)" if kind == "time" else "memory per device (GB, 10^9 bytes)"
+    share_title = "share of step time (%)" if kind == "time" else "share of device memory (%)"
+    buttons = [
+        {
+            "label": label,
+            "method": "update",
+            "args": [{"y": list(values.T), "hovertemplate": templates[u]}, {"yaxis.title.text": t}],
+        }
+        for label, values, u, t in (
+            ("absolute", absolute, unit, title),
+            ("share %", share, "%", share_title),
+        )
+    ]
     fig.update_layout(
         barmode="stack",
         yaxis_title=title,
         xaxis_title=f"front members, by {data.objectives[0].name}",
-        xaxis={"type": "category"},
-        margin={"t": 30, "l": 70, "r": 20, "b": 60},
-        height=400,
-        legend={"orientation": "h", "y": 1.12},
+        xaxis={"type": "multicategory" if several else "category"},
+        margin={"t": 40, "l": 70, "r": 20, "b": 60},
+        height=420,
+        legend={"orientation": "h", "y": 1.14, "x": 0.2},
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "right",
+                "buttons": buttons,
+                "x": 0,
+                "y": 1.2,
+                "xanchor": "left",
+                "yanchor": "top",
+                "showactive": True,
+            }
+        ],
     )
     return fig
 
