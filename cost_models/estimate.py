@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cost_models.memory import MEMORY_KEYS
 from cost_models.ops import TrainOptions
-from cost_models.plan import Mode, ParallelPlan, PlanError, TrainWorkload, InferenceWorkload
+from cost_models.plan import InferenceWorkload, Mode, ParallelPlan, PlanError, TrainWorkload
 from cost_models.plan_batch import PlanBatch
 from cost_models.planner import FixedValue, check_fixed, plan_training
 from cost_models.train import TIME_KEYS, train_cost
-from cost_models.memory import MEMORY_KEYS
 from hw_profiles.types import System
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch
@@ -31,10 +31,17 @@ MFU_CONVENTION = (
 def plan_fields(plan: ParallelPlan) -> dict[str, FixedValue]:
     """Every field of ``plan`` as a ``fixed`` mapping."""
     return {
-        "tp": plan.tp, "pp": plan.pp, "dp": plan.dp, "ep": plan.ep, "cp": plan.cp,
-        "vpp": plan.vpp, "sequence_parallel": plan.sequence_parallel,
-        "micro_batch": plan.micro_batch, "global_batch": plan.global_batch,
-        "zero": plan.zero, "recompute": plan.recompute,
+        "tp": plan.tp,
+        "pp": plan.pp,
+        "dp": plan.dp,
+        "ep": plan.ep,
+        "cp": plan.cp,
+        "vpp": plan.vpp,
+        "sequence_parallel": plan.sequence_parallel,
+        "micro_batch": plan.micro_batch,
+        "global_batch": plan.global_batch,
+        "zero": plan.zero,
+        "recompute": plan.recompute,
     }
 
 
@@ -45,9 +52,14 @@ def plan_dict(plan: ParallelPlan) -> dict[str, Any]:
 
 
 def estimate_train(
-    arch: Architecture, system: System, workload: TrainWorkload, *,
-    plan: ParallelPlan | None = None, fixed: Mapping[str, FixedValue] | None = None,
-    options: TrainOptions | None = None, top_k: int = 5,
+    arch: Architecture,
+    system: System,
+    workload: TrainWorkload,
+    *,
+    plan: ParallelPlan | None = None,
+    fixed: Mapping[str, FixedValue] | None = None,
+    options: TrainOptions | None = None,
+    top_k: int = 5,
 ) -> dict[str, Any]:
     """The training ``--json`` object; degrees not in ``plan`` or ``fixed`` are planned."""
     given = plan_fields(plan) if plan is not None else dict(fixed or {})
@@ -59,8 +71,14 @@ def estimate_train(
     check_fixed(arch, system, workload, given)
     choice = plan_training(arch, system, workload, fixed=given, top_k=top_k, options=options)
     best = choice.best
-    cost = train_cost(ArchBatch.from_architectures([arch]), PlanBatch.from_plans([best]),
-                      system=system, workload=workload, options=options, keep_ops=True)
+    cost = train_cost(
+        ArchBatch.from_architectures([arch]),
+        PlanBatch.from_plans([best]),
+        system=system,
+        workload=workload,
+        options=options,
+        keep_ops=True,
+    )
     free = [k for k in plan_fields(best) if k not in given]
     return {
         "mode": "train",
@@ -78,14 +96,25 @@ def estimate_train(
         "device_memory_bytes": system.device.memory_bytes,
         "fits": bool(cost.fits[0]),
         "plan": plan_dict(best),
-        "workload": {"seq_len": workload.seq_len, "dtype": workload.dtype,
-                     "tokens_per_step": best.global_batch * workload.seq_len},
+        "workload": {
+            "seq_len": workload.seq_len,
+            "dtype": workload.dtype,
+            "tokens_per_step": best.global_batch * workload.seq_len,
+        },
         "time_breakdown_s": {k: float(cost.time_breakdown_s[k][0]) for k in TIME_KEYS},
-        "memory_breakdown_bytes": {k: float(cost.memory_breakdown_bytes[k][0]) for k in MEMORY_KEYS},
+        "memory_breakdown_bytes": {
+            k: float(cost.memory_breakdown_bytes[k][0]) for k in MEMORY_KEYS
+        },
         "ops_per_microbatch": [
-            {"name": op.name, "kind": op.kind, "forward_flops": float(op.flops[0]),
-             "forward_s": float(op.fwd_s[0]), "backward_s": float(op.bwd_s[0])}
-            for op in cost.ops if float(op.fwd_s[0]) > 0.0
+            {
+                "name": op.name,
+                "kind": op.kind,
+                "forward_flops": float(op.flops[0]),
+                "forward_s": float(op.fwd_s[0]),
+                "backward_s": float(op.bwd_s[0]),
+            }
+            for op in cost.ops
+            if float(op.fwd_s[0]) > 0.0
         ],
         "planner": {
             "chosen": free,
@@ -98,9 +127,14 @@ def estimate_train(
 
 
 def estimate(
-    arch: Architecture, system: System, workload: TrainWorkload | InferenceWorkload,
-    plan: ParallelPlan | None = None, fixed: Mapping[str, FixedValue] | None = None, *,
-    mode: Mode | None = None, options: TrainOptions | None = None,
+    arch: Architecture,
+    system: System,
+    workload: TrainWorkload | InferenceWorkload,
+    plan: ParallelPlan | None = None,
+    fixed: Mapping[str, FixedValue] | None = None,
+    *,
+    mode: Mode | None = None,
+    options: TrainOptions | None = None,
 ) -> dict[str, Any]:
     """The ``nas estimate --json`` object for ``workload`` on ``system`` (its device count).
 
@@ -115,7 +149,7 @@ def estimate(
         raise PlanError("mode: an inference workload needs mode prefill or decode, got 'train'")
     from cost_models.inference import estimate_inference
 
-    return estimate_inference(arch, system, workload, plan, mode=infer_mode)
+    return estimate_inference(arch, system, workload, plan, mode=infer_mode, fixed=fixed)
 
 
 __all__ = ["MFU_CONVENTION", "estimate", "estimate_train", "plan_dict", "plan_fields"]

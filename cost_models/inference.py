@@ -216,6 +216,9 @@ def estimate_inference(
     b = ArchBatch.from_architectures([arch])
     return {
         "mode": mode,
+        "model": arch.name,
+        "system": system.name,
+        "num_devices": system.num_devices,
         "ttft_s": float(r.ttft_s[0]),
         "tpot_s": float(r.tpot_s[0]),
         "e2e_s": float(r.e2e_s[0]),

@@ -62,8 +62,10 @@ def _breakdown(title: str, parts: dict[str, float], unit_key: str) -> Table:
 
 def render(result: dict[str, Any]) -> None:
     """Readable tables: the headline figures, the plan, both breakdowns, the top ops."""
-    summary = Table(title=f"{result.get('model', '')} on {result.get('num_devices', '')}x "
-                          f"{result.get('system', '')} ({result.get('mode', '')})")
+    summary = Table(
+        title=f"{result.get('model', '')} on {result.get('num_devices', '')}x "
+        f"{result.get('system', '')} ({result.get('mode', '')})"
+    )
     summary.add_column("metric")
     summary.add_column("value", justify="right")
     for key, value in result.items():
@@ -72,9 +74,11 @@ def render(result: dict[str, Any]) -> None:
     console.print(summary)
     plan = result.get("plan", {})
     chosen = set(result.get("planner", {}).get("chosen", []))
-    console.print("plan: " + "  ".join(
-        f"{k}={v}{'*' if k in chosen else ''}" for k, v in plan.items()
-    ) + ("   (* chosen by the planner)" if chosen else ""))
+    console.print(
+        "plan: "
+        + "  ".join(f"{k}={v}{'*' if k in chosen else ''}" for k, v in plan.items())
+        + ("   (* chosen by the planner)" if chosen else "")
+    )
     for key, value in result.items():
         if key.endswith("breakdown_s") and isinstance(value, dict):
             console.print(_breakdown(key.replace("_", " "), value, "x_s"))
@@ -86,8 +90,13 @@ def render(result: dict[str, Any]) -> None:
         for col in ("op", "kind", "fwd GFLOP", "forward", "backward"):
             table.add_column(col, justify="left" if col in ("op", "kind") else "right")
         for op in sorted(ops, key=lambda o: -(o["forward_s"] + o["backward_s"])):
-            table.add_row(op["name"], op["kind"], f"{op['forward_flops'] / 1e9:,.1f}",
-                          _fmt("x_s", op["forward_s"]), _fmt("x_s", op["backward_s"]))
+            table.add_row(
+                op["name"],
+                op["kind"],
+                f"{op['forward_flops'] / 1e9:,.1f}",
+                _fmt("x_s", op["forward_s"]),
+                _fmt("x_s", op["backward_s"]),
+            )
         console.print(table)
     if "conventions" in result:
         for text in result["conventions"].values():
@@ -98,7 +107,11 @@ def render(result: dict[str, Any]) -> None:
 def estimate_cmd(
     model: str = typer.Argument(..., help="Reference model name, model YAML or HF config.json."),
     hardware: str = typer.Option(..., "--hardware", help="System profile name or YAML file."),
-    num_devices: int | None = typer.Option(None, "--num-devices", help="Devices (default: product of tp*pp*dp*cp if all given, else one node)."),
+    num_devices: int | None = typer.Option(
+        None,
+        "--num-devices",
+        help="Devices (default: product of tp*pp*dp*cp if all given, else one node).",
+    ),
     mode: ModeOpt = typer.Option(ModeOpt.train, "--mode"),
     tp: int | None = typer.Option(None, "--tp"),
     pp: int | None = typer.Option(None, "--pp"),
@@ -106,7 +119,9 @@ def estimate_cmd(
     ep: int | None = typer.Option(None, "--ep"),
     cp: int | None = typer.Option(None, "--cp"),
     vpp: int | None = typer.Option(None, "--vpp"),
-    sequence_parallel: bool | None = typer.Option(None, "--sequence-parallel/--no-sequence-parallel"),
+    sequence_parallel: bool | None = typer.Option(
+        None, "--sequence-parallel/--no-sequence-parallel"
+    ),
     micro_batch: int | None = typer.Option(None, "--micro-batch"),
     global_batch: int | None = typer.Option(None, "--global-batch"),
     seq_len: int = typer.Option(4096, "--seq-len"),
@@ -116,12 +131,20 @@ def estimate_cmd(
     batch: int = typer.Option(1, "--batch", help="Inference batch."),
     prompt_len: int = typer.Option(1024, "--prompt-len"),
     gen_len: int = typer.Option(128, "--gen-len"),
+    weight_dtype: str | None = typer.Option(
+        None,
+        "--weight-dtype",
+        help="Inference weights: bf16, fp16, fp8, int8 or int4 (default: --dtype).",
+    ),
+    kv_dtype: str = typer.Option(
+        "bf16", "--kv-dtype", help="Inference KV cache: bf16, fp16, fp8 or int8."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Step time, throughput, MFU and memory (train) or TTFT/TPOT (prefill/decode); the
     planner picks every parallel degree not given."""
     from cost_models.estimate import estimate
-    from cost_models.plan import InferenceWorkload, ParallelPlan, PlanError, TrainWorkload
+    from cost_models.plan import InferenceWorkload, PlanError, TrainWorkload
     from hw_profiles.loader import load_system
     from search_spaces.catalogue import load_model
 
@@ -131,23 +154,37 @@ def estimate_cmd(
         num_devices = int((tp or 1) * (pp or 1) * (dp or 1) * (cp or 1))
     system = load_system(hardware, num_devices)
     given = {
-        "tp": tp, "pp": pp, "dp": dp, "ep": ep, "cp": cp, "vpp": vpp,
-        "sequence_parallel": sequence_parallel, "micro_batch": micro_batch,
-        "global_batch": global_batch, "zero": zero,
+        "tp": tp,
+        "pp": pp,
+        "dp": dp,
+        "ep": ep,
+        "cp": cp,
+        "vpp": vpp,
+        "sequence_parallel": sequence_parallel,
+        "micro_batch": micro_batch,
+        "global_batch": global_batch,
+        "zero": zero,
         "recompute": recompute.value if recompute is not None else None,
     }
     fixed = {k: v for k, v in given.items() if v is not None}
     if mode is ModeOpt.train:
-        result = estimate(arch, system, TrainWorkload(seq_len=seq_len, dtype=dtype.value), fixed=fixed)
+        result = estimate(
+            arch, system, TrainWorkload(seq_len=seq_len, dtype=dtype.value), fixed=fixed
+        )
     else:
-        workload = InferenceWorkload(batch=batch, prompt_len=prompt_len, gen_len=gen_len,
-                                     weight_dtype=dtype.value)
+        workload = InferenceWorkload(
+            batch=batch,
+            prompt_len=prompt_len,
+            gen_len=gen_len,
+            weight_dtype=weight_dtype or dtype.value,  # type: ignore[arg-type]
+            kv_dtype=kv_dtype,
+        )  # type: ignore[arg-type]
         inference_keys = {"tp", "pp", "dp", "ep"}
         extra = sorted(set(fixed) - inference_keys)
         if extra:
             raise PlanError(f"--{extra[0].replace('_', '-')}: only for --mode train")
-        plan = ParallelPlan(**{k: int(v) for k, v in fixed.items()}) if fixed else None
-        result = estimate(arch, system, workload, plan, mode=mode.value)
+        # degrees not given are chosen by the inference planner among those that fit
+        result = estimate(arch, system, workload, None, fixed, mode=mode.value)
     if as_json:
         print_json(result)
     else:

@@ -27,9 +27,18 @@ def _training_rows() -> list[dict[str, Any]]:
     return [dict(r, kind="train") for r in validate_training_rows()]
 
 
+def _inference_rows() -> list[dict[str, Any]]:
+    from cost_models.inference_validation import validate_inference_rows
+
+    return [dict(r, kind="inference", unit="s") for r in validate_inference_rows()]
+
+
 # kind -> function returning row dicts with id, kind, source, metric, unit, measured,
 # predicted, error (predicted / measured - 1); more kinds plug in here.
-VALIDATORS: dict[str, Callable[[], list[dict[str, Any]]]] = {"train": _training_rows}
+VALIDATORS: dict[str, Callable[[], list[dict[str, Any]]]] = {
+    "train": _training_rows,
+    "inference": _inference_rows,
+}
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -59,18 +68,40 @@ def validate_cmd(
         print_json({"rows": rows, "summary": summaries})
         return
     table = Table(title="Cost models vs published measurements")
-    for col in ("id", "kind", "source", "model", "hardware", "metric", "measured", "predicted", "error"):
-        table.add_column(col, justify="right" if col in ("measured", "predicted", "error") else "left",
-                         overflow="fold")
+    for col in (
+        "id",
+        "kind",
+        "source",
+        "model",
+        "hardware",
+        "metric",
+        "measured",
+        "predicted",
+        "error",
+    ):
+        table.add_column(
+            col,
+            justify="right" if col in ("measured", "predicted", "error") else "left",
+            overflow="fold",
+        )
     for r in rows:
         err = r["error"]
         colour = "green" if abs(err) <= 0.10 else "yellow" if abs(err) <= 0.30 else "red"
         unit = r.get("unit", "")
-        table.add_row(r["id"], r["kind"], r.get("source", ""), r.get("model", ""),
-                      r.get("hardware", ""), f"{r.get('metric', '')} ({unit})",
-                      _fmt(r["measured"], unit), _fmt(r["predicted"], unit),
-                      f"[{colour}]{err:+.1%}")
+        table.add_row(
+            r["id"],
+            r["kind"],
+            r.get("source", ""),
+            r.get("model", ""),
+            r.get("hardware", ""),
+            f"{r.get('metric', '')} ({unit})",
+            _fmt(r["measured"], unit),
+            _fmt(r["predicted"], unit),
+            f"[{colour}]{err:+.1%}",
+        )
     console.print(table)
     for name, s in summaries.items():
-        console.print(f"{name}: {s['rows']} rows, median |error| {s['median_abs_error']:.1%}, "
-                      f"worst {s['worst_abs_error']:.1%} ({s['worst_id']})")
+        console.print(
+            f"{name}: {s['rows']} rows, median |error| {s['median_abs_error']:.1%}, "
+            f"worst {s['worst_abs_error']:.1%} ({s['worst_id']})"
+        )
