@@ -51,13 +51,16 @@ def error_table(rows: list[PreparedRow]) -> ErrorTable:
                 cal = Calibration(compute_fraction={dev: f}, overlap_efficiency=e)
                 pred = float(row_cost(p, calibration=cal).tokens_per_s_per_device[0])
                 errs[i, j, k] = np.log(pred / measured)
-    return ErrorTable(labels=[p.measurement.label for p in rows],
-                      devices=[p.system.device.name for p in rows], log_error=errs)
+    return ErrorTable(
+        labels=[p.measurement.label for p in rows],
+        devices=[p.system.device.name for p in rows],
+        log_error=errs,
+    )
 
 
 def fit(table: ErrorTable, use: npt.NDArray[np.bool_]) -> tuple[Calibration, float]:
     """Best calibration on the rows where ``use`` is true, and its mean |log error|."""
-    devices = sorted({d for d, u in zip(table.devices, use) if u})
+    devices = sorted({d for d, u in zip(table.devices, use, strict=True) if u})
     best: tuple[float, Calibration] | None = None
     for j, e in enumerate(OVERLAPS):
         total, fractions, count = 0.0, {}, 0
@@ -95,27 +98,42 @@ def leave_one_out(table: ErrorTable) -> list[float]:
 
 
 def main() -> None:
-    rows = [prepare_row(m, calibration=IDENTITY) for m in load_train_measurements()
-            if m.row["measured_kind"] != "activation_gib"]
+    rows = [
+        prepare_row(m, calibration=IDENTITY)
+        for m in load_train_measurements()
+        if m.row["measured_kind"] != "activation_gib"
+    ]
     table = error_table(rows)
     cal, loss = fit(table, np.ones(len(rows), dtype=bool))
     loo = leave_one_out(table)
     fitted = [predicted_error(table, i, cal) for i in range(len(rows))]
-    uncal = [float(np.exp(table.log_error[i, -1, FRACTIONS.index(1.0)]) - 1.0) for i in range(len(rows))]
-    CALIBRATION_FILE.write_text(json.dumps({
-        "compute_fraction": cal.compute_fraction,
-        "overlap_efficiency": cal.overlap_efficiency,
-        "fitted_on": table.labels,
-        "method": "grid search, mean |log(pred/measured)| of tokens/s per device; python -m cost_models.calibrate",
-    }, indent=2) + "\n")
+    uncal = [
+        float(np.exp(table.log_error[i, -1, FRACTIONS.index(1.0)]) - 1.0) for i in range(len(rows))
+    ]
+    CALIBRATION_FILE.write_text(
+        json.dumps(
+            {
+                "compute_fraction": cal.compute_fraction,
+                "overlap_efficiency": cal.overlap_efficiency,
+                "fitted_on": table.labels,
+                "method": "grid search, mean |log(pred/measured)| of tokens/s per device; python -m cost_models.calibrate",
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"fit: {cal} mean|log err| {loss:.3f}")
     print("| row | device | uncalibrated | fitted on all | leave-one-out |")
     print("|---|---|---|---|---|")
     for i, label in enumerate(table.labels):
-        print(f"| {label} | {table.devices[i]} | {uncal[i]:+.1%} | {fitted[i]:+.1%} | {loo[i]:+.1%} |")
+        print(
+            f"| {label} | {table.devices[i]} | {uncal[i]:+.1%} | {fitted[i]:+.1%} | {loo[i]:+.1%} |"
+        )
     for name, errs in (("uncalibrated", uncal), ("fitted on all", fitted), ("leave-one-out", loo)):
         a = np.abs(errs)
-        print(f"{name}: median {np.median(a):.1%}, worst {a.max():.1%} ({table.labels[int(a.argmax())]})")
+        print(
+            f"{name}: median {np.median(a):.1%}, worst {a.max():.1%} ({table.labels[int(a.argmax())]})"
+        )
 
 
 if __name__ == "__main__":

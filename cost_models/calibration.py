@@ -33,7 +33,9 @@ class Calibration:
             if not 0.0 < value <= 1.5:
                 raise ValueError(f"compute_fraction.{name}: must lie in (0, 1.5], got {value}")
         if not 0.0 <= self.overlap_efficiency <= 1.0:
-            raise ValueError(f"overlap_efficiency: must lie in [0, 1], got {self.overlap_efficiency}")
+            raise ValueError(
+                f"overlap_efficiency: must lie in [0, 1], got {self.overlap_efficiency}"
+            )
 
     def fraction(self, device_name: str) -> float:
         if device_name in self.compute_fraction:

@@ -36,9 +36,7 @@ def _as_array(x: npt.ArrayLike) -> FloatArray:
     return np.asarray(x, dtype=np.float64)
 
 
-def gemm_efficiency(
-    device: Device, *, flops: npt.ArrayLike, dtype: str = "bf16"
-) -> FloatArray:
+def gemm_efficiency(device: Device, *, flops: npt.ArrayLike, dtype: str = "bf16") -> FloatArray:
     """Fraction of ``dtype`` peak reached by one GEMM call of ``flops`` FLOPs (size effect only)."""
     f = _as_array(flops)
     curve = device.gemm_efficiency_curve
@@ -103,7 +101,9 @@ def grouped_gemm_time_s(
     return np.where(flops > 0, one, 0.0)
 
 
-def attention_time_s(device: Device, *, flops: npt.ArrayLike, calls: npt.ArrayLike = 1.0) -> FloatArray:
+def attention_time_s(
+    device: Device, *, flops: npt.ArrayLike, calls: npt.ArrayLike = 1.0
+) -> FloatArray:
     """Fused (flash) attention: FLOPs at the device's ``attention_efficiency`` of the bf16 peak
     (attention stays in bf16 in FP8 recipes: NVIDIA Transformer Engine FP8 primer)."""
     f = _as_array(flops)
@@ -111,7 +111,9 @@ def attention_time_s(device: Device, *, flops: npt.ArrayLike, calls: npt.ArrayLi
     return np.where(f > 0, np.maximum(t, device.kernel_launch_s * _as_array(calls)), 0.0)
 
 
-def memory_time_s(device: Device, *, bytes_moved: npt.ArrayLike, calls: npt.ArrayLike = 1.0) -> FloatArray:
+def memory_time_s(
+    device: Device, *, bytes_moved: npt.ArrayLike, calls: npt.ArrayLike = 1.0
+) -> FloatArray:
     """Memory-bound kernels (norms, activations, softmax, optimizer): bytes over the achieved
     HBM bandwidth, at least one launch gap per call."""
     b = _as_array(bytes_moved)

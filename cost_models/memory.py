@@ -45,7 +45,9 @@ def activation_bytes_per_token(
     a, d, t = ACT_BYTES, arch.d_model, shape.tp
     sp_div = np.where(plan.sp > 0, t, 1.0)
     drop = 1.0 if options.dropout else 0.0
-    latents = arch.q_lora_rank + arch.kv_lora_rank + np.where(arch.is_mla, arch.qk_rope_head_dim, 0.0)
+    latents = (
+        arch.q_lora_rank + arch.kv_lora_rank + np.where(arch.is_mla, arch.qk_rope_head_dim, 0.0)
+    )
     # norm inputs (2d), QKV and FFN GEMM inputs (2d), two 1-byte dropout masks; MLA latents
     # and their norm inputs
     rep = a * 4.0 * d + drop * 2.0 * d + 2.0 * a * latents
@@ -89,8 +91,13 @@ def activation_memory_bytes(
 
 
 def train_memory(
-    arch: ArchBatch, plan: PlanBatch, shape: StageShape, params: LocalParams, *,
-    dtype: str, options: TrainOptions,
+    arch: ArchBatch,
+    plan: PlanBatch,
+    shape: StageShape,
+    params: LocalParams,
+    *,
+    dtype: str,
+    options: TrainOptions,
 ) -> dict[str, FloatArray]:
     """Memory per device by category (:data:`MEMORY_KEYS`), in bytes."""
     z = plan.zero

@@ -137,7 +137,14 @@ class StageShape:
 
 
 def _gemm_op(
-    device: Device, name: str, *, m: FloatArray, n: FloatArray, k: FloatArray, calls: FloatArray, dtype: str
+    device: Device,
+    name: str,
+    *,
+    m: FloatArray,
+    n: FloatArray,
+    k: FloatArray,
+    calls: FloatArray,
+    dtype: str,
 ) -> OpCost:
     fwd = gemm_time_s(device, m=m, n=n, k=k, dtype=dtype, calls=calls)
     bwd = gemm_time_s(device, m=m, n=k, k=n, dtype=dtype, calls=calls) + gemm_time_s(
@@ -155,7 +162,13 @@ def _gemm_op(
 
 
 def gemm_ops(
-    arch: ArchBatch, plan: PlanBatch, shape: StageShape, *, device: Device, dtype: str, imbalance: float
+    arch: ArchBatch,
+    plan: PlanBatch,
+    shape: StageShape,
+    *,
+    device: Device,
+    dtype: str,
+    imbalance: float,
 ) -> list[OpCost]:
     """Every weight GEMM of the stage, the LM head included (charged to the slowest stage)."""
     t, tok = shape.tp, shape.tokens
@@ -172,12 +185,22 @@ def gemm_ops(
         out.append(_gemm_op(device, mm.name, m=m, n=n, k=k, calls=calls, dtype=dtype))
     out.extend(_expert_ops(arch, plan, shape, device=device, dtype=dtype, imbalance=imbalance))
     one = np.ones_like(tok)
-    out.append(_gemm_op(device, "lm_head", m=tok, n=arch.vocab_size / t, k=arch.d_model, calls=one, dtype=dtype))
+    out.append(
+        _gemm_op(
+            device, "lm_head", m=tok, n=arch.vocab_size / t, k=arch.d_model, calls=one, dtype=dtype
+        )
+    )
     return out
 
 
 def _expert_ops(
-    arch: ArchBatch, plan: PlanBatch, shape: StageShape, *, device: Device, dtype: str, imbalance: float
+    arch: ArchBatch,
+    plan: PlanBatch,
+    shape: StageShape,
+    *,
+    device: Device,
+    dtype: str,
+    imbalance: float,
 ) -> list[OpCost]:
     """Routed experts as grouped GEMMs: each of the ``E/ep`` local experts receives
     ``tokens_per_rank * top_k * ep / E`` tokens (times the imbalance of the busiest rank);
@@ -220,8 +243,17 @@ def attention_ops(
         flops = tok * s * heads * (dqk + dv) * layers
         fwd = attention_time_s(device, flops=flops, calls=layers)
         bwd = attention_time_s(device, flops=FLASH_BWD_FLOPS_RATIO * flops, calls=layers)
-        return [OpCost(name="attention", kind="attention", recompute="selective", flops=flops,
-                       bytes_moved=np.zeros_like(flops), fwd_s=fwd, bwd_s=bwd)]
+        return [
+            OpCost(
+                name="attention",
+                kind="attention",
+                recompute="selective",
+                flops=flops,
+                bytes_moved=np.zeros_like(flops),
+                fwd_s=fwd,
+                bwd_s=bwd,
+            )
+        ]
     # unfused: the full S x S scores are computed and masked (Megatron-LM 2021-22)
     seqs = plan.micro_batch * heads
     q_len = s / plan.cp
@@ -241,15 +273,35 @@ def attention_ops(
     sm_fwd = memory_time_s(device, bytes_moved=elements * (4.0 + drop), calls=layers)
     sm_bwd = memory_time_s(device, bytes_moved=elements * (6.0 + drop), calls=layers)
     return [
-        OpCost(name="attention_bmm", kind="gemm", recompute="selective", flops=flops,
-               bytes_moved=np.zeros_like(flops), fwd_s=(qk + av) * layers, bwd_s=(qk_b + av_b) * layers),
-        OpCost(name="softmax", kind="memory", recompute="selective", flops=np.zeros_like(flops),
-               bytes_moved=elements * (4.0 + drop), fwd_s=sm_fwd, bwd_s=sm_bwd),
+        OpCost(
+            name="attention_bmm",
+            kind="gemm",
+            recompute="selective",
+            flops=flops,
+            bytes_moved=np.zeros_like(flops),
+            fwd_s=(qk + av) * layers,
+            bwd_s=(qk_b + av_b) * layers,
+        ),
+        OpCost(
+            name="softmax",
+            kind="memory",
+            recompute="selective",
+            flops=np.zeros_like(flops),
+            bytes_moved=elements * (4.0 + drop),
+            fwd_s=sm_fwd,
+            bwd_s=sm_bwd,
+        ),
     ]
 
 
-def _mem_op(device: Device, name: str, *, fwd_bytes: FloatArray, calls: FloatArray,
-            recompute: RecomputeSet = "full") -> OpCost:
+def _mem_op(
+    device: Device,
+    name: str,
+    *,
+    fwd_bytes: FloatArray,
+    calls: FloatArray,
+    recompute: RecomputeSet = "full",
+) -> OpCost:
     return OpCost(
         name=name,
         kind="memory",
@@ -262,7 +314,12 @@ def _mem_op(device: Device, name: str, *, fwd_bytes: FloatArray, calls: FloatArr
 
 
 def memory_ops(
-    arch: ArchBatch, plan: PlanBatch, shape: StageShape, *, device: Device, dtype: str,
+    arch: ArchBatch,
+    plan: PlanBatch,
+    shape: StageShape,
+    *,
+    device: Device,
+    dtype: str,
     options: TrainOptions,
 ) -> list[OpCost]:
     """Memory-bound kernels, bytes per token counted from their inputs and outputs (bf16).
@@ -280,22 +337,40 @@ def memory_ops(
     resid_bytes = rep * L * (2.0 * 3.0 * d * a + 2.0 * d * drop_mask)
     act_dense = tok * dense_l * (up + 1.0) * arch.d_ff * a / t
     shared = arch.d_expert * arch.num_shared_experts
-    act_moe = tok * moe_l * (up + 1.0) * a * (arch.top_k * arch.d_expert * options.moe_imbalance + shared) / t
+    act_moe = (
+        tok
+        * moe_l
+        * (up + 1.0)
+        * a
+        * (arch.top_k * arch.d_expert * options.moe_imbalance + shared)
+        / t
+    )
     # permute + unpermute copies of the routed tokens (read + write), dispatch and combine
     permute = tok * moe_l * arch.top_k * d * a * 4.0 / t
     rope_dim = np.where(arch.is_mla, arch.qk_rope_head_dim, qk_head_dim(arch))
     kv_rope = np.where(arch.is_mla, 1.0, arch.num_kv_heads)
     rope = np.where(arch.learned_positions > 0, 0.0, 1.0)
     rope_bytes = rope * tok * L * 2.0 * a * (arch.num_heads + kv_rope) * rope_dim / t
-    # vocab-parallel cross-entropy on fp32 logits: read bf16 logits, write and re-read fp32
-    ce_bytes = tok * arch.vocab_size / t * (a + 8.0)
+    # vocab-parallel cross-entropy (Megatron-LM ``_VocabParallelCrossEntropy``) per logit:
+    # cast to fp32 (read 2, write 4), max (read 4), subtract-exp (read 4, write 4), sum
+    # (read 4) = 22 bytes forward; backward reads the softmax (4), writes the fp32 gradient
+    # (4) and casts it to bf16 (read 4, write 2) = 14 bytes
+    ce_bytes = tok * arch.vocab_size / t * 22.0
     ops = [
         _mem_op(device, "norms", fwd_bytes=norm_bytes, calls=2.0 * L),
         _mem_op(device, "residual", fwd_bytes=resid_bytes, calls=2.0 * L),
         _mem_op(device, "activation", fwd_bytes=act_dense + act_moe, calls=L),
         _mem_op(device, "moe_permute", fwd_bytes=permute, calls=4.0 * moe_l),
         _mem_op(device, "rope", fwd_bytes=rope_bytes, calls=L * rope),
-        _mem_op(device, "cross_entropy", fwd_bytes=ce_bytes, calls=np.full_like(tok, 2.0)),
+        OpCost(
+            name="cross_entropy",
+            kind="memory",
+            recompute="full",
+            flops=np.zeros_like(tok),
+            bytes_moved=ce_bytes,
+            fwd_s=memory_time_s(device, bytes_moved=ce_bytes, calls=4.0),
+            bwd_s=memory_time_s(device, bytes_moved=ce_bytes * 14.0 / 22.0, calls=3.0),
+        ),
     ]
     if dtype == "fp8":
         ops.append(_fp8_cast_op(arch, plan, shape, device=device))
@@ -317,11 +392,18 @@ def _fp8_cast_op(arch: ArchBatch, plan: PlanBatch, shape: StageShape, *, device:
         weight_elems = weight_elems + mm.params * per_layer / np.where(
             mm.name.startswith("expert_"), plan.ep * shape.etp, t
         )
-    return _mem_op(device, "fp8_cast", fwd_bytes=3.0 * (act_elems + weight_elems), calls=shape.layers * 8.0)
+    return _mem_op(
+        device, "fp8_cast", fwd_bytes=3.0 * (act_elems + weight_elems), calls=shape.layers * 8.0
+    )
 
 
 def stage_ops(
-    arch: ArchBatch, plan: PlanBatch, *, device: Device, seq_len: int, dtype: str,
+    arch: ArchBatch,
+    plan: PlanBatch,
+    *,
+    device: Device,
+    seq_len: int,
+    dtype: str,
     options: TrainOptions,
 ) -> list[OpCost]:
     """All op records of one micro-batch on one device of the slowest stage."""

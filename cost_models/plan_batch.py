@@ -13,7 +13,9 @@ from cost_models.plan import RECOMPUTE, ParallelPlan
 
 FloatArray = npt.NDArray[np.float64]
 
-RECOMPUTE_CODE: dict[str, int] = {name: i for i, name in enumerate(RECOMPUTE)}  # none 0, selective 1, full 2
+RECOMPUTE_CODE: dict[str, int] = {
+    name: i for i, name in enumerate(RECOMPUTE)
+}  # none 0, selective 1, full 2
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -31,8 +31,17 @@ from search_spaces.counts import ArchBatch
 FloatArray = npt.NDArray[np.float64]
 FixedValue = int | bool | str
 PLAN_FIELDS: tuple[str, ...] = (
-    "tp", "pp", "dp", "ep", "cp", "vpp", "sequence_parallel", "micro_batch", "global_batch",
-    "zero", "recompute",
+    "tp",
+    "pp",
+    "dp",
+    "ep",
+    "cp",
+    "vpp",
+    "sequence_parallel",
+    "micro_batch",
+    "global_batch",
+    "zero",
+    "recompute",
 )
 MICRO_BATCHES: tuple[int, ...] = (1, 2, 4, 8)
 VPP_CHOICES: tuple[int, ...] = (1, 2, 4, 8)
@@ -52,8 +61,9 @@ def default_global_batch(num_devices: int, seq_len: int) -> int:
     return num_devices * max(1, round(target / num_devices))
 
 
-def check_fixed(arch: Architecture, system: System, workload: TrainWorkload,
-                fixed: Mapping[str, FixedValue]) -> None:
+def check_fixed(
+    arch: Architecture, system: System, workload: TrainWorkload, fixed: Mapping[str, FixedValue]
+) -> None:
     """One-line errors for fixed degrees that no plan can satisfy on their own."""
     unknown = sorted(set(fixed) - set(PLAN_FIELDS))
     if unknown:
@@ -73,7 +83,9 @@ def check_fixed(arch: Architecture, system: System, workload: TrainWorkload,
     if arch.num_heads % tp:
         raise PlanError(f"tp: must divide num_heads ({arch.num_heads}), got {tp}")
     if arch.num_kv_heads % tp and tp % arch.num_kv_heads:
-        raise PlanError(f"tp: must divide num_kv_heads ({arch.num_kv_heads}) or be a multiple of it, got {tp}")
+        raise PlanError(
+            f"tp: must divide num_kv_heads ({arch.num_kv_heads}) or be a multiple of it, got {tp}"
+        )
     experts = arch.moe.num_experts if arch.moe else 1
     ep = int(fixed.get("ep", 1))
     if experts % ep:
@@ -94,15 +106,22 @@ def check_fixed(arch: Architecture, system: System, workload: TrainWorkload,
             f"{'equal' if len(given) == 4 else 'divide'} the device count {n}"
         )
     if fixed.get("recompute", "none") not in RECOMPUTE:
-        raise PlanError(f"recompute: must be one of {', '.join(RECOMPUTE)}; got {fixed['recompute']!r}")
+        raise PlanError(
+            f"recompute: must be one of {', '.join(RECOMPUTE)}; got {fixed['recompute']!r}"
+        )
 
 
-def _choices(arch: Architecture, system: System, workload: TrainWorkload, fixed: Mapping[str, FixedValue]) -> dict[str, list[int]]:
+def _choices(
+    arch: Architecture, system: System, workload: TrainWorkload, fixed: Mapping[str, FixedValue]
+) -> dict[str, list[int]]:
     n = system.num_devices
     divs = _divisors(n)
     kv = arch.num_kv_heads
-    tp = [t for t in divs if t <= system.devices_per_node and arch.num_heads % t == 0
-          and (kv % t == 0 or t % kv == 0)]
+    tp = [
+        t
+        for t in divs
+        if t <= system.devices_per_node and arch.num_heads % t == 0 and (kv % t == 0 or t % kv == 0)
+    ]
     experts = arch.moe.num_experts if arch.moe else 1
     out = {
         "tp": tp,
@@ -122,8 +141,13 @@ def _choices(arch: Architecture, system: System, workload: TrainWorkload, fixed:
     return out
 
 
-def enumerate_plans(arch: Architecture, system: System, workload: TrainWorkload, *,
-                    fixed: Mapping[str, FixedValue] | None = None) -> PlanBatch:
+def enumerate_plans(
+    arch: Architecture,
+    system: System,
+    workload: TrainWorkload,
+    *,
+    fixed: Mapping[str, FixedValue] | None = None,
+) -> PlanBatch:
     """Every feasible plan on ``system.num_devices`` devices that agrees with ``fixed``."""
     fx = dict(fixed or {})
     check_fixed(arch, system, workload, fx)
@@ -152,9 +176,17 @@ def enumerate_plans(arch: Architecture, system: System, workload: TrainWorkload,
         )
     idx = np.nonzero(ok)[0]
     return PlanBatch(
-        tp=tp[idx], pp=pp[idx], dp=dp[idx], ep=ep[idx], cp=cp[idx], vpp=vpp[idx], sp=sp[idx],
-        micro_batch=mbs[idx], global_batch=np.full(idx.shape, float(gbs)),
-        zero=col["zero"][idx], recompute=col["recompute"][idx],
+        tp=tp[idx],
+        pp=pp[idx],
+        dp=dp[idx],
+        ep=ep[idx],
+        cp=cp[idx],
+        vpp=vpp[idx],
+        sp=sp[idx],
+        micro_batch=mbs[idx],
+        global_batch=np.full(idx.shape, float(gbs)),
+        zero=col["zero"][idx],
+        recompute=col["recompute"][idx],
     )
 
 
@@ -169,22 +201,34 @@ class PlanChoice:
     feasible_fitting: int
 
 
-def plan_training(arch: Architecture, system: System, workload: TrainWorkload, *,
-                  fixed: Mapping[str, FixedValue] | None = None, top_k: int = 5,
-                  options: TrainOptions | None = None,
-                  calibration: Calibration | None = None) -> PlanChoice:
+def plan_training(
+    arch: Architecture,
+    system: System,
+    workload: TrainWorkload,
+    *,
+    fixed: Mapping[str, FixedValue] | None = None,
+    top_k: int = 5,
+    options: TrainOptions | None = None,
+    calibration: Calibration | None = None,
+) -> PlanChoice:
     """The fastest plan that fits memory (the fastest overall, flagged, if none fits)."""
     plans = enumerate_plans(arch, system, workload, fixed=fixed)
     batch = ArchBatch.from_architectures([arch]).take(np.zeros(len(plans), dtype=np.int64))
-    cost: TrainCost = train_cost(batch, plans, system=system, workload=workload, options=options,
-                                 calibration=calibration)
+    cost: TrainCost = train_cost(
+        batch, plans, system=system, workload=workload, options=options, calibration=calibration
+    )
     t = cost.step_time_s
     fits = cost.fits
     key = np.where(fits, t, np.inf)
     order = np.argsort(key if fits.any() else t, kind="stable")[: max(top_k, 1)]
     top = [(plans.plan(int(i)), float(t[i]), bool(fits[i])) for i in order]
-    return PlanChoice(best=top[0][0], best_fits=top[0][2], top=top, candidates=len(plans),
-                      feasible_fitting=int(fits.sum()))
+    return PlanChoice(
+        best=top[0][0],
+        best_fits=top[0][2],
+        top=top,
+        candidates=len(plans),
+        feasible_fitting=int(fits.sum()),
+    )
 
 
 __all__ = [

@@ -44,7 +44,14 @@ from search_spaces.counts import (
 
 FloatArray = npt.NDArray[np.float64]
 TIME_KEYS: tuple[str, ...] = (
-    "compute", "tp_comm", "pp_bubble", "pp_comm", "dp_comm", "ep_comm", "cp_comm", "other",
+    "compute",
+    "tp_comm",
+    "pp_bubble",
+    "pp_comm",
+    "dp_comm",
+    "ep_comm",
+    "cp_comm",
+    "other",
 )
 # Fused Adam reads fp32 weight, gradient, m and v (16 bytes) and writes weight, m, v (12)
 # and the bf16 model copy (2) per parameter (counted from the tensors it touches).
@@ -97,7 +104,9 @@ def hardware_flops_per_token(
     return 3.0 * mm + attn + extra
 
 
-def _microbatch_compute(ops: list[OpCost], plan: PlanBatch) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+def _microbatch_compute(
+    ops: list[OpCost], plan: PlanBatch
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
     """Forward, backward, recompute and attention (fwd, bwd) seconds of one micro-batch."""
     zero = np.zeros_like(plan.tp)
     fwd, bwd, rc_full, rc_sel, attn_f, attn_b = zero, zero, zero, zero, zero, zero
@@ -115,8 +124,13 @@ def _microbatch_compute(ops: list[OpCost], plan: PlanBatch) -> tuple[FloatArray,
 
 
 def train_cost(
-    arch: ArchBatch, plan: PlanBatch, *, system: System, workload: TrainWorkload,
-    options: TrainOptions | None = None, calibration: Calibration | None = None,
+    arch: ArchBatch,
+    plan: PlanBatch,
+    *,
+    system: System,
+    workload: TrainWorkload,
+    options: TrainOptions | None = None,
+    calibration: Calibration | None = None,
     keep_ops: bool = False,
 ) -> TrainCost:
     """Step time, throughput and memory for every (architecture, plan) pair.
@@ -132,17 +146,28 @@ def train_cost(
     slow = 1.0 / cal.fraction(device.name)
     fwd, bwd, rc, attn_f, attn_b = (x * slow for x in _microbatch_compute(ops, plan))
     e = cal.overlap_efficiency
-    comm = microbatch_comm(arch, plan, shape, system=system, imbalance=opts.moe_imbalance,
-                           attn_fwd_s=attn_f, attn_bwd_s=attn_b, compute_s=fwd + bwd + rc,
-                           overlap_efficiency=e, ep_overlap=opts.ep_overlap)
+    comm = microbatch_comm(
+        arch,
+        plan,
+        shape,
+        system=system,
+        imbalance=opts.moe_imbalance,
+        attn_fwd_s=attn_f,
+        attn_bwd_s=attn_b,
+        compute_s=fwd + bwd + rc,
+        overlap_efficiency=e,
+        ep_overlap=opts.ep_overlap,
+    )
     m = plan.num_microbatches
     per_mb = fwd + bwd + rc + comm.tp_s + comm.ep_s + comm.cp_s
     params = LocalParams.of(arch, plan, shape)
-    dp_s = dp_comm_exposed(params, plan, system=system, fwd_mb_s=fwd, bwd_mb_s=bwd + rc,
-                           overlap_efficiency=e)
+    dp_s = dp_comm_exposed(
+        params, plan, system=system, fwd_mb_s=fwd, bwd_mb_s=bwd + rc, overlap_efficiency=e
+    )
     z = plan.zero
     opt_params = np.where(
-        z >= 1, params.dense / params.dense_group + params.expert / params.expert_group,
+        z >= 1,
+        params.dense / params.dense_group + params.expert / params.expert_group,
         params.dense + params.expert,
     )
     breakdown = {
@@ -175,7 +200,9 @@ def train_cost(
         fits=total_mem <= device.memory_bytes,
         time_breakdown_s=breakdown,
         memory_breakdown_bytes=mem,
-        ops=[replace(op, fwd_s=op.fwd_s * slow, bwd_s=op.bwd_s * slow) for op in ops] if keep_ops else [],
+        ops=[replace(op, fwd_s=op.fwd_s * slow, bwd_s=op.bwd_s * slow) for op in ops]
+        if keep_ops
+        else [],
     )
 
 

@@ -30,7 +30,13 @@ import numpy.typing as npt
 from cost_models.ops import ACT_BYTES, StageShape
 from cost_models.plan_batch import PlanBatch
 from hw_profiles.types import System
-from search_spaces.counts import ArchBatch, expert_params, non_embedding_params, qk_head_dim, v_head_dim
+from search_spaces.counts import (
+    ArchBatch,
+    expert_params,
+    non_embedding_params,
+    qk_head_dim,
+    v_head_dim,
+)
 
 FloatArray = npt.NDArray[np.float64]
 Op = Literal["all_reduce", "reduce_scatter", "all_gather", "all_to_all", "broadcast", "p2p"]
@@ -39,8 +45,14 @@ GRAD_COMM_BYTES = 4.0  # fp32 gradient reduction (Megatron main_grad, FSDP reduc
 PARAM_BYTES = 2.0  # bf16 parameters gathered by ZeRO/FSDP
 
 
-def collective_s(system: System, op: Op, *, size_bytes: FloatArray, group: FloatArray,
-                 stride: FloatArray | float = 1.0) -> FloatArray:
+def collective_s(
+    system: System,
+    op: Op,
+    *,
+    size_bytes: FloatArray,
+    group: FloatArray,
+    stride: FloatArray | float = 1.0,
+) -> FloatArray:
     """Time of one collective; zero where the group is a single device or nothing moves."""
     from cost_models.collectives import collective_time_s
 
@@ -48,7 +60,10 @@ def collective_s(system: System, op: Op, *, size_bytes: FloatArray, group: Float
     size = np.asarray(size_bytes, dtype=np.float64)
     active = (g > 1) & (size > 0)
     t = collective_time_s(
-        system, op=op, size_bytes=np.where(active, size, 0.0), group_size=np.where(active, g, 1.0),
+        system,
+        op=op,
+        size_bytes=np.where(active, size, 0.0),
+        group_size=np.where(active, g, 1.0),
         stride=np.broadcast_to(np.asarray(stride, dtype=np.float64), g.shape),
     )
     return np.where(active, np.asarray(t, dtype=np.float64), 0.0)
@@ -72,9 +87,17 @@ class MicrobatchComm:
 
 
 def microbatch_comm(
-    arch: ArchBatch, plan: PlanBatch, shape: StageShape, *, system: System, imbalance: float,
-    attn_fwd_s: FloatArray, attn_bwd_s: FloatArray, compute_s: FloatArray,
-    overlap_efficiency: float, ep_overlap: bool,
+    arch: ArchBatch,
+    plan: PlanBatch,
+    shape: StageShape,
+    *,
+    system: System,
+    imbalance: float,
+    attn_fwd_s: FloatArray,
+    attn_bwd_s: FloatArray,
+    compute_s: FloatArray,
+    overlap_efficiency: float,
+    ep_overlap: bool,
 ) -> MicrobatchComm:
     """``compute_s`` is the micro-batch's compute (the window an overlapped all-to-all hides
     behind); ``overlap_efficiency`` the hidden fraction of overlapped communication."""
@@ -108,8 +131,13 @@ def microbatch_comm(
     # PP: one activation send forward and one gradient send backward per micro-batch per
     # virtual stage; with SP only the sequence shard is sent (Megatron scatter-gather)
     p2p_bytes = act / np.where(plan.sp > 0, t, 1.0)
-    send = collective_s(system, "p2p", size_bytes=p2p_bytes, group=np.where(plan.pp > 1, 2.0, 1.0),
-                        stride=t * plan.cp * plan.dp)
+    send = collective_s(
+        system,
+        "p2p",
+        size_bytes=p2p_bytes,
+        group=np.where(plan.pp > 1, 2.0, 1.0),
+        stride=t * plan.cp * plan.dp,
+    )
     pp_s = 2.0 * plan.vpp * send
     return MicrobatchComm(tp_s=tp_s, ep_s=ep_s, cp_s=cp_s, pp_s=pp_s)
 
@@ -139,18 +167,34 @@ class LocalParams:
 
 
 def dp_comm_exposed(
-    params: LocalParams, plan: PlanBatch, *, system: System, fwd_mb_s: FloatArray,
-    bwd_mb_s: FloatArray, overlap_efficiency: float,
+    params: LocalParams,
+    plan: PlanBatch,
+    *,
+    system: System,
+    fwd_mb_s: FloatArray,
+    bwd_mb_s: FloatArray,
+    overlap_efficiency: float,
 ) -> FloatArray:
     """Exposed data-parallel / ZeRO communication of one step (see the module docstring)."""
     dense_stride = plan.tp
-    exp_stride = plan.ep * np.where(plan.ep > 1, 1.0, plan.tp)  # expert-DP ranks lie outside the EP group
+    exp_stride = plan.ep * np.where(
+        plan.ep > 1, 1.0, plan.tp
+    )  # expert-DP ranks lie outside the EP group
 
     def both(op: Op, bytes_per_param: float) -> FloatArray:
-        return collective_s(system, op, size_bytes=params.dense * bytes_per_param,
-                            group=params.dense_group, stride=dense_stride) + collective_s(
-            system, op, size_bytes=params.expert * bytes_per_param, group=params.expert_group,
-            stride=exp_stride)
+        return collective_s(
+            system,
+            op,
+            size_bytes=params.dense * bytes_per_param,
+            group=params.dense_group,
+            stride=dense_stride,
+        ) + collective_s(
+            system,
+            op,
+            size_bytes=params.expert * bytes_per_param,
+            group=params.expert_group,
+            stride=exp_stride,
+        )
 
     grad_ar = both("all_reduce", GRAD_COMM_BYTES)
     grad_rs = both("reduce_scatter", GRAD_COMM_BYTES)
@@ -162,7 +206,9 @@ def dp_comm_exposed(
     zero12 = exposed(grad_rs, bwd_mb_s, e) + exposed(param_ag, fwd_mb_s, e)
     # ZeRO-3 gathers the weights again for a full-recompute forward (inside backward)
     regather = np.where(plan.recompute == 2, param_ag, 0.0)
-    zero3 = m * (exposed(param_ag, fwd_mb_s, e) + exposed(param_ag + regather + grad_rs, bwd_mb_s, e))
+    zero3 = m * (
+        exposed(param_ag, fwd_mb_s, e) + exposed(param_ag + regather + grad_rs, bwd_mb_s, e)
+    )
     return np.where(z == 0, zero0, np.where(z < 3, zero12, zero3))
 
 

@@ -85,9 +85,14 @@ def measurement_arch(m: TrainMeasurement) -> Architecture:
 
 def _fixed(r: dict[str, str]) -> dict[str, FixedValue]:
     fixed: dict[str, FixedValue] = {
-        "tp": int(r["use_tp"]), "pp": int(r["use_pp"]), "dp": int(r["use_dp"]),
-        "ep": int(r["use_ep"]), "cp": int(r["use_cp"]), "vpp": int(r["use_vpp"]),
-        "sequence_parallel": r["sp"] == "1", "zero": int(r["zero"]),
+        "tp": int(r["use_tp"]),
+        "pp": int(r["use_pp"]),
+        "dp": int(r["use_dp"]),
+        "ep": int(r["use_ep"]),
+        "cp": int(r["use_cp"]),
+        "vpp": int(r["use_vpp"]),
+        "sequence_parallel": r["sp"] == "1",
+        "zero": int(r["zero"]),
         "global_batch": int(r["use_gbs"]),
     }
     if r["use_mbs"] != "auto":
@@ -103,8 +108,8 @@ def measured_tokens_per_s_per_device(m: TrainMeasurement, arch: Architecture) ->
     kind, value = r["measured_kind"], float(r["measured_value"])
     seq, n = int(r["seq"]), int(r["n_accel"])
     if kind == "tflops_nar21":  # NAR21 eq. 3: 96 B s l h^2 (1 + s/6h + V/16lh) per step
-        l, h, v = arch.num_layers, arch.d_model, arch.vocab_size
-        per_token = 96.0 * l * h * h * (1.0 + seq / (6.0 * h) + v / (16.0 * l * h))
+        layers, h, v = arch.num_layers, arch.d_model, arch.vocab_size
+        per_token = 96.0 * layers * h * h * (1.0 + seq / (6.0 * h) + v / (16.0 * layers * h))
         return value * 1e12 / per_token
     if kind == "tflops_model":
         b = ArchBatch.from_architectures([arch])
@@ -121,7 +126,9 @@ def measurement_options(m: TrainMeasurement, *, calibrated: bool = True) -> Trai
     return TrainOptions(
         attention_kernel=r["attention_kernel"],  # type: ignore[arg-type]
         dropout=r["dropout"] == "1",
-        moe_imbalance=float(r["moe_imbalance"]) if r["moe_imbalance"] else TrainOptions.moe_imbalance,
+        moe_imbalance=float(r["moe_imbalance"])
+        if r["moe_imbalance"]
+        else TrainOptions.moe_imbalance,
         ep_overlap=r["ep_overlap"] == "1",
         calibrated=calibrated,
     )
@@ -147,16 +154,28 @@ def prepare_row(m: TrainMeasurement, *, calibration: Calibration | None = None) 
     system = load_system(r["system"], int(r["n_accel"]))
     workload = TrainWorkload(seq_len=int(r["seq"]), dtype=r["dtype"])  # type: ignore[arg-type]
     options = measurement_options(m)
-    choice = plan_training(arch, system, workload, fixed=_fixed(r), top_k=1, options=options,
-                           calibration=calibration)
-    return PreparedRow(measurement=m, arch=arch, system=system, workload=workload,
-                       options=options, plan=choice.best)
+    choice = plan_training(
+        arch, system, workload, fixed=_fixed(r), top_k=1, options=options, calibration=calibration
+    )
+    return PreparedRow(
+        measurement=m,
+        arch=arch,
+        system=system,
+        workload=workload,
+        options=options,
+        plan=choice.best,
+    )
 
 
 def row_cost(p: PreparedRow, *, calibration: Calibration | None = None) -> TrainCost:
-    return train_cost(ArchBatch.from_architectures([p.arch]), PlanBatch.from_plans([p.plan]),
-                      system=p.system, workload=p.workload, options=p.options,
-                      calibration=calibration)
+    return train_cost(
+        ArchBatch.from_architectures([p.arch]),
+        PlanBatch.from_plans([p.plan]),
+        system=p.system,
+        workload=p.workload,
+        options=p.options,
+        calibration=calibration,
+    )
 
 
 def predict_row(m: TrainMeasurement, *, calibration: Calibration | None = None) -> dict[str, Any]:
@@ -183,15 +202,18 @@ def predict_row(m: TrainMeasurement, *, calibration: Calibration | None = None) 
         "error": predicted / measured - 1.0,
         "model": r["model"],
         "hardware": f"{r['n_accel']}x {r['system']}",
-        "plan": (f"tp{plan.tp} pp{plan.pp} dp{plan.dp} ep{plan.ep} cp{plan.cp} vpp{plan.vpp} "
-                 f"mb{plan.micro_batch} z{plan.zero} {plan.recompute}{' sp' if plan.sequence_parallel else ''}"),
+        "plan": (
+            f"tp{plan.tp} pp{plan.pp} dp{plan.dp} ep{plan.ep} cp{plan.cp} vpp{plan.vpp} "
+            f"mb{plan.micro_batch} z{plan.zero} {plan.recompute}{' sp' if plan.sequence_parallel else ''}"
+        ),
         "mfu": float(cost.mfu[0]),
         "fits": bool(cost.fits[0]),
     }
 
 
-def validate_training_rows(path: Path = DATA_FILE, *, include_memory: bool = True,
-                           calibration: Calibration | None = None) -> list[dict[str, Any]]:
+def validate_training_rows(
+    path: Path = DATA_FILE, *, include_memory: bool = True, calibration: Calibration | None = None
+) -> list[dict[str, Any]]:
     """Every row of the training measurement file, measured vs predicted."""
     rows = [predict_row(m, calibration=calibration) for m in load_train_measurements(path)]
     return rows if include_memory else [r for r in rows if r["unit"] != "GiB"]
@@ -200,7 +222,12 @@ def validate_training_rows(path: Path = DATA_FILE, *, include_memory: bool = Tru
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Median and worst absolute relative error over ``rows``."""
     if not rows:
-        return {"rows": 0, "median_abs_error": float("nan"), "worst_abs_error": float("nan"), "worst_id": ""}
+        return {
+            "rows": 0,
+            "median_abs_error": float("nan"),
+            "worst_abs_error": float("nan"),
+            "worst_id": "",
+        }
     errors = np.abs(np.array([r["error"] for r in rows], dtype=np.float64))
     worst = int(np.argmax(errors))
     return {

@@ -7,7 +7,7 @@ import pytest
 
 from cost_models.memory import activation_bytes_per_token
 from cost_models.ops import StageShape, TrainOptions
-from cost_models.plan import ParallelPlan, TrainWorkload
+from cost_models.plan import ParallelPlan, Recompute, TrainWorkload
 from cost_models.plan_batch import PlanBatch
 from cost_models.train import train_cost
 from hw_profiles.loader import load_system
@@ -17,9 +17,19 @@ from search_spaces.counts import ArchBatch, total_params
 
 # A GPT-3-style layer: MHA, 4h GeLU FFN, LayerNorm, dropout, unfused softmax (KOR22's setting)
 H, A, S = 6144, 64, 2048
-GPT = Architecture(name="gpt22b", num_layers=48, d_model=H, num_heads=A, num_kv_heads=A,
-                   d_ff=4 * H, vocab_size=51200, ffn_activation="gelu", norm="layernorm", bias=True,
-                   learned_positions=S)
+GPT = Architecture(
+    name="gpt22b",
+    num_layers=48,
+    d_model=H,
+    num_heads=A,
+    num_kv_heads=A,
+    d_ff=4 * H,
+    vocab_size=51200,
+    ffn_activation="gelu",
+    norm="layernorm",
+    bias=True,
+    learned_positions=S,
+)
 KOR = TrainOptions(attention_kernel="unfused", dropout=True)
 
 
@@ -40,15 +50,22 @@ def _per_layer_token(plan: ParallelPlan) -> float:
         (8, True, "full", 2 * H / 8),  # full recompute keeps the layer input
     ],
 )
-def test_korthikanti_activation_formulas(tp: int, sp: bool, recompute: str, expected: float) -> None:
-    plan = ParallelPlan(tp=tp, dp=1, sequence_parallel=sp, micro_batch=1, global_batch=1,
-                        recompute=recompute)  # type: ignore[arg-type]
+def test_korthikanti_activation_formulas(
+    tp: int, sp: bool, recompute: Recompute, expected: float
+) -> None:
+    plan = ParallelPlan(
+        tp=tp, dp=1, sequence_parallel=sp, micro_batch=1, global_batch=1, recompute=recompute
+    )
     assert _per_layer_token(plan) == pytest.approx(expected, rel=1e-9)
 
 
 def _memory(arch: Architecture, plan: ParallelPlan) -> dict[str, float]:
-    c = train_cost(ArchBatch.from_architectures([arch]), PlanBatch.from_plans([plan]),
-                   system=load_system("dgx-h100", plan.num_devices), workload=TrainWorkload(seq_len=4096))
+    c = train_cost(
+        ArchBatch.from_architectures([arch]),
+        PlanBatch.from_plans([plan]),
+        system=load_system("dgx-h100", plan.num_devices),
+        workload=TrainWorkload(seq_len=4096),
+    )
     return {k: float(v[0]) for k, v in c.memory_breakdown_bytes.items()}
 
 
@@ -84,8 +101,15 @@ def test_pipeline_keeps_pp_microbatches_in_flight_and_interleaving_more() -> Non
     assert two["activations"] / one["activations"] == pytest.approx(1 + 3 / 8, rel=1e-6)
 
 
-@pytest.mark.parametrize(("row", "expected_gib"), [("K09 (none)", 59.25), ("K09 (selective+SP)", 9.5625),
-                                                  ("K10 (none)", 66.84), ("K10 (selective+SP)", 12.35)])
+@pytest.mark.parametrize(
+    ("row", "expected_gib"),
+    [
+        ("K09 (none)", 59.25),
+        ("K09 (selective+SP)", 9.5625),
+        ("K10 (none)", 66.84),
+        ("K10 (selective+SP)", 12.35),
+    ],
+)
 def test_activation_memory_against_kor22_figure_1(row: str, expected_gib: float) -> None:
     # KOR22 Figure 1 (GPT 22B and 175B, TP 8): within 5% (the logits of a one-stage model are extra)
     from cost_models.validation import load_train_measurements, predict_row
@@ -96,7 +120,11 @@ def test_activation_memory_against_kor22_figure_1(row: str, expected_gib: float)
 
 def test_a_plan_that_does_not_fit_is_flagged() -> None:
     arch = load_model("llama3-70b")
-    c = train_cost(ArchBatch.from_architectures([arch]), PlanBatch.from_plans([ParallelPlan(dp=8, global_batch=8)]),
-                   system=load_system("dgx-h100", 8), workload=TrainWorkload(seq_len=4096))
+    c = train_cost(
+        ArchBatch.from_architectures([arch]),
+        PlanBatch.from_plans([ParallelPlan(dp=8, global_batch=8)]),
+        system=load_system("dgx-h100", 8),
+        workload=TrainWorkload(seq_len=4096),
+    )
     assert not bool(c.fits[0])
     assert float(c.memory_per_device_bytes[0]) > 80e9

@@ -40,8 +40,12 @@ def test_best_plan_is_fastest_that_fits() -> None:
     w = TrainWorkload(seq_len=4096)
     choice = plan_training(arch, system, w, top_k=3)
     plans = enumerate_plans(arch, system, w)
-    cost = train_cost(ArchBatch.from_architectures([arch]).take(np.zeros(len(plans), dtype=int)), plans,
-                      system=system, workload=w)
+    cost = train_cost(
+        ArchBatch.from_architectures([arch]).take(np.zeros(len(plans), dtype=int)),
+        plans,
+        system=system,
+        workload=w,
+    )
     fastest = float(np.min(cost.step_time_s[cost.fits]))
     assert choice.best_fits
     assert choice.top[0][1] == pytest.approx(fastest)
@@ -51,8 +55,12 @@ def test_best_plan_is_fastest_that_fits() -> None:
 
 def test_fixed_degrees_are_kept() -> None:
     arch = load_model("llama3-70b")
-    choice = plan_training(arch, load_system("dgx-h100", 64), TrainWorkload(seq_len=4096),
-                           fixed={"tp": 4, "pp": 2, "recompute": "full", "sequence_parallel": True})
+    choice = plan_training(
+        arch,
+        load_system("dgx-h100", 64),
+        TrainWorkload(seq_len=4096),
+        fixed={"tp": 4, "pp": 2, "recompute": "full", "sequence_parallel": True},
+    )
     best = choice.best
     assert (best.tp, best.pp, best.recompute, best.sequence_parallel) == (4, 2, "full", True)
     assert best.num_devices == 64
@@ -78,7 +86,12 @@ def test_nothing_fits_returns_fastest_flagged() -> None:
 )
 def test_invalid_fixed_degrees_raise_one_line(fixed: dict[str, int], message: str) -> None:
     with pytest.raises(PlanError, match=message) as info:
-        enumerate_plans(load_model("llama3-8b"), load_system("dgx-h100", 16), TrainWorkload(seq_len=4096), fixed=fixed)
+        enumerate_plans(
+            load_model("llama3-8b"),
+            load_system("dgx-h100", 16),
+            TrainWorkload(seq_len=4096),
+            fixed=fixed,
+        )
     assert "\n" not in str(info.value)
 
 

@@ -16,15 +16,30 @@ from search_spaces.catalogue import load_model
 from search_spaces.counts import ArchBatch, matmul_flops_per_token
 
 GPT = Architecture(
-    name="gpt-test", num_layers=24, d_model=2048, num_heads=16, num_kv_heads=16, d_ff=8192,
-    vocab_size=51200, ffn_activation="gelu", norm="layernorm",
+    name="gpt-test",
+    num_layers=24,
+    d_model=2048,
+    num_heads=16,
+    num_kv_heads=16,
+    d_ff=8192,
+    vocab_size=51200,
+    ffn_activation="gelu",
+    norm="layernorm",
 )
 
 
-def _cost(arch: Architecture, plan: ParallelPlan, *, system: str = "dgx-h100", seq: int = 4096,
-          dtype: str = "bf16", options: TrainOptions | None = None) -> TrainCost:
+def _cost(
+    arch: Architecture,
+    plan: ParallelPlan,
+    *,
+    system: str = "dgx-h100",
+    seq: int = 4096,
+    dtype: str = "bf16",
+    options: TrainOptions | None = None,
+) -> TrainCost:
     return train_cost(
-        ArchBatch.from_architectures([arch]), PlanBatch.from_plans([plan]),
+        ArchBatch.from_architectures([arch]),
+        PlanBatch.from_plans([plan]),
         system=load_system(system, plan.num_devices),
         workload=TrainWorkload(seq_len=seq, dtype=dtype),  # type: ignore[arg-type]
         options=options,
@@ -32,7 +47,17 @@ def _cost(arch: Architecture, plan: ParallelPlan, *, system: str = "dgx-h100", s
 
 
 PLANS = [
-    ParallelPlan(tp=8, pp=4, dp=2, vpp=2, sequence_parallel=True, micro_batch=1, global_batch=64, zero=1, recompute="selective"),
+    ParallelPlan(
+        tp=8,
+        pp=4,
+        dp=2,
+        vpp=2,
+        sequence_parallel=True,
+        micro_batch=1,
+        global_batch=64,
+        zero=1,
+        recompute="selective",
+    ),
     ParallelPlan(tp=2, pp=2, dp=8, cp=2, micro_batch=2, global_batch=128, recompute="full"),
     ParallelPlan(tp=1, dp=64, micro_batch=1, global_batch=256, zero=3),
 ]
@@ -53,11 +78,22 @@ def test_vectorised_equals_one_at_a_time() -> None:
     archs = [load_model("llama3-70b"), load_model("llama3-70b"), load_model("llama3-70b")]
     system = load_system("dgx-h100", 64)
     w = TrainWorkload(seq_len=4096)
-    together = train_cost(ArchBatch.from_architectures(archs), PlanBatch.from_plans(PLANS), system=system, workload=w)
+    together = train_cost(
+        ArchBatch.from_architectures(archs), PlanBatch.from_plans(PLANS), system=system, workload=w
+    )
     for i, plan in enumerate(PLANS):
-        alone = train_cost(ArchBatch.from_architectures([archs[i]]), PlanBatch.from_plans([plan]), system=system, workload=w)
-        assert float(together.step_time_s[i]) == pytest.approx(float(alone.step_time_s[0]), rel=1e-12)
-        assert float(together.memory_per_device_bytes[i]) == pytest.approx(float(alone.memory_per_device_bytes[0]))
+        alone = train_cost(
+            ArchBatch.from_architectures([archs[i]]),
+            PlanBatch.from_plans([plan]),
+            system=system,
+            workload=w,
+        )
+        assert float(together.step_time_s[i]) == pytest.approx(
+            float(alone.step_time_s[0]), rel=1e-12
+        )
+        assert float(together.memory_per_device_bytes[i]) == pytest.approx(
+            float(alone.memory_per_device_bytes[0])
+        )
 
 
 def test_model_flops_follow_palm_convention() -> None:
@@ -82,11 +118,20 @@ def test_full_recompute_adds_a_forward_pass() -> None:
 
 def test_interleaving_divides_the_bubble() -> None:
     arch = load_model("llama3-70b")
-    one = _cost(arch, ParallelPlan(tp=8, pp=4, dp=2, micro_batch=1, global_batch=32, recompute="full"))
-    four = _cost(arch, ParallelPlan(tp=8, pp=4, dp=2, vpp=4, micro_batch=1, global_batch=32, recompute="full"))
-    ratio = float(one.time_breakdown_s["pp_bubble"][0]) / float(four.time_breakdown_s["pp_bubble"][0])
+    one = _cost(
+        arch, ParallelPlan(tp=8, pp=4, dp=2, micro_batch=1, global_batch=32, recompute="full")
+    )
+    four = _cost(
+        arch,
+        ParallelPlan(tp=8, pp=4, dp=2, vpp=4, micro_batch=1, global_batch=32, recompute="full"),
+    )
+    ratio = float(one.time_breakdown_s["pp_bubble"][0]) / float(
+        four.time_breakdown_s["pp_bubble"][0]
+    )
     assert ratio == pytest.approx(4.0, rel=0.05)  # (p-1)/m vs (p-1)/(v m), NAR21 2.2.2
-    ideal = sum(float(one.time_breakdown_s[k][0]) for k in ("compute", "tp_comm", "ep_comm", "cp_comm"))
+    ideal = sum(
+        float(one.time_breakdown_s[k][0]) for k in ("compute", "tp_comm", "ep_comm", "cp_comm")
+    )
     bubble_share = float(one.time_breakdown_s["pp_bubble"][0]) / ideal
     assert bubble_share == pytest.approx(3 / 16, rel=1e-9)  # (p-1)/m = 3/16 of the ideal time
 
@@ -94,11 +139,20 @@ def test_interleaving_divides_the_bubble() -> None:
 def test_tensor_parallel_costs_communication_and_sequence_parallel_keeps_volume() -> None:
     arch = load_model("llama3-70b")
     tp8 = _cost(arch, ParallelPlan(tp=8, dp=1, micro_batch=1, global_batch=8, recompute="full"))
-    sp8 = _cost(arch, ParallelPlan(tp=8, dp=1, sequence_parallel=True, micro_batch=1, global_batch=8, recompute="full"))
+    sp8 = _cost(
+        arch,
+        ParallelPlan(
+            tp=8, dp=1, sequence_parallel=True, micro_batch=1, global_batch=8, recompute="full"
+        ),
+    )
     assert float(tp8.time_breakdown_s["tp_comm"][0]) > 0.0
     # AG + RS move the same bytes as one all-reduce (Korthikanti et al. 2022, 4.2.2)
-    assert float(sp8.time_breakdown_s["tp_comm"][0]) == pytest.approx(float(tp8.time_breakdown_s["tp_comm"][0]), rel=0.35)
-    assert float(sp8.memory_breakdown_bytes["activations"][0]) < float(tp8.memory_breakdown_bytes["activations"][0])
+    assert float(sp8.time_breakdown_s["tp_comm"][0]) == pytest.approx(
+        float(tp8.time_breakdown_s["tp_comm"][0]), rel=0.35
+    )
+    assert float(sp8.memory_breakdown_bytes["activations"][0]) < float(
+        tp8.memory_breakdown_bytes["activations"][0]
+    )
 
 
 def test_expert_parallel_all_to_all_and_imbalance() -> None:
@@ -114,16 +168,32 @@ def test_expert_parallel_all_to_all_and_imbalance() -> None:
 
 def test_fp8_is_faster_on_h100_for_a_large_model() -> None:
     arch = load_model("llama3-70b")
-    plan = ParallelPlan(tp=8, pp=2, dp=4, sequence_parallel=True, micro_batch=1, global_batch=64, zero=1, recompute="selective")
+    plan = ParallelPlan(
+        tp=8,
+        pp=2,
+        dp=4,
+        sequence_parallel=True,
+        micro_batch=1,
+        global_batch=64,
+        zero=1,
+        recompute="selective",
+    )
     bf16 = _cost(arch, plan)
     fp8 = _cost(arch, plan, dtype="fp8")
     assert float(fp8.step_time_s[0]) < 0.85 * float(bf16.step_time_s[0])
-    assert float(fp8.memory_breakdown_bytes["weights"][0]) > float(bf16.memory_breakdown_bytes["weights"][0])
+    assert float(fp8.memory_breakdown_bytes["weights"][0]) > float(
+        bf16.memory_breakdown_bytes["weights"][0]
+    )
 
 
 def test_context_parallel_splits_the_sequence() -> None:
     arch = load_model("llama3-8b")
     no_cp = _cost(arch, ParallelPlan(tp=1, dp=8, micro_batch=1, global_batch=8), seq=32768)
     cp4 = _cost(arch, ParallelPlan(tp=1, dp=2, cp=4, micro_batch=1, global_batch=8), seq=32768)
-    act = np.array([float(no_cp.memory_breakdown_bytes["activations"][0]), float(cp4.memory_breakdown_bytes["activations"][0])])
+    act = np.array(
+        [
+            float(no_cp.memory_breakdown_bytes["activations"][0]),
+            float(cp4.memory_breakdown_bytes["activations"][0]),
+        ]
+    )
     assert act[1] == pytest.approx(act[0] / 4, rel=0.1)

@@ -31,7 +31,10 @@ def test_rows_keep_their_source_keys() -> None:
     ms = load_train_measurements()
     ids = {m.id for m in ms}
     assert {"M01", "M17", "K01", "K08", "H01", "TT1", "D1", "MB3", "AM4", "MP1", "MP3"} <= ids
-    assert all(m.source in {"NAR21", "KOR22", "MEGREADME", "TTITAN", "DGXC", "MBRIDGE", "AUTOMODEL", "MPT"} for m in ms)
+    assert all(
+        m.source in {"NAR21", "KOR22", "MEGREADME", "TTITAN", "DGXC", "MBRIDGE", "AUTOMODEL", "MPT"}
+        for m in ms
+    )
     assert all(m.row["interpretation"] for m in ms)
 
 
@@ -49,7 +52,9 @@ def test_throughput_accuracy(rows: list[dict[str, object]]) -> None:
     assert s["rows"] >= 30
     assert s["median_abs_error"] <= 0.10  # issue target: median <= 10%
     # Megatron-LM rows on A100 (NAR21 PTD-P, KOR22): every one within 20%
-    megatron = [r for r in tput if str(r["source"]).split()[0] in ("NAR21", "KOR22") and r["id"] != "M17"]
+    megatron = [
+        r for r in tput if str(r["source"]).split()[0] in ("NAR21", "KOR22") and r["id"] != "M17"
+    ]
     assert max(abs(float(r["error"])) for r in megatron) <= 0.20  # type: ignore[arg-type]
 
 
@@ -65,7 +70,9 @@ def test_calibration_is_per_device_and_in_range() -> None:
     assert set(cal.compute_fraction) == {"a100-80gb", "h100-sxm"}
     assert all(0.5 <= v <= 1.1 for v in cal.compute_fraction.values())
     assert 0.0 <= cal.overlap_efficiency <= 1.0
-    assert cal.fraction("some-new-device") == pytest.approx(np.mean(list(cal.compute_fraction.values())))
+    assert cal.fraction("some-new-device") == pytest.approx(
+        np.mean(list(cal.compute_fraction.values()))
+    )
     assert data["fitted_on"]
 
 
