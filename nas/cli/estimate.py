@@ -177,8 +177,8 @@ def estimate_cmd(
             prompt_len=prompt_len,
             gen_len=gen_len,
             weight_dtype=weight_dtype or dtype.value,  # type: ignore[arg-type]
-            kv_dtype=kv_dtype,
-        )  # type: ignore[arg-type]
+            kv_dtype=kv_dtype,  # type: ignore[arg-type]
+        )
         inference_keys = {"tp", "pp", "dp", "ep"}
         extra = sorted(set(fixed) - inference_keys)
         if extra:
