@@ -35,9 +35,17 @@ __all__ = [
     "load_systems",
 ]
 
-_ARCH_FIELDS = ("num_layers", "d_model", "num_heads", "num_kv_heads", "head_dim", "d_ff", "vocab_size")
+_ARCH_FIELDS = (
+    "num_layers",
+    "d_model",
+    "num_heads",
+    "num_kv_heads",
+    "head_dim",
+    "d_ff",
+    "vocab_size",
+)
 _MOE_FIELDS = ("num_experts", "top_k", "d_expert", "num_shared_experts", "first_dense_layers")
-_SKIP_KEYS = frozenset({"workload", "mode", "sources", "notes"})
+_SKIP_KEYS = frozenset({"workload", "mode", "sources", "notes", "conventions", "model"})
 
 
 def flatten_report(report: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -52,7 +60,9 @@ def flatten_report(report: Mapping[str, Any], prefix: str = "") -> dict[str, Any
                 out.update({f"{prefix}{head}time_{k}_s": v for k, v in value.items() if _scalar(v)})
             elif key.endswith("memory_breakdown_bytes"):
                 head = key[: -len("memory_breakdown_bytes")]
-                out.update({f"{prefix}{head}memory_{k}_bytes": v for k, v in value.items() if _scalar(v)})
+                out.update(
+                    {f"{prefix}{head}memory_{k}_bytes": v for k, v in value.items() if _scalar(v)}
+                )
             else:
                 out.update(flatten_report(value, prefix=f"{prefix}{key}_"))
         elif _scalar(value):
@@ -104,10 +114,11 @@ class ExperimentProblem:
 
     def __init__(self, experiment: Experiment) -> None:
         from nas.evaluators import get_evaluator
-        from search_spaces.spaces import get_space, load_space
+        from search_spaces.spaces import SearchSpace, get_space, load_space
 
         self.experiment = experiment
         overrides = experiment.space_overrides or None
+        self.space: SearchSpace
         if experiment.space.endswith((".yaml", ".yml")):
             self.space = load_space(experiment.space, overrides)
         else:
@@ -133,7 +144,7 @@ class ExperimentProblem:
         arch = self.space.suggest(trial)
         hardware = suggest_hardware(trial, self.experiment.hardware, self.systems)
         spec = self.experiment.plan
-        plan: dict[str, int] = dict(spec.fixed)
+        plan: dict[str, int] = {str(k): v for k, v in spec.fixed.items()}
         for name, choices in spec.searched.items():
             plan[name] = int(trial.suggest_categorical(f"plan_{name}", list(choices)))
         return Candidate(arch=arch, hardware=hardware, plan=plan)
@@ -153,15 +164,20 @@ class ExperimentProblem:
         for name in names if names is not None else list_models():
             arch = load_model(name)
             for system_name, system in self.systems.items():
-                point = HardwarePoint(system=system, base_name=system_name, scales={}, cost_index=1.0)
+                point = HardwarePoint(
+                    system=system, base_name=system_name, scales={}, cost_index=1.0
+                )
                 row: dict[str, Any] = {"name": name}
                 try:
                     row.update(evaluate_candidate(self, Candidate(arch=arch, hardware=point)))
                     row["fail_reason"] = ""
                 except Exception as exc:  # a reference that cannot run here is listed as such
-                    row.update({"system": system_name, "fail_reason": f"{type(exc).__name__}: {exc}"})
+                    row.update(
+                        {"system": system_name, "fail_reason": f"{type(exc).__name__}: {exc}"}
+                    )
                 rows.append(row)
-        return pd.DataFrame(rows)
+        table: pd.DataFrame = pd.DataFrame(rows)
+        return table
 
     def evaluate_grid(self, *, max_candidates: int) -> pd.DataFrame:
         """Every candidate of the space on every hardware point (exhaustive backend)."""
@@ -190,8 +206,11 @@ def evaluate_candidate(problem: ExperimentProblem, candidate: Candidate) -> dict
     fixed = _plan_args(candidate, exp.plan.recompute)
     if isinstance(wl, ServeWorkload):
         workload: TrainWorkload | InferenceWorkload = InferenceWorkload(
-            batch=wl.batch, prompt_len=wl.prompt_len, gen_len=wl.gen_len,
-            weight_dtype=wl.weight_dtype, kv_dtype=wl.kv_dtype,
+            batch=wl.batch,
+            prompt_len=wl.prompt_len,
+            gen_len=wl.gen_len,
+            weight_dtype=wl.weight_dtype,
+            kv_dtype=wl.kv_dtype,
         )
         seq_len = wl.prompt_len + wl.gen_len
     else:
@@ -218,7 +237,9 @@ def evaluate_candidate(problem: ExperimentProblem, candidate: Candidate) -> dict
 
 
 def _estimate(
-    arch: Architecture, system: System, workload: TrainWorkload | InferenceWorkload,
+    arch: Architecture,
+    system: System,
+    workload: TrainWorkload | InferenceWorkload,
     fixed: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The ``nas estimate --json`` object: ``cost_models.estimate`` when present, else the
@@ -231,7 +252,9 @@ def _estimate(
 
 
 def _estimate_from_cores(
-    arch: Architecture, system: System, workload: TrainWorkload | InferenceWorkload,
+    arch: Architecture,
+    system: System,
+    workload: TrainWorkload | InferenceWorkload,
     fixed: Mapping[str, Any],
 ) -> dict[str, Any]:
     from cost_models.inference import estimate_inference
@@ -244,18 +267,43 @@ def _estimate_from_cores(
         plan = None
         if fixed:
             tp, pp = int(fixed.get("tp", 1)), int(fixed.get("pp", 1))
-            plan = ParallelPlan(tp=tp, pp=pp, dp=system.num_devices // (tp * pp),
-                                ep=int(fixed.get("ep", 1)))
+            plan = ParallelPlan(
+                tp=tp, pp=pp, dp=system.num_devices // (tp * pp), ep=int(fixed.get("ep", 1))
+            )
         return estimate_inference(arch, system, workload, plan, mode="decode")
     best = plan_training(arch, system, workload, fixed=fixed).best
-    cost = train_cost(ArchBatch.from_architectures([arch]), PlanBatch.from_plans([best]),
-                      system=system, workload=workload)
-    keys = ("step_time_s", "tokens_per_s", "tokens_per_s_per_device", "mfu", "hfu",
-            "model_flops_per_token", "memory_per_device_bytes")
+    cost = train_cost(
+        ArchBatch.from_architectures([arch]),
+        PlanBatch.from_plans([best]),
+        system=system,
+        workload=workload,
+    )
+    keys = (
+        "step_time_s",
+        "tokens_per_s",
+        "tokens_per_s_per_device",
+        "mfu",
+        "hfu",
+        "model_flops_per_token",
+        "memory_per_device_bytes",
+    )
     out: dict[str, Any] = {k: float(getattr(cost, k)[0]) for k in keys}
     out["fits"] = bool(cost.fits[0])
-    out["plan"] = {f: getattr(best, f) for f in ("tp", "pp", "dp", "ep", "cp", "vpp", "micro_batch",
-                                                 "global_batch", "zero", "recompute")}
+    out["plan"] = {
+        f: getattr(best, f)
+        for f in (
+            "tp",
+            "pp",
+            "dp",
+            "ep",
+            "cp",
+            "vpp",
+            "micro_batch",
+            "global_batch",
+            "zero",
+            "recompute",
+        )
+    }
     out["plan"]["sequence_parallel"] = best.sequence_parallel
     out["time_breakdown_s"] = {k: float(v[0]) for k, v in cost.time_breakdown_s.items()}
     out["memory_breakdown_bytes"] = {k: float(v[0]) for k, v in cost.memory_breakdown_bytes.items()}
@@ -271,9 +319,11 @@ def _train_tokens(
     per_device = float(record["tokens_per_s_per_device"])
     if tokens is None:
         assert budget_gpu_hours is not None
-        tokens = float(tokens_from_budget(
-            budget_gpu_hours=budget_gpu_hours, tokens_per_s_per_device=per_device
-        )[0])
+        tokens = float(
+            tokens_from_budget(
+                budget_gpu_hours=budget_gpu_hours, tokens_per_s_per_device=per_device
+            )[0]
+        )
     rate = per_device * system.num_devices
     hours = tokens / rate / 3600.0 if rate > 0 else math.inf
     record["train_hours"] = hours
@@ -288,7 +338,8 @@ def constraint_frame(problem: Any, frame: pd.DataFrame) -> pd.DataFrame:
     out = {}
     for i, c in enumerate(problem.constraints):
         out[f"c{i}"] = _constraint_column(c, frame)
-    return pd.DataFrame(out, index=frame.index)
+    table: pd.DataFrame = pd.DataFrame(out, index=frame.index)
+    return table
 
 
 def _constraint_column(c: Constraint, frame: pd.DataFrame) -> pd.Series:
@@ -298,8 +349,8 @@ def _constraint_column(c: Constraint, frame: pd.DataFrame) -> pd.Series:
     if c.op == "==":
         return (value != c.bound).astype(float)
     bound = c.bound * (frame["device_memory_bytes"].astype(float) if c.relative_to else 1.0)
-    scale = bound.abs().where(bound != 0, 1.0) if isinstance(bound, pd.Series) else (abs(bound) or 1.0)
+    scale = (
+        bound.abs().where(bound != 0, 1.0) if isinstance(bound, pd.Series) else (abs(bound) or 1.0)
+    )
     excess = (value - bound) if c.op == "<=" else (bound - value)
     return (excess / scale).fillna(1.0)
-
-

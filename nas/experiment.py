@@ -218,8 +218,10 @@ def parse_constraint(metric: str, spec: object) -> Constraint:
     if rel is not None and rel != "device":
         raise ExperimentError(f"{where}: relative bound must be '* device', got '* {rel}'")
     return Constraint(
-        metric=metric, op="<=" if op in ("<=", "<") else (">=" if op in (">=", ">") else "=="),
-        bound=float(number), relative_to="device" if rel else None,
+        metric=metric,
+        op="<=" if op in ("<=", "<") else (">=" if op in (">=", ">") else "=="),
+        bound=float(number),
+        relative_to="device" if rel else None,
     )
 
 
@@ -283,17 +285,27 @@ class Experiment(_Model):
 # --- loading and error formatting ---------------------------------------------------------
 
 
+_MISSING = object()
+
+
+def _child(node: object, item: int | str) -> object:
+    """``node[item]`` for a mapping key or a list index present in the input, else a marker."""
+    if isinstance(node, Mapping) and item in node:
+        return node[item]
+    if isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+        return node[item]
+    return _MISSING
+
+
 def _dotted(loc: tuple[int | str, ...], data: object) -> tuple[str, object]:
     """The dotted path of ``loc`` in the input, skipping union tags that are not keys."""
     parts: list[str] = []
     node: object = data
     for item in loc:
-        if isinstance(node, Mapping) and item in node:
+        child = _child(node, item)
+        if child is not _MISSING:
             parts.append(str(item))
-            node = node[item]
-        elif isinstance(node, list) and isinstance(item, int) and item < len(node):
-            parts.append(str(item))
-            node = node[item]
+            node = child
         elif isinstance(node, Mapping) and not isinstance(item, int) and item not in node:
             if item in ("train", "serve", "KnobRange") or "[" in str(item):
                 continue  # a tagged-union or union-member label, not a key of the input

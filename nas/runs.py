@@ -87,7 +87,9 @@ def with_overrides(
     return experiment_from_dict(data, source="command line")
 
 
-def new_run_dir(experiment: Experiment, *, out: Path | None = None, root: Path = Path("runs")) -> Path:
+def new_run_dir(
+    experiment: Experiment, *, out: Path | None = None, root: Path = Path("runs")
+) -> Path:
     """Create the run directory (``out`` or ``root/<name>-<stamp>``); refuses a used one."""
     if out is None:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -132,8 +134,12 @@ def start_run(
     (run_dir / "experiment.yaml").write_text(dump_experiment(experiment))
     factory = problem_factory or _default_factory(experiment)
     log = _logger(run_dir)
-    log.info("start %s: backend %s, %d trials", experiment.name, experiment.search.backend,
-             experiment.search.trials)
+    log.info(
+        "start %s: backend %s, %d trials",
+        experiment.name,
+        experiment.search.backend,
+        experiment.search.trials,
+    )
     _write_references(run_dir, factory(), experiment, log)
     return _search(run_dir, experiment, factory, progress=progress, resume=False)
 
@@ -185,13 +191,19 @@ def _search(
     frame = backend.run(job, progress=_log_progress)
     objectives = factory().objectives
     summary = _write_results(run_dir, experiment, frame, objectives)
-    log.info("done: %d trials, front %d, hypervolume %.6g", summary["trials"],
-             summary["front_size"], summary["hypervolume"])
+    log.info(
+        "done: %d trials, front %d, hypervolume %.6g",
+        summary["trials"],
+        summary["front_size"],
+        summary["hypervolume"],
+    )
     _write_dashboard(run_dir, log)
     return RunResult(run_dir=run_dir, summary=summary, trials=frame)
 
 
-def _write_references(run_dir: Path, problem: Problem, experiment: Experiment, log: logging.Logger) -> None:
+def _write_references(
+    run_dir: Path, problem: Problem, experiment: Experiment, log: logging.Logger
+) -> None:
     evaluate_references = getattr(problem, "evaluate_references", None)
     if evaluate_references is None:
         return
@@ -203,7 +215,7 @@ def _write_references(run_dir: Path, problem: Problem, experiment: Experiment, l
         numeric = sorted(c for c in ok.columns if pd.api.types.is_numeric_dtype(ok[c]))
         names = [o.metric for o in problem.objectives] + [c.metric for c in problem.constraints]
         kind = ["objectives"] * len(problem.objectives) + ["constraints"] * len(problem.constraints)
-        for name, where in zip(names, kind):
+        for name, where in zip(names, kind, strict=True):
             if name not in ok.columns:
                 raise ExperimentError(
                     f"{where}.{name}: not a metric of the trial record; known: {', '.join(numeric)}"
@@ -245,7 +257,10 @@ def front_frame(frame: pd.DataFrame, objectives: Sequence[Objective]) -> pd.Data
     if len(ok) == 0:
         return ok
     mask = non_dominated(_objective_matrix(ok, objectives))
-    return ok[mask].sort_values(objectives[0].metric, ascending=objectives[0].direction == "min")
+    out: pd.DataFrame = ok[mask].sort_values(
+        objectives[0].metric, ascending=objectives[0].direction == "min"
+    )
+    return out
 
 
 def summarise(frame: pd.DataFrame, objectives: Sequence[Objective]) -> dict[str, Any]:
@@ -275,13 +290,17 @@ def summarise(frame: pd.DataFrame, objectives: Sequence[Objective]) -> dict[str,
     sign = np.array([-1.0 if o.direction == "max" else 1.0 for o in objectives])
     out["hypervolume_reference"] = {
         "normalised": ref.tolist(),
-        "ideal": dict(zip([o.metric for o in objectives], (ideal * sign).tolist())),
-        "nadir": dict(zip([o.metric for o in objectives], (nadir * sign).tolist())),
+        "ideal": dict(zip([o.metric for o in objectives], (ideal * sign).tolist(), strict=True)),
+        "nadir": dict(zip([o.metric for o in objectives], (nadir * sign).tolist(), strict=True)),
     }
     for i, o in enumerate(objectives):
         row = ok.iloc[int(np.argmin(values[:, i]))]
         params = {k: _plain(v) for k, v in row.items() if str(k).startswith("param_")}
-        out["best"][o.metric] = {"value": _plain(row[o.metric]), "number": int(row["number"]), **params}
+        out["best"][o.metric] = {
+            "value": _plain(row[o.metric]),
+            "number": int(row["number"]),
+            **params,
+        }
     return out
 
 
@@ -300,7 +319,7 @@ def _write_results(
     front_frame(frame, objectives).to_csv(run_dir / "pareto.csv", index=False)
     summary = summarise(frame, objectives)
     summary = {"name": experiment.name, "backend": experiment.search.backend, **summary}
-    summary.update({k: _plain(v) for k, v in frame.attrs.items()})
+    summary.update({str(k): _plain(v) for k, v in frame.attrs.items()})
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_plain))
     return summary
 

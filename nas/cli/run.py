@@ -14,7 +14,9 @@ from rich.table import Table
 from nas.cli._common import UserError, console
 from nas.cli.app import app
 
-runs_app = typer.Typer(help="Run directories: list them, show a run's Pareto front.", no_args_is_help=True)
+runs_app = typer.Typer(
+    help="Run directories: list them, show a run's Pareto front.", no_args_is_help=True
+)
 app.add_typer(runs_app, name="runs")
 
 
@@ -26,7 +28,9 @@ def _progress_bar(total: int, objectives: Any, initial: int = 0) -> tuple[Progre
         TextColumn("[bold]search"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("failed {task.fields[failed]}  front {task.fields[front]}  hv {task.fields[hv]}"),
+        TextColumn(
+            "failed {task.fields[failed]}  front {task.fields[front]}  hv {task.fields[hv]}"
+        ),
         TimeRemainingColumn(),
         console=console,
         transient=False,
@@ -62,7 +66,9 @@ def run(
     experiment: Annotated[Path | None, typer.Argument(help="Experiment YAML file.")] = None,
     trials: Annotated[int | None, typer.Option(help="Override search.trials.")] = None,
     backend: Annotated[str | None, typer.Option(help="optuna | exhaustive | ray.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<name>-<stamp>).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default runs/<name>-<stamp>).")
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel worker processes.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override search.seed.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Resume the run in this directory.")] = None,
@@ -79,7 +85,11 @@ def run(
     if resume is not None:
         if any(v is not None for v in (backend, out, workers, seed)):
             raise UserError("--resume takes only --trials; the run keeps its own settings")
-        exp = load_experiment(resume / "experiment.yaml") if (resume / "experiment.yaml").is_file() else None
+        exp = (
+            load_experiment(resume / "experiment.yaml")
+            if (resume / "experiment.yaml").is_file()
+            else None
+        )
         if exp is None:
             raise UserError(f"{resume}: not a run directory (no experiment.yaml)")
         done = _finished_trials(resume)
@@ -127,7 +137,9 @@ def runs_list(
     """List the runs under ROOT, newest first."""
     from nas.runs import list_runs
 
-    table = Table("run", "status", "trials", "failed", "front", "hypervolume", title=f"runs in {root}")
+    table = Table(
+        "run", "status", "trials", "failed", "front", "hypervolume", title=f"runs in {root}"
+    )
     for r in list_runs(root):
         hv = r.get("hypervolume")
         table.add_row(

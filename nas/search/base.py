@@ -60,7 +60,9 @@ class Objective:
 
     def __post_init__(self) -> None:
         if self.direction not in ("min", "max"):
-            raise ValueError(f"objectives.{self.metric}: must be min or max, got {self.direction!r}")
+            raise ValueError(
+                f"objectives.{self.metric}: must be min or max, got {self.direction!r}"
+            )
 
 
 class Problem(Protocol):
@@ -147,7 +149,9 @@ def evaluate_trial(problem: Problem, trial: Any) -> TrialOutcome:
         )
     values = tuple(float(record[o.metric]) for o in problem.objectives)
     record["suggest_s"] = t0 - start
-    bad = [o.metric for o, v in zip(problem.objectives, values) if not math.isfinite(v)]
+    bad = [
+        o.metric for o, v in zip(problem.objectives, values, strict=True) if not math.isfinite(v)
+    ]
     if bad:
         return TrialOutcome(
             state="FAIL", record=record, fail_reason=f"objective {bad[0]} is not finite"

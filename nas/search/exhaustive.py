@@ -42,7 +42,7 @@ def judge_grid(problem: object, frame: pd.DataFrame) -> pd.DataFrame:
     front = np.zeros(len(frame), dtype=bool)
     idx = np.flatnonzero(feasible)
     front[idx[non_dominated(values[idx])]] = True
-    out = frame.copy()
+    out: pd.DataFrame = frame.copy()
     out.insert(0, "number", np.arange(len(frame)))
     out.insert(1, "state", np.where(finite, "COMPLETE", "FAIL"))
     out.insert(2, "feasible", feasible)

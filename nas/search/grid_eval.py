@@ -38,8 +38,18 @@ __all__ = ["CHUNK", "evaluate_grid", "plan_set"]
 FloatArray = npt.NDArray[np.float64]
 CHUNK = 131_072
 _NO_PLAN = "no plan of the plan set is valid (tp must divide the heads, pp the layers)"
-_ARCH = ("num_layers", "d_model", "num_heads", "num_kv_heads", "head_dim", "d_ff", "num_experts",
-         "top_k", "d_expert", "num_shared_experts")
+_ARCH = (
+    "num_layers",
+    "d_model",
+    "num_heads",
+    "num_kv_heads",
+    "head_dim",
+    "d_ff",
+    "num_experts",
+    "top_k",
+    "d_expert",
+    "num_shared_experts",
+)
 
 
 def plan_set(problem: ExperimentProblem, system: System) -> list[dict[str, Any]]:
@@ -49,26 +59,43 @@ def plan_set(problem: ExperimentProblem, system: System) -> list[dict[str, Any]]
     node = min(system.devices_per_node, n)
     if spec.mode == "searched":
         keys = list(spec.searched)
-        combos = [dict(zip(keys, c)) for c in itertools.product(*(spec.searched[k] for k in keys))]
+        combos = [
+            dict(zip(keys, c, strict=True))
+            for c in itertools.product(*(spec.searched[k] for k in keys))
+        ]
     elif spec.mode == "fixed":
         combos = [dict(spec.fixed)]
     else:
         tps = [t for t in (1, 2, 4, 8) if node % t == 0]
         combos = [{"tp": t, "pp": p} for t in tps for p in (1, 2, 4) if n % (t * p) == 0]
-    recomputes = [spec.recompute] if spec.recompute else (
-        ["none", "full"] if spec.mode == "auto" else ["selective"]
+    recomputes = (
+        [spec.recompute]
+        if spec.recompute
+        else (["none", "full"] if spec.mode == "auto" else ["selective"])
     )
     out = []
     for combo, rc in itertools.product(combos, recomputes):
         tp, pp, cp = int(combo.get("tp", 1)), int(combo.get("pp", 1)), int(combo.get("cp", 1))
         if n % (tp * pp * cp):
             continue
-        out.append({"tp": tp, "pp": pp, "cp": cp, "dp": n // (tp * pp * cp),
-                    "micro_batch": int(combo.get("micro_batch", 1)), "recompute": rc,
-                    "ep": combo.get("ep")})
+        out.append(
+            {
+                "tp": tp,
+                "pp": pp,
+                "cp": cp,
+                "dp": n // (tp * pp * cp),
+                "micro_batch": int(combo.get("micro_batch", 1)),
+                "recompute": rc,
+                "ep": combo.get("ep"),
+            }
+        )
     if not out:
         raise ValueError(f"plan: no plan of the plan set divides num_devices {n}")
     return out
+
+
+def _full(n: int, value: float) -> FloatArray:
+    return np.full(n, float(value))
 
 
 def _expert_parallel(b: ArchBatch, group: int, fixed: int | None) -> FloatArray:
@@ -86,7 +113,8 @@ def _valid(b: ArchBatch, p: dict[str, Any], ep: FloatArray) -> npt.NDArray[np.bo
     )
     ok &= b.num_layers >= p["pp"]
     ok &= (b.num_experts == 0) | (np.mod(np.maximum(b.num_experts, 1), ep) == 0)
-    return ok
+    out: npt.NDArray[np.bool_] = ok
+    return out
 
 
 def _train_chunk(problem: ExperimentProblem, b: ArchBatch, system: System) -> dict[str, Any]:
@@ -103,11 +131,18 @@ def _train_chunk(problem: ExperimentProblem, b: ArchBatch, system: System) -> di
         if gbs % (p["micro_batch"] * p["dp"]):
             continue
         ep = _expert_parallel(b, p["dp"] * p["tp"], p["ep"])
-        full = lambda v: np.full(len(b), float(v))  # noqa: E731
         plans = PlanBatch(
-            tp=full(p["tp"]), pp=full(p["pp"]), dp=full(p["dp"]), ep=ep, cp=full(p["cp"]),
-            vpp=full(1), sp=full(p["tp"] > 1), micro_batch=full(p["micro_batch"]),
-            global_batch=full(gbs), zero=full(1), recompute=full(RECOMPUTE.index(p["recompute"])),
+            tp=_full(len(b), p["tp"]),
+            pp=_full(len(b), p["pp"]),
+            dp=_full(len(b), p["dp"]),
+            ep=ep,
+            cp=_full(len(b), p["cp"]),
+            vpp=_full(len(b), 1),
+            sp=_full(len(b), p["tp"] > 1),
+            micro_batch=_full(len(b), p["micro_batch"]),
+            global_batch=_full(len(b), gbs),
+            zero=_full(len(b), 1),
+            recompute=_full(len(b), RECOMPUTE.index(p["recompute"])),
         )
         cost = train_cost(b, plans, system=system, workload=workload)
         valid = _valid(b, p, ep)
@@ -117,7 +152,10 @@ def _train_chunk(problem: ExperimentProblem, b: ArchBatch, system: System) -> di
         key_best = np.where(better, key, key_best)
         cols = _train_columns(cost, plans)
         if best is None:
-            best = {k: np.where(better, v, np.nan) if v.dtype.kind == "f" else v for k, v in cols.items()}
+            best = {
+                k: np.where(better, v, np.nan) if v.dtype.kind == "f" else v
+                for k, v in cols.items()
+            }
         else:
             best = {k: np.where(better, v, best[k]) for k, v in cols.items()}
     if best is None:
@@ -128,9 +166,16 @@ def _train_chunk(problem: ExperimentProblem, b: ArchBatch, system: System) -> di
 
 
 def _train_columns(cost: Any, plans: PlanBatch) -> dict[str, FloatArray]:
-    out: dict[str, Any] = {k: getattr(cost, k) for k in (
-        "step_time_s", "tokens_per_s", "tokens_per_s_per_device", "mfu",
-        "memory_per_device_bytes")}
+    out: dict[str, Any] = {
+        k: getattr(cost, k)
+        for k in (
+            "step_time_s",
+            "tokens_per_s",
+            "tokens_per_s_per_device",
+            "mfu",
+            "memory_per_device_bytes",
+        )
+    }
     out["fits"] = cost.fits.astype(np.float64)
     for name in ("tp", "pp", "dp", "ep", "cp", "micro_batch", "recompute"):
         out[f"plan_{name}"] = getattr(plans, name)
@@ -148,16 +193,31 @@ def _serve_chunk(problem: ExperimentProblem, b: ArchBatch, system: System) -> di
     key_best = np.full(len(b), np.inf)
     for p in plan_set(problem, system):
         ep = _expert_parallel(b, p["dp"] * p["tp"], p["ep"])
-        r = inference_arrays(b, system, tp=p["tp"], pp=p["pp"], ep=ep, dp=p["dp"],
-                             batch=wl.batch, prompt_len=wl.prompt_len, gen_len=wl.gen_len,
-                             weight_dtype=wl.weight_dtype, kv_dtype=wl.kv_dtype)
+        r = inference_arrays(
+            b,
+            system,
+            tp=p["tp"],
+            pp=p["pp"],
+            ep=ep,
+            dp=p["dp"],
+            batch=wl.batch,
+            prompt_len=wl.prompt_len,
+            gen_len=wl.gen_len,
+            weight_dtype=wl.weight_dtype,
+            kv_dtype=wl.kv_dtype,
+        )
         key = np.where(_valid(b, p, ep), r.tpot_s + np.where(r.fits, 0.0, 1e12), np.inf)
         better = key < key_best
         key_best = np.where(better, key, key_best)
-        cols: dict[str, Any] = {"ttft_s": r.ttft_s, "tpot_s": r.tpot_s, "e2e_s": r.e2e_s,
-                                "tokens_per_s": r.tokens_per_s, "kv_cache_bytes": r.kv_cache_bytes,
-                                "memory_per_device_bytes": r.memory_per_device_bytes,
-                                "fits": r.fits.astype(np.float64)}
+        cols: dict[str, Any] = {
+            "ttft_s": r.ttft_s,
+            "tpot_s": r.tpot_s,
+            "e2e_s": r.e2e_s,
+            "tokens_per_s": r.tokens_per_s,
+            "kv_cache_bytes": r.kv_cache_bytes,
+            "memory_per_device_bytes": r.memory_per_device_bytes,
+            "fits": r.fits.astype(np.float64),
+        }
         for name in ("tp", "pp", "dp"):
             cols[f"plan_{name}"] = np.full(len(b), float(p[name]))
         cols["plan_ep"] = ep
@@ -185,13 +245,22 @@ def _chunk(problem: ExperimentProblem, b: ArchBatch, hw: HardwarePoint) -> dict[
     if isinstance(wl, ServeWorkload):
         cols.update(_serve_chunk(problem, b, system))
         acc = problem.experiment.accuracy
-        tokens = np.full(len(b), acc.tokens) if acc.tokens else acc.tokens_per_param * cols["params_total"]
+        tokens = (
+            np.full(len(b), acc.tokens)
+            if acc.tokens
+            else acc.tokens_per_param * cols["params_total"]
+        )
     else:
         cols.update(_train_chunk(problem, b, system))
         rate = cols["tokens_per_s_per_device"]
-        tokens = (np.full(len(b), wl.tokens) if wl.tokens is not None else
-                  tokens_from_budget(budget_gpu_hours=wl.budget_gpu_hours or math.nan,
-                                     tokens_per_s_per_device=np.nan_to_num(rate)))
+        tokens = (
+            np.full(len(b), wl.tokens)
+            if wl.tokens is not None
+            else tokens_from_budget(
+                budget_gpu_hours=wl.budget_gpu_hours or math.nan,
+                tokens_per_s_per_device=np.nan_to_num(rate),
+            )
+        )
         hours = tokens / np.maximum(rate * system.num_devices, 1e-30) / 3600.0
         metrics = hw.metrics()
         cols["train_hours"] = hours
@@ -224,4 +293,5 @@ def evaluate_grid(problem: ExperimentProblem, *, max_candidates: int) -> pd.Data
             for key, value in {**hw.metrics(), **cols}.items():
                 frame[key] = value
             frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    out: pd.DataFrame = pd.concat(frames, ignore_index=True)
+    return out

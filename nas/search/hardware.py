@@ -107,11 +107,15 @@ def check_knobs(hw: Hardware, systems: Mapping[str, System]) -> None:
             )
 
 
-def _point(hw: Hardware, systems: Mapping[str, System], name: str, scales: Mapping[str, float]) -> HardwarePoint:
+def _point(
+    hw: Hardware, systems: Mapping[str, System], name: str, scales: Mapping[str, float]
+) -> HardwarePoint:
     tier_names = {t.name for t in systems[name].tiers}
     # a knob on a tier this system lacks does not apply to it (scale 1, no cost)
-    scales = {k: (v if not k.startswith("link_") or k[5:] in tier_names else 1.0)
-              for k, v in scales.items()}
+    scales = {
+        k: (v if not k.startswith("link_") or k[5:] in tier_names else 1.0)
+        for k, v in scales.items()
+    }
     links = {k[len("link_") :]: v for k, v in scales.items() if k.startswith("link_")}
     system = scale_system(
         systems[name],
@@ -156,5 +160,5 @@ def hardware_grid(hw: Hardware, systems: Mapping[str, System]) -> list[HardwareP
     out = []
     for name in hw.systems:
         for combo in itertools.product(*(knobs[k] for k in keys)):
-            out.append(_point(hw, systems, name, dict(zip(keys, map(float, combo)))))
+            out.append(_point(hw, systems, name, dict(zip(keys, map(float, combo), strict=True))))
     return out

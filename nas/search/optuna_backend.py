@@ -31,8 +31,8 @@ from nas.search.base import (
     Backend,
     Problem,
     ProgressFn,
-    SearchJob,
     Searcher,
+    SearchJob,
     TrialOutcome,
     drive,
 )
@@ -168,7 +168,12 @@ def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
 
 def _load_or_create(job: SearchJob, problem: Problem) -> optuna.Study:
     storage = open_storage(job.settings, job.run_dir)
-    directions = ["maximize" if o.direction == "max" else "minimize" for o in problem.objectives]
+    directions = [
+        optuna.study.StudyDirection.MAXIMIZE
+        if o.direction == "max"
+        else optuna.study.StudyDirection.MINIMIZE
+        for o in problem.objectives
+    ]
     return optuna.create_study(
         storage=storage,
         study_name=job.study_name,
@@ -193,7 +198,9 @@ def mark_interrupted(study: optuna.Study) -> int:
 def _worker(job: SearchJob, index: int, lock: Any) -> None:
     problem = job.problem_factory()
     storage = open_storage(job.settings, job.run_dir)
-    sampler = make_sampler(job.settings, seed_offset=index, has_constraints=bool(problem.constraints))
+    sampler = make_sampler(
+        job.settings, seed_offset=index, has_constraints=bool(problem.constraints)
+    )
     study = optuna.load_study(study_name=job.study_name, storage=storage, sampler=sampler)
     drive(OptunaSearcher(study, n_trials=job.settings.trials, lock=lock), problem)
 
@@ -212,7 +219,9 @@ class OptunaBackend(Backend):
             self._run_workers(job, study, progress)
         return trials_frame(study.get_trials(deepcopy=False))
 
-    def _run_workers(self, job: SearchJob, study: optuna.Study, progress: ProgressFn | None) -> None:
+    def _run_workers(
+        self, job: SearchJob, study: optuna.Study, progress: ProgressFn | None
+    ) -> None:
         ctx = mp.get_context("fork")
         lock = ctx.Lock()
         procs = [
@@ -247,7 +256,9 @@ def _report_new(study: optuna.Study, seen: set[int], progress: ProgressFn) -> No
         cons = tuple(t.user_attrs.get("constraints", ()))
         reason = str(t.user_attrs.get("fail_reason", ""))
         progress(
-            TrialOutcome(state=state, record=record, values=values, constraints=cons, fail_reason=reason)
+            TrialOutcome(
+                state=state, record=record, values=values, constraints=cons, fail_reason=reason
+            )
         )
 
 
@@ -275,4 +286,5 @@ def trials_frame(trials: Sequence[FrozenTrial]) -> pd.DataFrame:
         record = json.loads(t.user_attrs.get("record", "{}"))
         row.update({k: v for k, v in record.items() if k not in row})
         rows.append(row)
-    return pd.DataFrame(rows)
+    out: pd.DataFrame = pd.DataFrame(rows)
+    return out

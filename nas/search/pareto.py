@@ -35,7 +35,8 @@ def to_minimisation(values: npt.ArrayLike, directions: Sequence[str]) -> FloatAr
     if arr.shape[1] != len(directions):
         raise ValueError(f"expected {len(directions)} objective columns, got {arr.shape[1]}")
     sign = np.array([-1.0 if d == "max" else 1.0 for d in directions])
-    return arr * sign
+    out: FloatArray = arr * sign
+    return out
 
 
 def _dominated_by(front: FloatArray, points: FloatArray) -> BoolArray:
@@ -44,7 +45,8 @@ def _dominated_by(front: FloatArray, points: FloatArray) -> BoolArray:
         return np.zeros(len(points), dtype=bool)
     le = np.all(front[None, :, :] <= points[:, None, :], axis=2)
     lt = np.any(front[None, :, :] < points[:, None, :], axis=2)
-    return np.any(le & lt, axis=1)
+    out: BoolArray = np.any(le & lt, axis=1)
+    return out
 
 
 def non_dominated(values: npt.ArrayLike) -> BoolArray:

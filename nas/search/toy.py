@@ -66,7 +66,8 @@ class ToyProblem:
         grid = toy_grid(self.levels)
         frame = pd.DataFrame({"param_x": grid["x"], "param_y": grid["y"], **grid})
         frame["device_memory_bytes"] = 1.0
-        return frame
+        out: pd.DataFrame = frame
+        return out
 
 
 def _zdt(x: np.ndarray, y: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:

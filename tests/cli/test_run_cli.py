@@ -28,8 +28,17 @@ def test_quickstart_runs_and_writes_the_run_directory(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trials"] == 60 and summary["front_size"] > 1
     trials = pd.read_parquet(out / "trials.parquet")
-    for column in ("loss", "params_total", "step_time_s", "time_compute_s", "memory_weights_bytes",
-                   "plan_tp", "param_num_layers", "tokens", "mfu"):
+    for column in (
+        "loss",
+        "params_total",
+        "step_time_s",
+        "time_compute_s",
+        "memory_weights_bytes",
+        "plan_tp",
+        "param_num_layers",
+        "tokens",
+        "mfu",
+    ):
         assert column in trials.columns, column
     ok = trials[trials["state"] == "COMPLETE"]
     # a fixed GPU-hour budget: tokens seen = budget x per-device throughput
@@ -47,7 +56,8 @@ def test_quickstart_runs_and_writes_the_run_directory(tmp_path: Path) -> None:
     again = pd.read_parquet(out / "trials.parquet")
     assert len(again) == 64 and again["number"].is_unique
     pd.testing.assert_series_equal(
-        again.set_index("number").loc[range(60), "loss"], trials.set_index("number")["loss"],
+        again.set_index("number").loc[range(60), "loss"],
+        trials.set_index("number")["loss"],
     )
 
 

@@ -42,20 +42,34 @@ def _error(**changes: Any) -> str:
 
 def test_errors_name_the_dotted_path_and_allowed_values() -> None:
     assert _error(bogus=1).startswith("bogus: unknown key; allowed: accuracy, constraints")
-    assert _error(hardware__bogus=1).startswith("hardware.bogus: unknown key; allowed: cost_exponents")
-    assert _error(workload__bogus=1).startswith("workload.bogus: unknown key; allowed: budget_gpu_hours")
+    assert _error(hardware__bogus=1).startswith(
+        "hardware.bogus: unknown key; allowed: cost_exponents"
+    )
+    assert _error(workload__bogus=1).startswith(
+        "workload.bogus: unknown key; allowed: budget_gpu_hours"
+    )
     assert _error(workload__mode="eval") == "workload.mode: must be train or serve"
     assert "exactly one of tokens or budget_gpu_hours" in _error(workload__tokens=None)
-    assert _error(search__sampler="cmaes").startswith("search.sampler: Input should be 'nsga2', 'tpe'")
-    assert _error(objectives={"loss": "minimise"}).startswith("objectives.loss: Input should be 'min' or 'max'")
+    assert _error(search__sampler="cmaes").startswith(
+        "search.sampler: Input should be 'nsga2', 'tpe'"
+    )
+    assert _error(objectives={"loss": "minimise"}).startswith(
+        "objectives.loss: Input should be 'min' or 'max'"
+    )
     assert _error(hardware__num_devices=0).startswith("hardware.num_devices:")
-    assert _error(constraints={"loss": "< = 3"}).startswith("constraints.loss: expected '<= NUMBER'")
-    assert _error(plan={"mode": "searched", "searched": {"xx": [1]}}).startswith("plan.searched.xx:")
+    assert _error(constraints={"loss": "< = 3"}).startswith(
+        "constraints.loss: expected '<= NUMBER'"
+    )
+    assert _error(plan={"mode": "searched", "searched": {"xx": [1]}}).startswith(
+        "plan.searched.xx:"
+    )
 
 
 def test_impossible_combinations_are_rejected() -> None:
-    msg = _error(search={"backend": "exhaustive"},
-                 hardware={"system": "dgx-h100", "knobs": {"peak_flops_scale": {"low": 1, "high": 2}}})
+    msg = _error(
+        search={"backend": "exhaustive"},
+        hardware={"system": "dgx-h100", "knobs": {"peak_flops_scale": {"low": 1, "high": 2}}},
+    )
     assert msg.startswith("hardware.knobs.peak_flops_scale: the exhaustive backend needs a list")
     assert "mode fixed needs degrees" in _error(plan={"mode": "fixed"})
     assert "needs a vectorised evaluator" in _error(

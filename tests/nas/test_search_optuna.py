@@ -13,7 +13,7 @@ from nas.search.pareto import hypervolume, non_dominated
 from nas.search.toy import ToyProblem, toy_grid
 
 
-def _run(tmp_path: Path, factory, **settings) -> "object":
+def _run(tmp_path: Path, factory, **settings) -> object:
     job = SearchJob(
         problem_factory=factory,
         settings=SearchSettings(**settings),
