@@ -72,7 +72,9 @@ def test_calibrated_factor_is_the_fit_and_holds_out() -> None:
     from cost_models.inference_ops import INFERENCE_GEMM_DERATE
 
     loo = leave_one_out()
-    assert loo.all_rows_fit == pytest.approx(INFERENCE_GEMM_DERATE)
+    # within two grid steps: a small change to a device profile must not fail the suite,
+    # a stale constant after a large one must
+    assert loo.all_rows_fit == pytest.approx(INFERENCE_GEMM_DERATE, abs=0.041)
     assert loo.median_abs_error <= MEDIAN_TOLERANCE
     assert loo.median_for(("ttft", "layer_prefill")) <= MEDIAN_TOLERANCE
     assert loo.median_for(("tpot", "layer_decode")) <= MEDIAN_TOLERANCE
