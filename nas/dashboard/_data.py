@@ -150,8 +150,14 @@ def param_columns(frame: pd.DataFrame) -> dict[str, str]:
     found: dict[str, str] = {}
     for col in frame.columns:
         for prefix in PARAM_PREFIXES:
-            if col.startswith(prefix) and col[len(prefix) :] not in ("total", "active"):
-                found.setdefault(col[len(prefix) :], col)
+            name = col[len(prefix) :]
+            # plan degrees searched as parameters belong to the plan, not the architecture
+            if (
+                col.startswith(prefix)
+                and name not in ("total", "active", "embedding")
+                and not name.startswith(PLAN_PREFIX)
+            ):
+                found.setdefault(name, col)
     for name, _ in ARCH_FIELDS:
         if name in frame.columns:
             found.setdefault(name, name)

@@ -26,97 +26,105 @@ def fmt(value: object) -> str:
     return "-" if value is None else str(value)
 
 
+_PLAN_LABELS = {"sequence_parallel": "sp", "micro_batch": "mb", "global_batch": "gb"}
+_PLAN_SKIP = {"num_microbatches"}  # derived from the batch sizes
+
+
+def _is_number(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def _fields(
+    frame: pd.DataFrame,
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
+    """(numeric architecture, numeric plan, other) fields as (label, column), in label order;
+    the same layout serves :func:`hover_text` and :func:`hover_data`."""
+    arch: list[tuple[str, str]] = []
+    plan: list[tuple[str, str]] = []
+    other: list[tuple[str, str]] = []
+    for name, col in param_columns(frame).items():
+        if not _is_number(frame[col]):
+            other.append((_LABELS.get(name, name), col))
+        elif not (frame[col].fillna(0) == 0).all():  # all-zero: absent (experts of a dense model)
+            arch.append((_LABELS.get(name, name), col))
+    for name, col in plan_columns(frame).items():
+        if name not in _PLAN_SKIP:
+            (plan if _is_number(frame[col]) else other).append((_PLAN_LABELS.get(name, name), col))
+    return arch, plan, other
+
+
+def _join_rows(cells: list[str], per_line: int = 4) -> list[str]:
+    return [" · ".join(cells[i : i + per_line]) for i in range(0, len(cells), per_line)]
+
+
 def _column_text(frame: pd.DataFrame, col: str) -> pd.Series:
     return frame[col].map(fmt).astype(str)
+
+
+def _other_text(frame: pd.DataFrame, other: list[tuple[str, str]]) -> pd.Series:
+    text = pd.Series("", index=frame.index)
+    for i, (label, col) in enumerate(other):
+        text = text + ("" if i == 0 else " · ") + label + " " + _column_text(frame, col)
+    return text
+
+
+def _join(parts: list[pd.Series], sep: str) -> pd.Series:
+    out = parts[0]
+    for part in parts[1:]:
+        out = out + sep + part
+    return out
 
 
 def hover_text(
     frame: pd.DataFrame, objectives: tuple[Objective, ...], *, title_col: str | None = None
 ) -> list[str]:
-    """One ``<br>``-separated block per row: title, architecture, plan, objectives."""
-    n = len(frame)
-    if n == 0:
+    """One ``<br>``-separated label per row: title, architecture, plan, objectives."""
+    if len(frame) == 0:
         return []
-    lines: list[pd.Series] = []
+    arch, plan, other = _fields(frame)
     if title_col is not None and title_col in frame.columns:
-        lines.append("<b>" + frame[title_col].astype(str) + "</b>")
-    elif "trial" in frame.columns:
-        lines.append("<b>trial " + _column_text(frame, "trial") + "</b>")
-    arch = [
-        _LABELS.get(name, name) + " " + _column_text(frame, col)
-        for name, col in param_columns(frame).items()
-    ]
-    for i in range(0, len(arch), 4):  # four fields per line keeps the label narrow
-        line = arch[i]
-        for part in arch[i + 1 : i + 4]:
-            line = line + " · " + part
-        lines.append(line)
-    plan = [name + " " + _column_text(frame, col) for name, col in plan_columns(frame).items()]
+        lines = ["<b>" + frame[title_col].astype(str) + "</b>"]
+    else:
+        lines = ["<b>trial " + _column_text(frame, "trial") + "</b>"]
+    cells = [label + " " + _column_text(frame, col) for label, col in arch]
+    lines += [_join(cells[i : i + 4], " · ") for i in range(0, len(cells), 4)]
+    if other:
+        lines.append(_other_text(frame, other))
     if plan:
-        line = "plan: " + plan[0]
-        for part in plan[1:]:
-            line = line + " " + part
-        lines.append(line)
+        lines.append("plan: " + _join([lb + " " + _column_text(frame, c) for lb, c in plan], " "))
     objs = [o.name + " " + _column_text(frame, o.name) for o in objectives if o.name in frame]
     if objs:
-        line = objs[0]
-        for part in objs[1:]:
-            line = line + " · " + part
-        lines.append(line)
-    text = lines[0]
-    for line in lines[1:]:
-        text = text + "<br>" + line
-    return [str(t) for t in text.tolist()]
+        lines.append(_join(objs, " · "))
+    return [str(t) for t in _join(lines, "<br>").tolist()]
 
 
 def hover_data(frame: pd.DataFrame, objectives: tuple[Objective, ...]) -> dict[str, Any]:
-    """Trace keywords for the same label as :func:`hover_text`, compact for large traces:
-    numbers travel as one float32 ``customdata`` matrix (base64 in the page, ~5x smaller
-    than text and faster to parse), categorical fields as a short ``text`` per point."""
-    numeric: list[str] = ["trial"] if "trial" in frame.columns else []
-    cells: list[str] = []  # template pieces, "" marks the categorical text slot
-    for name, col in param_columns(frame).items():
-        label = _LABELS.get(name, name)
-        if pd.api.types.is_numeric_dtype(frame[col]) and not pd.api.types.is_bool_dtype(frame[col]):
-            cells.append(f"{label} %{{customdata[{len(numeric)}]}}")
-            numeric.append(col)
-    categorical = [
-        (name, col)
-        for name, col in param_columns(frame).items()
-        if not pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col])
-    ]
-    if categorical:
-        cells.append("%{text}")
-    lines = ["<b>trial %{customdata[0]}</b>"] if numeric[:1] == ["trial"] else []
-    lines += [" · ".join(cells[i : i + 4]) for i in range(0, len(cells), 4)]
-    plan = []
-    for name, col in plan_columns(frame).items():
-        plan.append(f"{name} %{{customdata[{len(numeric)}]}}")
-        numeric.append(col)
+    """Trace keywords giving the label of :func:`hover_text`, compact for large traces:
+    numbers travel as one float32 ``customdata`` matrix (base64 in the page, several times
+    smaller than text and faster to parse), the non-numeric fields as a short ``text``."""
+    arch, plan, other = _fields(frame)
+    columns = ["trial"]
+
+    def slot(col: str, spec: str = "") -> str:
+        columns.append(col)
+        return f"%{{customdata[{len(columns) - 1}]{spec}}}"
+
+    lines = ["<b>trial %{customdata[0]}</b>"]
+    lines += _join_rows([f"{label} {slot(col)}" for label, col in arch])
+    if other:
+        lines.append("%{text}")
     if plan:
-        lines.append("plan: " + " ".join(plan))
-    objs = []
-    for o in objectives:
-        if o.name in frame.columns:
-            objs.append(f"{o.name} %{{customdata[{len(numeric)}]:.4g}}")
-            numeric.append(o.name)
+        lines.append("plan: " + " ".join(f"{label} {slot(col)}" for label, col in plan))
+    objs = [f"{o.name} {slot(o.name, ':.4g')}" for o in objectives if o.name in frame.columns]
     if objs:
         lines.append(" · ".join(objs))
-    matrix = (
-        np.column_stack(
-            [pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64) for c in numeric]
-        )
-        if numeric
-        else np.zeros((len(frame), 0))
+    matrix = np.column_stack(
+        [pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64) for c in columns]
     )
     out: dict[str, Any] = {
         "customdata": matrix.astype(np.float32),
         "hovertemplate": "<br>".join(lines) + "<extra>%{fullData.name}</extra>",
     }
-    if categorical:
-        text = pd.Series("", index=frame.index)
-        for i, (name, col) in enumerate(categorical):
-            sep = "" if i == 0 else " · "
-            text = text + sep + _LABELS.get(name, name) + " " + frame[col].astype(str)
-        out["text"] = text.tolist()
+    if other:
+        out["text"] = _other_text(frame, other).tolist()
     return out

@@ -192,6 +192,9 @@ def build_panels(data: Dataset) -> tuple[list[Panel], dict[str, Any]]:
     return panels, axes.as_json()
 
 
+_SUMMARY_SKIP = {"name", "front_size"}  # shown already (front size is recomputed per system)
+
+
 def _summary(data: Dataset) -> str:
     items: list[tuple[str, str]] = [
         ("runs", ", ".join(r.name for r in data.runs)),
@@ -203,8 +206,9 @@ def _summary(data: Dataset) -> str:
         items.append(("systems", ", ".join(data.groups)))
     for run in data.runs:
         for key, value in run.summary.items():
-            if isinstance(value, (int, float, str)) and key not in ("name",):
-                items.append((f"{run.name}: {key}" if len(data.runs) > 1 else key, fmt(value)))
+            if isinstance(value, (int, float, str)) and key not in _SUMMARY_SKIP:
+                label = f"{key} (summary.json)"
+                items.append((f"{run.name}: {label}" if len(data.runs) > 1 else label, fmt(value)))
     rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in items)
     return f'<dl class="summary">{rows}</dl>'
 
@@ -219,6 +223,11 @@ def render_page(data: Dataset, *, title: str) -> str:
         f'<meta name="nas-dashboard-figures" content="{n_figs}">',
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
+        "".join(
+            f'<p class="note">{html.escape(str(r.experiment["description"]))}</p>'
+            for r in data.runs
+            if r.experiment.get("description")
+        ),
         _summary(data),
     ]
     inlined = False

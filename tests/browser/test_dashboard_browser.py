@@ -143,12 +143,14 @@ def test_hover_shows_architecture(browser: Any, multi_page: tuple[Path, Path]) -
     assert hover["curve"] >= 0
     text = hover["text"]
     assert text, "no hover label drawn"
-    for word in ("layers", "d_model", "heads", "kv heads", "d_ff", "experts", "plan:", "tp"):
+    for word in ("layers", "d_model", "heads", "kv heads", "d_ff", "plan:", "tp", "loss"):
         assert word in text, (word, text)
     # the label belongs to the hovered trial: its trial number's row has these values
     trial = int(hover["trial"])
     assert f"trial {trial}" in text
     row = load_run(run).trials.set_index("trial").loc[trial]
+    if row["param_num_experts"] > 0:
+        assert f"experts {int(row['param_num_experts'])}" in text
     assert f"d_model {int(row['param_d_model'])}" in text
     assert f"layers {int(row['param_num_layers'])}" in text
 
