@@ -9,6 +9,7 @@ name and prefix, so new metrics and parameters show up without code changes.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,6 @@ SYSTEM_COLUMNS = ("system", "system_name", "hardware")
 REFERENCE_NAME_COLUMNS = ("name", "model", "reference", "model_name")
 PARAM_PREFIXES = ("param_", "params_", "arch_")  # nas.runs writes param_*
 PLAN_PREFIX = "plan_"
-TIME_PREFIX, TIME_SUFFIX = "time_", "_s"
-MEMORY_PREFIX, MEMORY_SUFFIX = "memory_", "_bytes"
 # Totals that share the breakdown prefixes but are not parts of it.
 _NOT_PARTS = {"per_device", "total", "budget", "device", "capacity"}
 # Architecture fields in the order a reader expects them, with short labels for hover text.
@@ -170,18 +169,37 @@ def plan_columns(frame: pd.DataFrame) -> dict[str, str]:
     return {c[len(PLAN_PREFIX) :]: c for c in frame.columns if c.startswith(PLAN_PREFIX)}
 
 
-def breakdown_columns(frame: pd.DataFrame, kind: Literal["time", "memory"]) -> dict[str, str]:
-    """Parts of the step-time (``time_<part>_s``) or memory (``memory_<part>_bytes``) breakdown."""
-    prefix, suffix = (
-        (TIME_PREFIX, TIME_SUFFIX) if kind == "time" else (MEMORY_PREFIX, MEMORY_SUFFIX)
-    )
-    out: dict[str, str] = {}
+_BREAKDOWN = {
+    "time": re.compile(r"^(?:([a-z]+)_)?time_([a-z0-9_]+)_s$"),
+    "memory": re.compile(r"^(?:([a-z]+)_)?memory_([a-z0-9_]+)_bytes$"),
+}
+
+
+def breakdown_families(
+    frame: pd.DataFrame, kind: Literal["time", "memory"]
+) -> dict[str, dict[str, str]]:
+    """Breakdowns by family: ``""`` for ``time_<part>_s`` / ``memory_<part>_bytes``, and e.g.
+    ``"prefill"``, ``"decode"`` for ``prefill_time_<part>_s``; part -> column. Families whose
+    values are all zero or missing are left out."""
+    out: dict[str, dict[str, str]] = {}
     for col in frame.columns:
-        if col.startswith(prefix) and col.endswith(suffix) and len(col) > len(prefix + suffix):
-            part = col[len(prefix) : -len(suffix)]
-            if part not in _NOT_PARTS and pd.api.types.is_numeric_dtype(frame[col]):
-                out[part] = col
-    return out
+        match = _BREAKDOWN[kind].match(str(col))
+        if match and match.group(2) not in _NOT_PARTS and _is_number(frame[col]):
+            out.setdefault(match.group(1) or "", {})[match.group(2)] = col
+    return {
+        family: parts
+        for family, parts in out.items()
+        if frame[list(parts.values())].fillna(0).to_numpy(dtype=np.float64).any()
+    }
+
+
+def breakdown_columns(frame: pd.DataFrame, kind: Literal["time", "memory"]) -> dict[str, str]:
+    """Parts of the unprefixed step-time or memory breakdown (empty when absent)."""
+    return breakdown_families(frame, kind).get("", {})
+
+
+def _is_number(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
 def _complete(frame: pd.DataFrame) -> pd.DataFrame:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from nas.dashboard._data import Dataset, axis_options
+from nas.dashboard._data import Dataset, axis_options, breakdown_families
 from nas.dashboard._figures import pareto_2d, pareto_3d, system_fronts
 from nas.dashboard._hover import fmt
 from nas.dashboard._panels import (
@@ -175,12 +175,7 @@ def build_panels(data: Dataset) -> tuple[list[Panel], dict[str, Any]]:
             figure=hv_fig,
         )
     )
-    for kind, title in (("time", "Step-time breakdown"), ("memory", "Memory breakdown")):
-        bars = breakdown_bars(data, kind)  # type: ignore[arg-type]
-        if bars is not None:
-            panels.append(
-                Panel(key=f"{kind}-breakdown", title=f"{title} of the front", figure=bars)
-            )
+    panels += _breakdown_panels(data)
     panels.append(
         Panel(
             key="table",
@@ -195,12 +190,37 @@ def build_panels(data: Dataset) -> tuple[list[Panel], dict[str, Any]]:
 _SUMMARY_SKIP = {"name", "front_size"}  # shown already (front size is recomputed per system)
 
 
+def _breakdown_panels(data: Dataset) -> list[Panel]:
+    """Time and memory breakdowns of the front, one panel per family (train step; or
+    prefill / decode for serving)."""
+    panels = []
+    step = "step time" if "step_time_s" in data.trials.columns else "time"
+    kinds: tuple[Literal["time", "memory"], ...] = ("time", "memory")
+    for kind in kinds:
+        for family, parts in breakdown_families(data.trials, kind).items():
+            if kind == "time":
+                what = f"{family} time" if family else step
+            else:
+                what = f"{family} memory per device" if family else "memory per device"
+            panels.append(
+                Panel(
+                    key="-".join(p for p in (family, kind, "breakdown") if p),
+                    title=f"{what[0].upper()}{what[1:]} breakdown of the front",
+                    figure=breakdown_bars(data, kind, parts, what=what),
+                )
+            )
+    return panels
+
+
 def _summary(data: Dataset) -> str:
     items: list[tuple[str, str]] = [
         ("runs", ", ".join(r.name for r in data.runs)),
         ("objectives", ", ".join(f"{o.name} ({o.direction})" for o in data.objectives)),
         ("trials (complete)", str(len(data.trials))),
-        ("front size", str(int(data.trials["on_front"].sum()))),
+        (
+            "front size" + (" (sum of per-system fronts)" if len(data.groups) > 1 else ""),
+            str(int(data.trials["on_front"].sum())),
+        ),
     ]
     if len(data.groups) > 1:
         items.append(("systems", ", ".join(data.groups)))

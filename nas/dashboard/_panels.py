@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from nas.dashboard._data import Dataset, breakdown_columns, param_columns, plan_columns
+from nas.dashboard._data import Dataset, param_columns, plan_columns
 from nas.dashboard._figures import axis_title, colour
 from nas.dashboard._hover import fmt, hover_text
 from nas.dashboard._hv import HypervolumeHistory, hypervolume_history
@@ -62,7 +62,7 @@ def parallel_coordinates(data: Dataset) -> go.Figure | None:
         for name, col in param_columns(trials).items()
         if (d := _dimension(trials, col, name)) is not None
     ]
-    if len(data.groups) > 1:
+    if len(data.groups) > 1 and "system" not in param_columns(trials):
         d = _dimension(trials, "group", "system")
         if d is not None:
             dims.append(d)
@@ -174,11 +174,11 @@ def front_members(data: Dataset) -> pd.DataFrame:
     return out
 
 
-def breakdown_bars(data: Dataset, kind: Literal["time", "memory"]) -> go.Figure | None:
-    """Stacked bars of the step-time (s) or per-device memory (GB) parts of front members."""
-    parts = breakdown_columns(data.trials, kind)
-    if not parts:
-        return None
+def breakdown_bars(
+    data: Dataset, kind: Literal["time", "memory"], parts: dict[str, str], *, what: str
+) -> go.Figure:
+    """Stacked bars of time (s) or per-device memory (GB) parts (``parts``: part -> column)
+    for the front's members; ``what`` names the quantity on the axis (e.g. "step time")."""
     members = front_members(data)
     several = len(data.groups) > 1
     ids = [f"#{t}" for t in members["trial"]]
@@ -204,8 +204,8 @@ def breakdown_bars(data: Dataset, kind: Literal["time", "memory"]) -> go.Figure 
         for j, part in enumerate(parts)
     ]
     fig = go.Figure(traces)
-    title = "step time (s)" if kind == "time" else "memory per device (GB, 10^9 bytes)"
-    share_title = "share of step time (%)" if kind == "time" else "share of device memory (%)"
+    title = f"{what} (s)" if kind == "time" else f"{what} (GB, 10^9 bytes)"
+    share_title = f"share of {what} (%)"
     buttons = [
         {
             "label": label,
