@@ -157,8 +157,13 @@ def hardware_grid(hw: Hardware, systems: Mapping[str, System]) -> list[HardwareP
         if isinstance(spec, KnobRange):
             raise ExperimentError(f"hardware.knobs: {knob} is a range; exhaustive needs choices")
     keys: Sequence[str] = list(knobs)
-    out = []
+    out: list[HardwarePoint] = []
+    seen: set[tuple[str, tuple[tuple[str, float], ...]]] = set()
     for name in hw.systems:
         for combo in itertools.product(*(knobs[k] for k in keys)):
-            out.append(_point(hw, systems, name, dict(zip(keys, map(float, combo), strict=True))))
+            point = _point(hw, systems, name, dict(zip(keys, map(float, combo), strict=True)))
+            key = (name, tuple(sorted(point.scales.items())))
+            if key not in seen:  # link knobs on a tier this system lacks collapse to 1
+                seen.add(key)
+                out.append(point)
     return out
