@@ -93,40 +93,46 @@ def architectures() -> list[Architecture]:
     return archs
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=150)
-    ap.add_argument("--out", type=Path, default=None, help="also write JSON lines of the runs")
-    args = ap.parse_args()
+def _train_all(
+    archs: list[Architecture],
+    steps: int,
+    cache: dict[tuple[str, int], dict[str, float]],
+    out: Path | None,
+) -> list[dict[str, float]]:
     cfg = ProxyConfig(
-        steps=args.steps,
+        steps=steps,
         seq_len=64,
         batch_size=16,
-        eval_every=args.steps,
+        eval_every=steps,
         lr=3e-3,
         max_corpus_bytes=4_000_000,
         seed=0,
     )
     corpus = load_corpus(cfg.data, max_bytes=cfg.max_corpus_bytes)
-    archs = architectures()
     rows = []
-    t0 = time.perf_counter()
     for a in archs:
-        m = train_proxy(a, cfg, corpus=corpus).metrics()
-        rows.append({"model": a.name, **m})
+        m = cache.get((a.name, steps))
+        if m is None:
+            m = train_proxy(a, cfg, corpus=corpus).metrics()
+            if out is not None:  # append as we go: a killed bench resumes from the file
+                with out.open("a") as f:
+                    f.write(json.dumps({"model": a.name, **m}) + "\n")
+        rows.append(m)
         print(
-            f"{a.name:8s} params {m['params']:9.0f} total {m['params_total']:9.0f} "
+            f"{a.name:8s} steps {steps:4d} params {m['params']:9.0f} total {m['params_total']:9.0f} "
             f"val loss {m['loss']:.4f}  {m['tokens_per_s']:7.0f} tok/s  {m['wall_s']:5.1f} s",
             flush=True,
         )
-    if args.out is not None:
-        args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def _rankings(archs: list[Architecture], rows: list[dict[str, float]]) -> None:
     proxy = np.array([r["loss"] for r in rows])
     batch = ArchBatch.from_architectures(archs)
     tokens = np.full(len(archs), rows[0]["tokens"])
     print(
-        f"\n{len(archs)} models, {args.steps} steps x 16 x 64 = {tokens[0]:.0f} tokens each, "
-        f"unigram entropy {rows[0]['unigram_entropy']:.3f}, total {time.perf_counter() - t0:.0f} s"
+        f"-- {len(archs)} models, {rows[0]['steps']:.0f} steps x 16 x 64 = {tokens[0]:.0f} tokens each, "
+        f"unigram entropy {rows[0]['unigram_entropy']:.3f}"
     )
     for label, name, settings in (
         ("scaling_law auto", "scaling_law", {"law": "auto"}),
@@ -134,31 +140,68 @@ def main() -> None:
         ("decoder_params", "decoder_params", {}),
     ):
         pred = get_evaluator(name, settings).evaluate_batch(batch, tokens=tokens)["loss"]
-        rho = spearmanr(pred, proxy).statistic
-        print(f"Spearman(proxy loss, {label}): {rho:.3f}")
+        print(f"Spearman(proxy loss, {label}): {spearmanr(pred, proxy).statistic:.3f}")
+    dense = np.array([a.moe is None for a in archs])
+    pred = get_evaluator("scaling_law", {"law": "auto"}).evaluate_batch(batch, tokens=tokens)[
+        "loss"
+    ]
+    print(
+        f"Spearman(proxy loss, scaling_law auto), dense models only: "
+        f"{spearmanr(pred[dense], proxy[dense]).statistic:.3f}"
+    )
 
-    res = Results(params=np.array([r["params"] for r in rows]), tokens=tokens.copy(), loss=proxy)
-    order = np.argsort(res.params, kind="stable")
-    small = np.zeros(len(rows), dtype=bool)
-    small[order[: len(rows) // 2]] = True
+
+def _fit_small_predict_large(rows: list[dict[str, float]]) -> None:
+    res = Results(
+        params=np.array([r["params"] for r in rows]),
+        tokens=np.array([r["tokens"] for r in rows]),
+        loss=np.array([r["loss"] for r in rows]),
+    )
+    median = np.median(res.params)
+    small = res.params < median
     law = fit_chinchilla(res.take(small))
     fit_err = relative_errors(law, res.take(small))
     held_err = relative_errors(law, res.take(~small))
-    naive = (
-        proxy[~small] / proxy[small].min() - 1.0
-    )  # "the larger models do as well as the best small one"
+    # baseline: each large model gets the best loss a small model reached at the same tokens
+    naive = np.array([res.loss[small & (res.tokens == t)].min() for t in res.tokens[~small]])
+    naive_err = naive / res.loss[~small] - 1.0
     print(
-        f"\nlaw fitted on the {small.sum()} smaller models (N {res.params[small].min():.3g}-"
-        f"{res.params[small].max():.3g}): L = {law.E:.3f} + {law.A:.4g}/N^{law.alpha:.3f} (+ D term, D fixed)"
+        f"\n-- law fitted on the {small.sum()} runs with N < {median:.3g} "
+        f"(N {res.params[small].min():.3g}-{res.params[small].max():.3g}, {len(set(res.tokens))} token counts):"
     )
+    print(f"L = {law.E:.3f} + {law.A:.4g}/N^{law.alpha:.3f} + {law.B:.4g}/D^{law.beta:.3f}")
     print(
-        f"fit rms relative error {np.sqrt(np.mean(fit_err**2)):.2%}; held-out on the "
-        f"{(~small).sum()} larger models (N up to {res.params.max():.3g}): rms {np.sqrt(np.mean(held_err**2)):.2%}, "
+        f"fit rms relative error {np.sqrt(np.mean(fit_err**2)):.2%}; held-out on the {(~small).sum()} runs "
+        f"with larger N (up to {res.params.max():.3g}): rms {np.sqrt(np.mean(held_err**2)):.2%}, "
         f"max {np.max(np.abs(held_err)):.2%}, mean signed {np.mean(held_err):+.2%}"
     )
-    print(
-        f"baseline (best small model's loss for every large model): rms {np.sqrt(np.mean(naive**2)):.2%}"
+    print(f"baseline (best small run at the same tokens): rms {np.sqrt(np.mean(naive_err**2)):.2%}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, nargs="+", default=[150, 400])
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON lines of the runs; rows already there are reused (resume)",
     )
+    args = ap.parse_args()
+    cache: dict[tuple[str, int], dict[str, float]] = {}
+    if args.out is not None and args.out.is_file():
+        for line in args.out.read_text().splitlines():
+            r = json.loads(line)
+            cache[(r.pop("model"), int(r["steps"]))] = r
+    archs = architectures()
+    t0 = time.perf_counter()
+    all_rows: list[dict[str, float]] = []
+    per_steps = {s: _train_all(archs, s, cache, args.out) for s in args.steps}
+    print(f"\ntraining time {time.perf_counter() - t0:.0f} s")
+    for rows in per_steps.values():
+        _rankings(archs, rows)
+        all_rows.extend(rows)
+    _fit_small_predict_large(all_rows)
 
 
 if __name__ == "__main__":

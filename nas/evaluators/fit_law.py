@@ -7,8 +7,9 @@ Besiroglu et al. 2024 (arXiv 2404.10102, section 2): minimise the *sum* of Huber
 e in {-1, -0.5, .., 1}, a, b in {0, 5, .., 25}. To keep it fast we run L-BFGS from the
 ``starts`` best grid points (by objective) rather than from all 4,500.
 
-Results files: CSV with a header, a JSON list of objects, ``{"rows": [...]}``, or JSON lines
-(for example appended ``nas train-proxy --json`` outputs). Columns: ``params`` (or ``N``),
+Results files: CSV with a header, a JSON list of objects, ``{"rows": [...]}``, JSON lines or
+concatenated objects (for example appended ``nas train-proxy --json`` outputs; failed runs
+are skipped). Columns: ``params`` (or ``N``),
 ``tokens`` (or ``D``), ``loss``.
 """
 
@@ -63,22 +64,37 @@ class Results:
         return Results(params=self.params[mask], tokens=self.tokens[mask], loss=self.loss[mask])
 
 
-def _rows_from_text(text: str, path: Path) -> list[Mapping[str, Any]]:
-    stripped = text.lstrip()
-    if stripped.startswith(("[", "{")):
+def _json_values(text: str, path: Path) -> list[Any]:
+    """Every JSON value in ``text``: one document, JSON lines, or concatenated objects (for
+    example several ``nas train-proxy --json`` outputs appended to one file)."""
+    decoder, pos = json.JSONDecoder(), 0
+    values: list[Any] = []
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            return values
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            try:
-                return [json.loads(line) for line in text.splitlines() if line.strip()]
-            except json.JSONDecodeError as exc:
-                raise EvaluatorError(f"{path}: malformed JSON (line {exc.lineno})") from None
-        if isinstance(data, dict):
-            data = data.get("rows", [data])
-        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            raise EvaluatorError(f"{path}: JSON must be a list of objects or {{'rows': [...]}}")
-        return data
-    return list(csv.DictReader(io.StringIO(text)))
+            value, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise EvaluatorError(f"{path}: malformed JSON (line {exc.lineno})") from None
+        values.append(value)
+
+
+def _rows_from_text(text: str, path: Path) -> list[Mapping[str, Any]]:
+    if not text.lstrip().startswith(("[", "{")):
+        return list(csv.DictReader(io.StringIO(text)))
+    values = _json_values(text, path)
+    if len(values) == 1 and isinstance(values[0], list):
+        data = values[0]
+    elif len(values) == 1 and isinstance(values[0], dict) and "rows" in values[0]:
+        data = values[0]["rows"]
+    else:
+        data = values
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise EvaluatorError(f"{path}: JSON must hold objects, a list of them or {{'rows': [...]}}")
+    # a failed proxy run ({"failed": true}) has no loss: skip it rather than fit it
+    return [r for r in data if not r.get("failed")]
 
 
 def _column(rows: list[Mapping[str, Any]], key: str, path: Path) -> FloatArray:

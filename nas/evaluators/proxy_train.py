@@ -117,115 +117,114 @@ def train_proxy(
     corpus: Corpus | None = None,
 ) -> ProxyResult:
     """Train the proxy of ``arch`` and return its validation loss curve and measurements."""
-    proxy = scale_architecture(arch, cfg)
     data = corpus if corpus is not None else load_corpus(cfg.data, max_bytes=cfg.max_corpus_bytes)
-    steps = _num_steps(cfg, tokens)
-    device = _device(cfg)
-    torch.manual_seed(cfg.seed)
-    if device.type == "cpu":
-        torch.set_num_threads(cfg.threads)
-    else:
-        torch.cuda.reset_peak_memory_stats(device)
-    model = Decoder(proxy, max_seq_len=cfg.seq_len).to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-        betas=(0.9, 0.95),
-    )
-    rng = np.random.default_rng(cfg.seed)
-    val_rng = np.random.default_rng(12345)  # same held-out windows for every seed
-    n_val = cfg.eval_batches * cfg.batch_size
-    val = torch.from_numpy(
-        sample_windows(data.val, rng=val_rng, batch_size=n_val, seq_len=cfg.seq_len)
-    )
-    val = val.to(device)
-    return _loop(
-        model,
-        opt,
-        cfg,
-        steps=steps,
-        data=data,
-        rng=rng,
-        val=val,
-        report=report,
-        progress=progress,
-        device=device,
-        proxy=proxy,
-    )
+    return _Run.start(arch, cfg, steps=_num_steps(cfg, tokens), data=data).loop(report, progress)
 
 
-def _loop(
-    model: Decoder,
-    opt: torch.optim.Optimizer,
-    cfg: ProxyConfig,
-    *,
-    steps: int,
-    data: Corpus,
-    rng: np.random.Generator,
-    val: torch.Tensor,
-    report: ReportFn | None,
-    progress: ProgressFn | None,
-    device: torch.device,
-    proxy: Architecture,
-) -> ProxyResult:
-    limit = DIVERGENCE_FACTOR * math.log(proxy.vocab_size)
-    curve: list[tuple[int, float]] = []
-    train_s, loss_value, start = 0.0, float("nan"), time.perf_counter()
-    for step in range(1, steps + 1):
-        t0 = time.perf_counter()
-        batch = torch.from_numpy(
-            sample_windows(data.train, rng=rng, batch_size=cfg.batch_size, seq_len=cfg.seq_len)
-        ).to(device)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step - 1, cfg, steps)
-        logits = model(batch[:, :-1])
+@dataclass(kw_only=True)
+class _Run:
+    """One training run's state: model, optimizer, data streams and device."""
+
+    proxy: Architecture
+    cfg: ProxyConfig
+    steps: int
+    data: Corpus
+    device: torch.device
+    model: Decoder
+    opt: torch.optim.Optimizer
+    rng: np.random.Generator
+    val: torch.Tensor
+
+    @classmethod
+    def start(cls, arch: Architecture, cfg: ProxyConfig, *, steps: int, data: Corpus) -> _Run:
+        proxy = scale_architecture(arch, cfg)
+        device = _device(cfg)
+        torch.manual_seed(cfg.seed)
+        if device.type == "cpu":
+            torch.set_num_threads(cfg.threads)
+        else:
+            torch.cuda.reset_peak_memory_stats(device)
+        model = Decoder(proxy, max_seq_len=cfg.seq_len).to(device)
+        params = list(model.parameters())
+        groups = [  # no weight decay on norms and biases (GPT-3 practice, Brown et al. 2020)
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
+        val_rng = np.random.default_rng(12345)  # the same held-out windows for every seed
+        n_val = cfg.eval_batches * cfg.batch_size
+        val = sample_windows(data.val, rng=val_rng, batch_size=n_val, seq_len=cfg.seq_len)
+        return cls(
+            proxy=proxy,
+            cfg=cfg,
+            steps=steps,
+            data=data,
+            device=device,
+            model=model,
+            opt=opt,
+            rng=np.random.default_rng(cfg.seed),
+            val=torch.from_numpy(val).to(device),
+        )
+
+    def train_step(self, step: int) -> float:
+        cfg = self.cfg
+        windows = sample_windows(
+            self.data.train, rng=self.rng, batch_size=cfg.batch_size, seq_len=cfg.seq_len
+        )
+        batch = torch.from_numpy(windows).to(self.device)
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(step - 1, cfg, self.steps)
+        logits = self.model(batch[:, :-1])
         loss = F.cross_entropy(logits.flatten(0, 1).float(), batch[:, 1:].flatten())
-        total = loss + cfg.aux_loss_coef * model.aux_loss()
-        opt.zero_grad(set_to_none=True)
+        total = loss + cfg.aux_loss_coef * self.model.aux_loss()
+        self.opt.zero_grad(set_to_none=True)
         total.backward()  # type: ignore[no-untyped-call]
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        loss_value = float(loss.detach())
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        train_s += time.perf_counter() - t0
-        if not math.isfinite(loss_value):
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        value = float(loss.detach())
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        limit = DIVERGENCE_FACTOR * math.log(self.proxy.vocab_size)
+        if not math.isfinite(value):
+            raise EvaluationFailed(f"training loss became {value} at step {step} (lr {cfg.lr:g})")
+        if step > max(10, self.steps // 10) and value > limit:
             raise EvaluationFailed(
-                f"training loss became {loss_value} at step {step} (lr {cfg.lr:g})"
+                f"diverged: training loss {value:.3f} > {limit:.3f} at step {step} (lr {cfg.lr:g})"
             )
-        if step > max(10, steps // 10) and loss_value > limit:
-            raise EvaluationFailed(
-                f"diverged: training loss {loss_value:.3f} > {limit:.3f} at step {step} (lr {cfg.lr:g})"
-            )
-        checkpoint = step % cfg.eval_every == 0 or step == steps
-        val_loss = _validate(model, val, cfg.batch_size) if checkpoint else None
-        if val_loss is not None:
-            if not math.isfinite(val_loss):
-                raise EvaluationFailed(f"validation loss became {val_loss} at step {step}")
-            curve.append((step, val_loss))
-            if report is not None and report(step, val_loss):
-                raise Pruned(step, val_loss)
-        if progress is not None:
-            progress(step, steps, val_loss)
-    tokens_done = float(steps * cfg.batch_size * cfg.seq_len)
-    return ProxyResult(
-        arch=proxy,
-        loss=curve[-1][1],
-        curve=tuple(curve),
-        train_loss=loss_value,
-        steps=steps,
-        tokens=tokens_done,
-        tokens_per_s=tokens_done / max(train_s, 1e-9),
-        peak_memory_bytes=_peak_memory_bytes(device),
-        unigram_entropy=data.unigram_entropy_nats(),
-        device=device.type,
-        wall_s=time.perf_counter() - start,
-    )
+        return value
+
+    def loop(self, report: ReportFn | None, progress: ProgressFn | None) -> ProxyResult:
+        cfg, steps = self.cfg, self.steps
+        curve: list[tuple[int, float]] = []
+        train_s, loss_value, start = 0.0, float("nan"), time.perf_counter()
+        for step in range(1, steps + 1):
+            t0 = time.perf_counter()
+            loss_value = self.train_step(step)
+            train_s += time.perf_counter() - t0
+            val_loss = None
+            if step % cfg.eval_every == 0 or step == steps:
+                val_loss = _validate(self.model, self.val, cfg.batch_size)
+                if not math.isfinite(val_loss):
+                    raise EvaluationFailed(f"validation loss became {val_loss} at step {step}")
+                curve.append((step, val_loss))
+                if report is not None and report(step, val_loss):
+                    raise Pruned(step, val_loss)
+            if progress is not None:
+                progress(step, steps, val_loss)
+        tokens_done = float(steps * cfg.batch_size * cfg.seq_len)
+        return ProxyResult(
+            arch=self.proxy,
+            loss=curve[-1][1],
+            curve=tuple(curve),
+            train_loss=loss_value,
+            steps=steps,
+            tokens=tokens_done,
+            tokens_per_s=tokens_done / max(train_s, 1e-9),
+            peak_memory_bytes=_peak_memory_bytes(self.device),
+            unigram_entropy=self.data.unigram_entropy_nats(),
+            device=self.device.type,
+            wall_s=time.perf_counter() - start,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -56,7 +56,11 @@ def test_read_csv_json_and_jsonl(tmp_path: Path) -> None:
     json_path.write_text(json.dumps({"rows": rows}))
     jsonl_path = tmp_path / "r.jsonl"
     jsonl_path.write_text("\n".join(json.dumps(x, indent=None) for x in rows))
-    for p in (csv_path, json_path, jsonl_path):
+    appended = tmp_path / "r.txt"  # pretty-printed train-proxy outputs appended, one failed
+    appended.write_text(
+        "".join(json.dumps(x, indent=2) + "\n" for x in rows) + '{"failed": true, "reason": "x"}\n'
+    )
+    for p in (csv_path, json_path, jsonl_path, appended):
         got = read_results(p)
         assert np.allclose(got.loss, r.loss)
     bad = tmp_path / "bad.csv"
