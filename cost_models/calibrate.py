@@ -1,8 +1,8 @@
 """Fit the training model's calibration (:mod:`cost_models.calibration`) and check it on rows
 it was not fitted on (leave-one-out).
 
-Parameters: one sustained compute fraction per device and one overlap efficiency shared by
-all communication that overlaps compute. The fit is a grid search minimising the mean
+Parameters: one sustained compute fraction per device, one overlap efficiency shared by all
+communication that overlaps compute, and the ZeRO-3 collective efficiency. The fit is a grid search minimising the mean
 absolute log error of tokens/s per device over the training throughput rows; plans stay
 those the planner chose without calibration (so fitting does not chase its own choices).
 
@@ -28,8 +28,9 @@ from cost_models.validation import (
 )
 
 FloatArray = npt.NDArray[np.float64]
-FRACTIONS: tuple[float, ...] = tuple(float(x) for x in np.round(np.arange(0.50, 1.1001, 0.025), 3))
-OVERLAPS: tuple[float, ...] = tuple(float(x) for x in np.round(np.arange(0.0, 1.0001, 0.125), 3))
+FRACTIONS: tuple[float, ...] = tuple(float(x) for x in np.round(np.arange(0.55, 1.0501, 0.025), 3))
+OVERLAPS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.625, 0.75, 0.875, 1.0)
+ZERO3: tuple[float, ...] = (1.0, 0.5, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,19 +39,25 @@ class ErrorTable:
 
     labels: list[str]
     devices: list[str]
-    log_error: FloatArray  # [row, overlap, fraction]
+    log_error: FloatArray  # [row, overlap, fraction, zero3 efficiency]
 
 
 def error_table(rows: list[PreparedRow]) -> ErrorTable:
-    errs = np.zeros((len(rows), len(OVERLAPS), len(FRACTIONS)))
+    errs = np.zeros((len(rows), len(OVERLAPS), len(FRACTIONS), len(ZERO3)))
     for i, p in enumerate(rows):
         dev = p.system.device.name
         measured = measured_tokens_per_s_per_device(p.measurement, p.arch)
+        zeros = ZERO3 if p.plan.zero == 3 else ZERO3[:1]  # only ZeRO-3 rows depend on it
         for j, e in enumerate(OVERLAPS):
             for k, f in enumerate(FRACTIONS):
-                cal = Calibration(compute_fraction={dev: f}, overlap_efficiency=e)
-                pred = float(row_cost(p, calibration=cal).tokens_per_s_per_device[0])
-                errs[i, j, k] = np.log(pred / measured)
+                for z_i, z in enumerate(zeros):
+                    cal = Calibration(
+                        compute_fraction={dev: f}, overlap_efficiency=e, zero3_comm_efficiency=z
+                    )
+                    pred = float(row_cost(p, calibration=cal).tokens_per_s_per_device[0])
+                    errs[i, j, k, z_i] = np.log(pred / measured)
+                if len(zeros) == 1:
+                    errs[i, j, k, :] = errs[i, j, k, 0]
     return ErrorTable(
         labels=[p.measurement.label for p in rows],
         devices=[p.system.device.name for p in rows],
@@ -63,17 +70,21 @@ def fit(table: ErrorTable, use: npt.NDArray[np.bool_]) -> tuple[Calibration, flo
     devices = sorted({d for d, u in zip(table.devices, use, strict=True) if u})
     best: tuple[float, Calibration] | None = None
     for j, e in enumerate(OVERLAPS):
-        total, fractions, count = 0.0, {}, 0
-        for dev in devices:
-            mask = use & np.array([d == dev for d in table.devices])
-            loss = np.abs(table.log_error[mask, j, :]).sum(axis=0)
-            k = int(np.argmin(loss))
-            fractions[dev] = FRACTIONS[k]
-            total += float(loss[k])
-            count += int(mask.sum())
-        mean = total / max(count, 1)
-        if best is None or mean < best[0]:
-            best = (mean, Calibration(compute_fraction=fractions, overlap_efficiency=e))
+        for z_i, z in enumerate(ZERO3):
+            total, fractions, count = 0.0, {}, 0
+            for dev in devices:
+                mask = use & np.array([d == dev for d in table.devices])
+                loss = np.abs(table.log_error[mask, j, :, z_i]).sum(axis=0)
+                k = int(np.argmin(loss))
+                fractions[dev] = FRACTIONS[k]
+                total += float(loss[k])
+                count += int(mask.sum())
+            mean = total / max(count, 1)
+            if best is None or mean < best[0] - 1e-12:
+                cal = Calibration(
+                    compute_fraction=fractions, overlap_efficiency=e, zero3_comm_efficiency=z
+                )
+                best = (mean, cal)
     assert best is not None
     return best[1], best[0]
 
@@ -82,7 +93,8 @@ def predicted_error(table: ErrorTable, i: int, cal: Calibration) -> float:
     """Relative error of row ``i`` under ``cal`` (read from the grid)."""
     j = OVERLAPS.index(cal.overlap_efficiency)
     k = FRACTIONS.index(cal.fraction(table.devices[i]))
-    return float(np.exp(table.log_error[i, j, k]) - 1.0)
+    z_i = ZERO3.index(cal.zero3_comm_efficiency)
+    return float(np.exp(table.log_error[i, j, k, z_i]) - 1.0)
 
 
 def leave_one_out(table: ErrorTable) -> list[float]:
@@ -108,13 +120,15 @@ def main() -> None:
     loo = leave_one_out(table)
     fitted = [predicted_error(table, i, cal) for i in range(len(rows))]
     uncal = [
-        float(np.exp(table.log_error[i, -1, FRACTIONS.index(1.0)]) - 1.0) for i in range(len(rows))
+        float(np.exp(table.log_error[i, -1, FRACTIONS.index(1.0), 0]) - 1.0)
+        for i in range(len(rows))
     ]
     CALIBRATION_FILE.write_text(
         json.dumps(
             {
                 "compute_fraction": cal.compute_fraction,
                 "overlap_efficiency": cal.overlap_efficiency,
+                "zero3_comm_efficiency": cal.zero3_comm_efficiency,
                 "fitted_on": table.labels,
                 "method": "grid search, mean |log(pred/measured)| of tokens/s per device; python -m cost_models.calibrate",
             },

@@ -7,6 +7,9 @@ Two kinds of parameter, both properties of a device or an op class, never of a r
   framework gaps between kernels). Devices not in the table use the mean of the fitted ones.
 * ``overlap_efficiency``: the fraction of communication that overlapping with compute
   actually hides (NCCL kernels take SMs and HBM bandwidth from the overlapped GEMMs).
+* ``zero3_comm_efficiency``: the fraction of the collectives model's speed that ZeRO-3/FSDP
+  parameter gathers and gradient reduce-scatters reach (they are issued per layer or per
+  parameter group from the framework's hooks, not as one large bucketed collective).
 
 Values live in ``data/train_calibration.json``; :func:`cost_models.validation.cross_validate`
 fits them on a split of the measurements and reports errors on the held-out rows
@@ -27,6 +30,7 @@ CALIBRATION_FILE = Path(__file__).resolve().parent / "data" / "train_calibration
 class Calibration:
     compute_fraction: dict[str, float] = field(default_factory=dict)
     overlap_efficiency: float = 1.0
+    zero3_comm_efficiency: float = 1.0
 
     def __post_init__(self) -> None:
         for name, value in self.compute_fraction.items():
@@ -56,6 +60,7 @@ def load_calibration(path: Path = CALIBRATION_FILE) -> Calibration:
     return Calibration(
         compute_fraction={str(k): float(v) for k, v in data.get("compute_fraction", {}).items()},
         overlap_efficiency=float(data.get("overlap_efficiency", 1.0)),
+        zero3_comm_efficiency=float(data.get("zero3_comm_efficiency", 1.0)),
     )
 
 

@@ -66,7 +66,8 @@ class TrainOptions:
     (Megatron-LM 2021-22: batched GEMMs plus a fused scale-mask-softmax that materialises
     the S x S scores). ``dropout``: dropout after attention and FFN and on the attention
     probabilities (GPT-3-era configs). ``moe_imbalance``: tokens on the busiest expert rank
-    over the mean; 1.0 is perfect balance. ``overhead_bytes``: framework memory beyond
+    over the mean; 1.0 is perfect balance. ``ep_overlap``/``tp_overlap``: the framework hides
+    expert all-to-alls / TP collectives behind compute. ``overhead_bytes``: framework memory beyond
     tensors (CUDA context, cuBLAS workspaces, NCCL buffers, allocator slack)."""
 
     attention_kernel: Literal["flash", "unfused"] = "flash"
@@ -81,6 +82,10 @@ class TrainOptions:
     # Expert all-to-all hidden behind another micro-batch's compute (Megatron-Core 0.14
     # ``overlap_moe_expert_parallel_comm``; DeepSeek-V3's DualPipe, arXiv 2412.19437 3.2.1)
     ep_overlap: bool = False
+    # TP all-gathers/reduce-scatters pipelined with the GEMMs that consume them (Megatron-Core
+    # ``--tp-comm-overlap`` with Transformer Engine userbuffers; Wang et al. 2023, ASPLOS,
+    # "Overlap communication with dependent computation via decomposition")
+    tp_overlap: bool = False
     # Calibrated efficiencies (cost_models/data/train_calibration.json) or the identity
     calibrated: bool = True
 

@@ -157,12 +157,19 @@ def train_cost(
         compute_s=fwd + bwd + rc,
         overlap_efficiency=e,
         ep_overlap=opts.ep_overlap,
+        tp_overlap=opts.tp_overlap,
     )
     m = plan.num_microbatches
     per_mb = fwd + bwd + rc + comm.tp_s + comm.ep_s + comm.cp_s
     params = LocalParams.of(arch, plan, shape)
     dp_s = dp_comm_exposed(
-        params, plan, system=system, fwd_mb_s=fwd, bwd_mb_s=bwd + rc, overlap_efficiency=e
+        params,
+        plan,
+        system=system,
+        fwd_mb_s=fwd,
+        bwd_mb_s=bwd + rc,
+        overlap_efficiency=e,
+        zero3_efficiency=cal.zero3_comm_efficiency,
     )
     z = plan.zero
     opt_params = np.where(

@@ -9,7 +9,8 @@ group size and stride. Sizes follow nccl-tests conventions (see
 What overlaps (stated, because frameworks differ):
 
 * TP collectives, pipeline sends and expert all-to-alls are on the critical path (Megatron
-  issues them between the dependent GEMMs; no userbuffer overlap is assumed).
+  issues them between the dependent GEMMs) unless the options say the framework overlaps
+  them (``tp_overlap``: userbuffer TP overlap; ``ep_overlap``: batch-level A2A overlap).
 * Context-parallel KV exchange overlaps the attention of the previous ring step (Megatron-
   Core ring attention): only the part longer than the attention compute is exposed.
 * Data-parallel gradient reduction overlaps the backward pass of the last micro-batch
@@ -98,6 +99,7 @@ def microbatch_comm(
     compute_s: FloatArray,
     overlap_efficiency: float,
     ep_overlap: bool,
+    tp_overlap: bool,
 ) -> MicrobatchComm:
     """``compute_s`` is the micro-batch's compute (the window an overlapped all-to-all hides
     behind); ``overlap_efficiency`` the hidden fraction of overlapped communication."""
@@ -118,6 +120,8 @@ def microbatch_comm(
     routed = tok * shape.etp / t * arch.top_k * d * ACT_BYTES * imbalance
     a2a = collective_s(system, "all_to_all", size_bytes=routed, group=plan.ep, stride=shape.etp)
     ep_s = a2a * 2.0 * shape.moe_layers * passes
+    if tp_overlap:
+        tp_s = exposed(tp_s, compute_s, overlap_efficiency)
     if ep_overlap:
         ep_s = exposed(ep_s, compute_s, overlap_efficiency)
     # CP ring attention: cp-1 steps per layer each passing the local K and V shard; backward
@@ -174,6 +178,7 @@ def dp_comm_exposed(
     fwd_mb_s: FloatArray,
     bwd_mb_s: FloatArray,
     overlap_efficiency: float,
+    zero3_efficiency: float = 1.0,
 ) -> FloatArray:
     """Exposed data-parallel / ZeRO communication of one step (see the module docstring)."""
     dense_stride = plan.tp
@@ -206,8 +211,12 @@ def dp_comm_exposed(
     zero12 = exposed(grad_rs, bwd_mb_s, e) + exposed(param_ag, fwd_mb_s, e)
     # ZeRO-3 gathers the weights again for a full-recompute forward (inside backward)
     regather = np.where(plan.recompute == 2, param_ag, 0.0)
+    # ZeRO-3's per-micro-batch gathers run at zero3_efficiency of the collectives model
+    # (calibrated; see cost_models.calibration)
+    z3 = 1.0 / zero3_efficiency
     zero3 = m * (
-        exposed(param_ag, fwd_mb_s, e) + exposed(param_ag + regather + grad_rs, bwd_mb_s, e)
+        exposed(z3 * param_ag, fwd_mb_s, e)
+        + exposed(z3 * (param_ag + regather + grad_rs), bwd_mb_s, e)
     )
     return np.where(z == 0, zero0, np.where(z < 3, zero12, zero3))
 

@@ -90,11 +90,12 @@ def _fixed(r: dict[str, str]) -> dict[str, FixedValue]:
         "dp": int(r["use_dp"]),
         "ep": int(r["use_ep"]),
         "cp": int(r["use_cp"]),
-        "vpp": int(r["use_vpp"]),
         "sequence_parallel": r["sp"] == "1",
         "zero": int(r["zero"]),
         "global_batch": int(r["use_gbs"]),
     }
+    if r["use_vpp"] != "auto":
+        fixed["vpp"] = int(r["use_vpp"])
     if r["use_mbs"] != "auto":
         fixed["micro_batch"] = int(r["use_mbs"])
     if r["use_recompute"] != "auto":
@@ -130,6 +131,7 @@ def measurement_options(m: TrainMeasurement, *, calibrated: bool = True) -> Trai
         if r["moe_imbalance"]
         else TrainOptions.moe_imbalance,
         ep_overlap=r["ep_overlap"] == "1",
+        tp_overlap=r["tp_overlap"] == "1",
         calibrated=calibrated,
     )
 
