@@ -15,6 +15,9 @@ from nas.dashboard._hover import hover_data, hover_text
 
 PALETTE = qualitative.Plotly
 FADED_OPACITY = 0.25
+# 3-D scatter is WebGL whatever its size; past a few thousand faded points it is a cloud that
+# costs seconds to draw in software rendering, so dominated trials are sampled beyond this.
+MAX_3D_DOMINATED = 4000
 LOG_SPAN = 100.0  # max/min ratio above which an axis starts logarithmic
 
 
@@ -148,8 +151,13 @@ def pareto_3d(data: Dataset) -> go.Figure:
     """The first three objectives in 3-D: front highlighted, dominated trials faded."""
     x, y, z = (o.name for o in data.objectives[:3])
     traces: list[Any] = []
+    trials = data.trials
+    dominated = trials[~trials["on_front"]]
+    if len(dominated) > MAX_3D_DOMINATED:  # every front member stays
+        keep = dominated.sample(n=MAX_3D_DOMINATED, random_state=0).index
+        trials = trials[trials["on_front"] | trials.index.isin(keep)]
     for i, group in enumerate(data.groups):
-        sub = data.trials[data.trials["group"] == group]
+        sub = trials[trials["group"] == group]
         for on_front in (False, True):
             part = sub[sub["on_front"] == on_front]
             traces.append(

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from nas.dashboard._data import Dataset, axis_options, breakdown_families
-from nas.dashboard._figures import pareto_2d, pareto_3d, system_fronts
+from nas.dashboard._figures import MAX_3D_DOMINATED, pareto_2d, pareto_3d, system_fronts
 from nas.dashboard._hover import fmt
 from nas.dashboard._panels import (
     breakdown_bars,
@@ -129,6 +129,7 @@ def _checkbox(element_id: str, label: str, checked: bool) -> str:
 def build_panels(data: Dataset) -> tuple[list[Panel], dict[str, Any]]:
     """Every panel the data supports, in page order, and the axis data for the 2-D panel."""
     gl = len(data.trials) > GL_THRESHOLD
+    n_front = int(data.trials["on_front"].sum())
     options = axis_options(data)
     fig2d, axes = pareto_2d(data, options=options, gl=gl)
     y0 = options[1] if len(options) > 1 else options[0]
@@ -150,15 +151,27 @@ def build_panels(data: Dataset) -> tuple[list[Panel], dict[str, Any]]:
     ]
     if len(data.groups) > 1:
         panels.append(
-            Panel(key="systems", title="Fronts per system", figure=system_fronts(data, gl=gl))
+            Panel(
+                key="systems",
+                title="Fronts per system",
+                figure=system_fronts(data, gl=n_front > GL_THRESHOLD),
+            )
         )
     if len(data.objectives) >= 3:
-        panels.append(Panel(key="pareto3d", title="Front in 3-D", figure=pareto_3d(data)))
+        dominated = len(data.trials) - n_front
+        note = (
+            f"Every front member and {MAX_3D_DOMINATED} of the {dominated} dominated trials (random sample)."
+            if dominated > MAX_3D_DOMINATED
+            else ""
+        )
+        panels.append(
+            Panel(key="pareto3d", title="Front in 3-D", note=note, figure=pareto_3d(data))
+        )
     parallel = parallel_coordinates(data)
     if parallel is not None:
         shown = len(parcoords_rows(data))
         note = (
-            f"{shown} of {len(data.trials)} trials: every front member and a random sample."
+            f"{shown} of {len(data.trials)} trials: the front and a random sample of the rest."
             if shown < len(data.trials)
             else ""
         )

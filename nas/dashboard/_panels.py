@@ -17,9 +17,10 @@ from nas.search.pareto import normalise, to_minimisation
 
 MAX_BARS_PER_GROUP = 30
 MAX_TABLE_ROWS = 2000
-# Parallel coordinates draw every line in WebGL; past a few thousand lines the panel is
-# unreadable and, in software rendering, takes seconds: sample beyond this (front always kept).
-MAX_PARCOORDS_LINES = 1000
+# Parallel coordinates draw every line in WebGL: in software rendering (SwiftShader, headless
+# Chromium on 2 cores) ~2 s fixed plus ~2 ms per line, measured; a few hundred lines already
+# show the shape of the space, so larger runs show the front plus a sample up to this many.
+MAX_PARCOORDS_LINES = 500
 REFERENCE = 1.1  # hypervolume reference point in normalised objectives (10% beyond the worst)
 
 
@@ -43,11 +44,14 @@ def _dimension(frame: pd.DataFrame, col: str, label: str) -> dict[str, Any] | No
 
 
 def parcoords_rows(data: Dataset, *, limit: int = MAX_PARCOORDS_LINES) -> pd.DataFrame:
-    """Every front member plus a seeded random sample of the rest, ``limit`` rows at most."""
+    """The front plus a seeded random sample of the rest, ``limit`` rows at most (a sample
+    of the front itself when it alone is larger)."""
     trials = data.trials
     if len(trials) <= limit:
         return trials
-    front = trials[trials["on_front"]].head(limit)
+    front = trials[trials["on_front"]]
+    if len(front) > limit:
+        front = front.sample(n=limit, random_state=0)
     rest = trials[~trials["on_front"]]
     sample = rest.sample(n=min(len(rest), limit - len(front)), random_state=0)
     out: pd.DataFrame = pd.concat([front, sample]).sort_index()

@@ -15,7 +15,12 @@ from typer.testing import CliRunner
 
 from nas.cli import app
 from nas.dashboard import DashboardError, build_dashboard, load_run, merge_runs, write_dashboard
-from nas.dashboard._data import breakdown_columns, param_columns, plan_columns
+from nas.dashboard._data import (
+    breakdown_columns,
+    breakdown_families,
+    param_columns,
+    plan_columns,
+)
 from nas.dashboard._panels import hypervolume_curves
 from nas.dashboard._serve import make_server
 from nas.dashboard.synthetic import write_synthetic_run
@@ -180,3 +185,51 @@ def test_serve_on_loopback_only(run_dir: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_breakdown_families_for_serving() -> None:
+    frame = pd.DataFrame(
+        {
+            "time_compute_s": [0.0, 0.0],  # all zero: left out
+            "prefill_time_compute_s": [1.0, 2.0],
+            "prefill_time_tp_comm_s": [0.1, 0.2],
+            "decode_time_memory_s": [0.01, 0.02],
+            "step_time_s": [1.0, 2.0],  # a total, not a part
+            "memory_weights_bytes": [1e9, 2e9],
+            "memory_kv_cache_bytes": [3e9, 1e9],
+            "memory_per_device_bytes": [4e9, 3e9],
+            "device_memory_bytes": [8e10, 8e10],
+        }
+    )
+    assert breakdown_families(frame, "time") == {
+        "prefill": {"compute": "prefill_time_compute_s", "tp_comm": "prefill_time_tp_comm_s"},
+        "decode": {"memory": "decode_time_memory_s"},
+    }
+    assert breakdown_families(frame, "memory") == {
+        "": {"weights": "memory_weights_bytes", "kv_cache": "memory_kv_cache_bytes"}
+    }
+
+
+def test_cli_serve_prints_url_and_stops_on_ctrl_c(run_dir: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    code = "from nas.cli import main; main()"
+    cmd = [sys.executable, "-u", "-c", code, "dashboard", str(run_dir), "--serve", "--port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("wrote ")
+        line = proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert match, line
+        with urllib.request.urlopen(match.group(0), timeout=10) as resp:
+            assert b"nas-dashboard-figures" in resp.read()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert "stopped" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()

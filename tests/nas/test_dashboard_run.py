@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from nas.dashboard import load_run, merge_runs
+from nas.dashboard._panels import hypervolume_curves
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,6 +30,10 @@ def test_nas_run_writes_dashboard(tmp_path: Path) -> None:
     # the search driver's front (pareto.csv) is the dashboard's front
     pareto = pd.read_csv(out / "pareto.csv")
     assert set(data.trials.loc[data.trials["on_front"], "trial"]) == set(pareto["number"])
+    # one system: the last point of the hypervolume curve is the run's summary hypervolume
+    _, histories = hypervolume_curves(data)
+    summary = json.loads((out / "summary.json").read_text())
+    assert histories["dgx-h100"].hv[-1] == pytest.approx(summary["hypervolume"], rel=1e-9)
     # references from the experiment are marked on the plot
     for name in ("llama3-8b", "gpt2-124m"):
         assert name in set(data.references["name"]) and name in page
