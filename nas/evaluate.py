@@ -21,7 +21,7 @@ import pandas as pd
 from cost_models.plan import InferenceWorkload, ParallelPlan, TrainWorkload
 from hw_profiles.types import System
 from nas.experiment import Constraint, Experiment, ServeWorkload
-from nas.search.base import Objective
+from nas.search.base import Objective, TrialFailed, TrialPruned
 from nas.search.hardware import HardwarePoint, check_knobs, hardware_grid, suggest_hardware
 from search_spaces.architecture import Architecture
 from search_spaces.counts import model_counts
@@ -150,7 +150,14 @@ class ExperimentProblem:
         return Candidate(arch=arch, hardware=hardware, plan=plan)
 
     def evaluate(self, candidate: Candidate) -> dict[str, Any]:
-        return evaluate_candidate(self, candidate)
+        from nas.evaluators import EvaluationFailed, Pruned
+
+        try:
+            return evaluate_candidate(self, candidate)
+        except Pruned as exc:
+            raise TrialPruned(str(exc)) from exc
+        except EvaluationFailed as exc:
+            raise TrialFailed(exc.reason) from exc
 
     def device_memory_bytes(self, record: Mapping[str, Any]) -> float:
         return float(record["device_memory_bytes"])

@@ -46,6 +46,7 @@ __all__ = [
     "LiveFront",
     "RunError",
     "RunResult",
+    "finished_trials",
     "front_frame",
     "list_runs",
     "new_run_dir",
@@ -113,6 +114,27 @@ def _logger(run_dir: Path) -> logging.Logger:
         log.setLevel(logging.INFO)
         log.propagate = False
     return log
+
+
+def finished_trials(run_dir: Path) -> int:
+    """Trials of a run (finished or not) that count towards its target, read from its
+    study (0 when there is none yet)."""
+    experiment = load_experiment(run_dir / "experiment.yaml")
+    if experiment.search.backend != "optuna":
+        return 0
+    import optuna
+    from optuna.trial import TrialState
+
+    from nas.search.optuna_backend import counted_trials, open_storage
+
+    finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+
+    storage = open_storage(experiment.search, run_dir)
+    try:
+        study = optuna.load_study(study_name=experiment.name, storage=storage)
+    except KeyError:
+        return 0
+    return counted_trials(study.get_trials(deepcopy=False, states=finished))
 
 
 def _default_factory(experiment: Experiment) -> ProblemFactory:

@@ -77,7 +77,7 @@ def run(
 ) -> None:
     """Search EXPERIMENT (a YAML file) and write a run directory; or --resume RUN_DIR."""
     from nas.experiment import load_experiment
-    from nas.runs import resume_run, start_run, with_overrides
+    from nas.runs import finished_trials, resume_run, start_run, with_overrides
     from nas.search.base import Objective
 
     if (experiment is None) == (resume is None):
@@ -92,7 +92,7 @@ def run(
         )
         if exp is None:
             raise UserError(f"{resume}: not a run directory (no experiment.yaml)")
-        done = _finished_trials(resume)
+        done = finished_trials(resume)
     else:
         assert experiment is not None
         exp = with_overrides(
@@ -119,15 +119,6 @@ class _Null:
 
     def __exit__(self, *args: object) -> None:
         return None
-
-
-def _finished_trials(run_dir: Path) -> int:
-    path = run_dir / "trials.parquet"
-    if not path.is_file():
-        return 0
-    import pandas as pd
-
-    return int((pd.read_parquet(path, columns=["state"])["state"] != "RUNNING").sum())
 
 
 @runs_app.command("list")

@@ -112,8 +112,9 @@ def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
     storage.engine.dispose()  # connections opened while creating the schema lack the pragmas
 
 
-def _counted(trials: Sequence[FrozenTrial]) -> int:
-    """Trials that count towards the requested number (interrupted ones are re-asked)."""
+def counted_trials(trials: Sequence[FrozenTrial]) -> int:
+    """Trials that count towards the requested number: all but those a dead process left
+    RUNNING (marked ``interrupted`` on resume and asked again)."""
     return sum(1 for t in trials if not t.user_attrs.get(_INTERRUPTED))
 
 
@@ -135,7 +136,7 @@ class OptunaSearcher(Searcher):
 
     def ask(self) -> optuna.Trial | None:
         with self._locked():
-            if _counted(self.study.get_trials(deepcopy=False)) >= self.n_trials:
+            if counted_trials(self.study.get_trials(deepcopy=False)) >= self.n_trials:
                 return None
             return self.study.ask()
 
