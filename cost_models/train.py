@@ -30,7 +30,8 @@ import numpy.typing as npt
 from cost_models.calibration import IDENTITY, Calibration, load_calibration
 from cost_models.efficiency import memory_time_s
 from cost_models.memory import train_memory
-from cost_models.ops import FLASH_BWD_FLOPS_RATIO, OpCost, StageShape, TrainOptions, stage_ops
+from cost_models.ops import FLASH_BWD_FLOPS_RATIO, OpCost, StageShape, TrainOptions
+from cost_models.ops_memory import stage_ops
 from cost_models.plan import TrainWorkload
 from cost_models.plan_batch import PlanBatch
 from cost_models.train_comm import LocalParams, dp_comm_exposed, microbatch_comm

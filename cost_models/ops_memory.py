@@ -1,0 +1,152 @@
+"""Memory-bound ops of one training micro-batch (norms, residual adds, activations, MoE
+permutes, RoPE, cross-entropy, FP8 casts): bytes moved over the achieved HBM bandwidth.
+
+Bytes are counted from each kernel's inputs and outputs; backward kernels move twice the
+forward bytes (read the output gradient and the saved input, write the input gradient).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from cost_models.efficiency import memory_time_s
+from cost_models.ops import (
+    ACT_BYTES,
+    TP_SPLIT,
+    OpCost,
+    RecomputeSet,
+    StageShape,
+    TrainOptions,
+    attention_ops,
+    gemm_ops,
+)
+from cost_models.plan_batch import PlanBatch
+from hw_profiles.types import Device
+from search_spaces.counts import ArchBatch, matmuls, qk_head_dim
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def _mem_op(
+    device: Device,
+    name: str,
+    *,
+    fwd_bytes: FloatArray,
+    calls: FloatArray,
+    recompute: RecomputeSet = "full",
+) -> OpCost:
+    return OpCost(
+        name=name,
+        kind="memory",
+        recompute=recompute,
+        flops=np.zeros_like(fwd_bytes),
+        bytes_moved=fwd_bytes,
+        fwd_s=memory_time_s(device, bytes_moved=fwd_bytes, calls=calls),
+        bwd_s=memory_time_s(device, bytes_moved=2.0 * fwd_bytes, calls=calls),
+    )
+
+
+def memory_ops(
+    arch: ArchBatch,
+    plan: PlanBatch,
+    shape: StageShape,
+    *,
+    device: Device,
+    dtype: str,
+    options: TrainOptions,
+) -> list[OpCost]:
+    """Memory-bound kernels, bytes per token counted from their inputs and outputs (bf16).
+
+    Norms and residual adds see the full hidden vector on every TP rank unless sequence
+    parallelism shards it (Korthikanti et al. 2022, arXiv 2205.05198, section 4.2.2)."""
+    a, d, t, tok = ACT_BYTES, arch.d_model, shape.tp, shape.tokens
+    rep = tok / np.where(plan.sp > 0, t, 1.0)  # tokens of the replicated part per device
+    L, moe_l, dense_l = shape.layers, shape.moe_layers, shape.dense_layers
+    up = 1.0 + arch.gated
+    drop_mask = 1.0 if options.dropout else 0.0  # 1-byte mask per element
+    # two norms (read d, write d) and two residual adds (read 2d, write d) per layer,
+    # plus the MLA latent norms
+    norm_bytes = rep * L * a * (4.0 * d + 2.0 * (arch.q_lora_rank + arch.kv_lora_rank))
+    resid_bytes = rep * L * (2.0 * 3.0 * d * a + 2.0 * d * drop_mask)
+    act_dense = tok * dense_l * (up + 1.0) * arch.d_ff * a / t
+    shared = arch.d_expert * arch.num_shared_experts
+    act_moe = (
+        tok
+        * moe_l
+        * (up + 1.0)
+        * a
+        * (arch.top_k * arch.d_expert * options.moe_imbalance + shared)
+        / t
+    )
+    # permute + unpermute copies of the routed tokens (read + write), dispatch and combine
+    permute = tok * moe_l * arch.top_k * d * a * 4.0 / t
+    rope_dim = np.where(arch.is_mla, arch.qk_rope_head_dim, qk_head_dim(arch))
+    kv_rope = np.where(arch.is_mla, 1.0, arch.num_kv_heads)
+    rope = np.where(arch.learned_positions > 0, 0.0, 1.0)
+    rope_bytes = rope * tok * L * 2.0 * a * (arch.num_heads + kv_rope) * rope_dim / t
+    # vocab-parallel cross-entropy (Megatron-LM ``_VocabParallelCrossEntropy``) per logit:
+    # cast to fp32 (read 2, write 4), max (read 4), subtract-exp (read 4, write 4), sum
+    # (read 4) = 22 bytes forward; backward reads the softmax (4), writes the fp32 gradient
+    # (4) and casts it to bf16 (read 4, write 2) = 14 bytes
+    ce_bytes = tok * arch.vocab_size / t * 22.0
+    ops = [
+        _mem_op(device, "norms", fwd_bytes=norm_bytes, calls=2.0 * L),
+        _mem_op(device, "residual", fwd_bytes=resid_bytes, calls=2.0 * L),
+        _mem_op(device, "activation", fwd_bytes=act_dense + act_moe, calls=L),
+        _mem_op(device, "moe_permute", fwd_bytes=permute, calls=4.0 * moe_l),
+        _mem_op(device, "rope", fwd_bytes=rope_bytes, calls=L * rope),
+        OpCost(
+            name="cross_entropy",
+            kind="memory",
+            recompute="full",
+            flops=np.zeros_like(tok),
+            bytes_moved=ce_bytes,
+            fwd_s=memory_time_s(device, bytes_moved=ce_bytes, calls=4.0),
+            bwd_s=memory_time_s(device, bytes_moved=ce_bytes * 14.0 / 22.0, calls=3.0),
+        ),
+    ]
+    if dtype == "fp8":
+        ops.append(_fp8_cast_op(arch, plan, shape, device=device))
+    return ops
+
+
+def _fp8_cast_op(arch: ArchBatch, plan: PlanBatch, shape: StageShape, *, device: Device) -> OpCost:
+    """FP8 casts: every GEMM input read in bf16 and written in fp8 (3 bytes per element),
+    activations per token and weights once per micro-batch (Transformer Engine delayed or
+    block scaling casts both operands; Micikevicius et al. 2022, arXiv 2209.05433)."""
+    t, tok = shape.tp, shape.tokens
+    per_layer = shape.layers / arch.num_layers
+    act_elems = np.zeros_like(tok)
+    weight_elems = np.zeros_like(tok)
+    for mm in matmuls(arch):
+        split = TP_SPLIT.get(mm.name, "col")
+        k = mm.k / t if split == "row" else mm.k
+        act_elems = act_elems + tok * k * mm.active * per_layer
+        weight_elems = weight_elems + mm.params * per_layer / np.where(
+            mm.name.startswith("expert_"), plan.ep * shape.etp, t
+        )
+    return _mem_op(
+        device, "fp8_cast", fwd_bytes=3.0 * (act_elems + weight_elems), calls=shape.layers * 8.0
+    )
+
+
+def stage_ops(
+    arch: ArchBatch,
+    plan: PlanBatch,
+    *,
+    device: Device,
+    seq_len: int,
+    dtype: str,
+    options: TrainOptions,
+) -> list[OpCost]:
+    """All op records of one micro-batch on one device of the slowest stage."""
+    shape = StageShape.of(arch, plan, seq_len=seq_len)
+    return [
+        *gemm_ops(arch, plan, shape, device=device, dtype=dtype, imbalance=options.moe_imbalance),
+        *attention_ops(arch, plan, shape, device=device, options=options),
+        *memory_ops(arch, plan, shape, device=device, dtype=dtype, options=options),
+    ]
+
+
+__all__ = ["memory_ops", "stage_ops"]
