@@ -126,10 +126,7 @@ def _checkbox(element_id: str, label: str, checked: bool) -> str:
     return f'<label><input type="checkbox" id="{element_id}"{mark}> {label}</label> '
 
 
-def build_panels(data: Dataset) -> tuple[list[Panel], dict[str, Any]]:
-    """Every panel the data supports, in page order, and the axis data for the 2-D panel."""
-    gl = len(data.trials) > GL_THRESHOLD
-    n_front = int(data.trials["on_front"].sum())
+def _front_panel(data: Dataset, *, gl: bool) -> tuple[Panel, dict[str, Any]]:
     options = axis_options(data)
     fig2d, axes = pareto_2d(data, options=options, gl=gl)
     y0 = options[1] if len(options) > 1 else options[0]
@@ -139,65 +136,61 @@ def build_panels(data: Dataset) -> tuple[list[Panel], dict[str, Any]]:
         f"{_checkbox('log-x', 'log x', log_x)} y {_select('y-axis', options, y0)}"
         f"{_checkbox('log-y', 'log y', log_y)}</div>"
     )
-    panels = [
-        Panel(
-            key="pareto2d",
-            title="Pareto front",
-            note="Front highlighted, dominated trials faded, reference models as stars. "
-            "Hover a point for its architecture and parallel plan.",
-            controls=chooser,
-            figure=fig2d,
-        )
-    ]
+    panel = Panel(
+        key="pareto2d",
+        title="Pareto front",
+        note="Front highlighted, dominated trials faded, reference models as stars. "
+        "Hover a point for its architecture and parallel plan.",
+        controls=chooser,
+        figure=fig2d,
+    )
+    return panel, axes.as_json()
+
+
+def _sampled_note(shown: int, total: int, what: str) -> str:
+    return f"{shown} of {total} {what} (random sample, seed 0)." if shown < total else ""
+
+
+def _shape_panels(data: Dataset, *, n_front: int) -> list[Panel]:
+    """Per-system fronts, 3-D view and parallel coordinates, where the data has them."""
+    panels = []
     if len(data.groups) > 1:
-        panels.append(
-            Panel(
-                key="systems",
-                title="Fronts per system",
-                figure=system_fronts(data, gl=n_front > GL_THRESHOLD),
-            )
-        )
+        fig = system_fronts(data, gl=n_front > GL_THRESHOLD)
+        panels.append(Panel(key="systems", title="Fronts per system", figure=fig))
     if len(data.objectives) >= 3:
         dominated = len(data.trials) - n_front
-        note = (
-            f"Every front member and {MAX_3D_DOMINATED} of the {dominated} dominated trials (random sample)."
-            if dominated > MAX_3D_DOMINATED
-            else ""
-        )
+        shown = min(dominated, MAX_3D_DOMINATED)
+        note = _sampled_note(shown, dominated, "dominated trials shown with the whole front")
         panels.append(
             Panel(key="pareto3d", title="Front in 3-D", note=note, figure=pareto_3d(data))
         )
     parallel = parallel_coordinates(data)
     if parallel is not None:
         shown = len(parcoords_rows(data))
-        note = (
-            f"{shown} of {len(data.trials)} trials: the front and a random sample of the rest."
-            if shown < len(data.trials)
-            else ""
-        )
+        note = _sampled_note(shown, len(data.trials), "trials shown, the front first")
         panels.append(
             Panel(key="parallel", title="Architecture parameters", note=note, figure=parallel)
         )
+    return panels
+
+
+def build_panels(data: Dataset) -> tuple[list[Panel], dict[str, Any]]:
+    """Every panel the data supports, in page order, and the axis data for the 2-D panel."""
+    n_front = int(data.trials["on_front"].sum())
+    front, axis_json = _front_panel(data, gl=len(data.trials) > GL_THRESHOLD)
+    panels = [front, *_shape_panels(data, n_front=n_front)]
     hv_fig, hists = hypervolume_curves(data)
     method = ", ".join(sorted({h.method for h in hists.values()}))
-    panels.append(
-        Panel(
-            key="hypervolume",
-            title="Hypervolume vs trial",
-            note=f"Objectives scaled to [0, 1] (best to worst over all runs), reference point 1.1 in each; {method}.",
-            figure=hv_fig,
-        )
+    note = (
+        "Objectives scaled to [0, 1] (best to worst over all runs), "
+        f"reference point 1.1 in each; {method}."
     )
+    panels.append(Panel(key="hypervolume", title="Hypervolume vs trial", note=note, figure=hv_fig))
     panels += _breakdown_panels(data)
-    panels.append(
-        Panel(
-            key="table",
-            title="Front members",
-            note="Click a column header to sort.",
-            body=f'<div class="table-wrap">{front_table(data)}</div>',
-        )
-    )
-    return panels, axes.as_json()
+    table = f'<div class="table-wrap">{front_table(data)}</div>'
+    note = "Click a column header to sort."
+    panels.append(Panel(key="table", title="Front members", note=note, body=table))
+    return panels, axis_json
 
 
 _SUMMARY_SKIP = {"name", "front_size"}  # shown already (front size is recomputed per system)

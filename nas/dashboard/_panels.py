@@ -6,6 +6,7 @@ import html
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -178,6 +179,30 @@ def front_members(data: Dataset) -> pd.DataFrame:
     return out
 
 
+def _view_buttons(
+    views: dict[str, tuple[npt.NDArray[np.float64], list[str], str]],
+) -> dict[str, Any]:
+    """Buttons switching every bar trace's values, hover template and the y title."""
+    buttons = [
+        {
+            "label": label,
+            "method": "update",
+            "args": [{"y": list(values.T), "hovertemplate": hover}, {"yaxis.title.text": title}],
+        }
+        for label, (values, hover, title) in views.items()
+    ]
+    return {
+        "type": "buttons",
+        "direction": "right",
+        "buttons": buttons,
+        "showactive": True,
+        "x": 0,
+        "y": 1.2,
+        "xanchor": "left",
+        "yanchor": "top",
+    }
+
+
 def breakdown_bars(
     data: Dataset, kind: Literal["time", "memory"], parts: dict[str, str], *, what: str
 ) -> go.Figure:
@@ -209,18 +234,10 @@ def breakdown_bars(
     ]
     fig = go.Figure(traces)
     title = f"{what} (s)" if kind == "time" else f"{what} (GB, 10^9 bytes)"
-    share_title = f"share of {what} (%)"
-    buttons = [
-        {
-            "label": label,
-            "method": "update",
-            "args": [{"y": list(values.T), "hovertemplate": templates[u]}, {"yaxis.title.text": t}],
-        }
-        for label, values, u, t in (
-            ("absolute", absolute, unit, title),
-            ("share %", share, "%", share_title),
-        )
-    ]
+    views = {
+        "absolute": (absolute, templates[unit], title),
+        "share %": (share, templates["%"], f"share of {what} (%)"),
+    }
     fig.update_layout(
         barmode="stack",
         yaxis_title=title,
@@ -229,18 +246,7 @@ def breakdown_bars(
         margin={"t": 40, "l": 70, "r": 20, "b": 60},
         height=420,
         legend={"orientation": "h", "y": 1.14, "x": 0.2},
-        updatemenus=[
-            {
-                "type": "buttons",
-                "direction": "right",
-                "buttons": buttons,
-                "x": 0,
-                "y": 1.2,
-                "xanchor": "left",
-                "yanchor": "top",
-                "showactive": True,
-            }
-        ],
+        updatemenus=[_view_buttons(views)],
     )
     return fig
 

@@ -196,3 +196,22 @@ def test_webgl_scatter_draws_and_hovers(
     assert hover["text"] and "d_model" in hover["text"]
     _screenshot(browser, artifacts / "dashboard-webgl.png")
     assert pd.notna(hover["text"])
+
+
+def test_breakdown_share_toggle(browser: Any, multi_page: tuple[Path, Path]) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    _, page = multi_page
+    _open(browser, page)
+    buttons = browser.find_elements("css selector", "#fig-time-breakdown .updatemenu-button")
+    assert [b.text for b in buttons] == ["absolute", "share %"]
+    browser.execute_script("arguments[0].scrollIntoView()", buttons[1])
+    ActionChains(browser).move_to_element(buttons[1]).click().perform()
+    time.sleep(0.5)
+    title, total = browser.execute_script(
+        "var gd = document.getElementById('fig-time-breakdown');"
+        "var sum = gd._fullData.reduce(function(a, t){ return a + t.y[0]; }, 0);"
+        "return [gd.layout.yaxis.title.text, sum];"
+    )
+    assert title == "share of step time (%)"
+    assert abs(total - 100.0) < 1e-6
