@@ -124,6 +124,62 @@ def _microbatch_compute(
     return fwd, bwd, rc, attn_f, attn_b
 
 
+def time_breakdown(
+    arch: ArchBatch,
+    plan: PlanBatch,
+    shape: StageShape,
+    ops: list[OpCost],
+    *,
+    system: System,
+    options: TrainOptions,
+    calibration: Calibration,
+) -> dict[str, FloatArray]:
+    """Seconds per step by :data:`TIME_KEYS` (after overlap; they sum to the step time)."""
+    slow = 1.0 / calibration.fraction(system.device.name)
+    fwd, bwd, rc, attn_f, attn_b = (x * slow for x in _microbatch_compute(ops, plan))
+    e = calibration.overlap_efficiency
+    comm = microbatch_comm(
+        arch,
+        plan,
+        shape,
+        system=system,
+        imbalance=options.moe_imbalance,
+        attn_fwd_s=attn_f,
+        attn_bwd_s=attn_b,
+        compute_s=fwd + bwd + rc,
+        overlap_efficiency=e,
+        ep_overlap=options.ep_overlap,
+        tp_overlap=options.tp_overlap,
+    )
+    m = plan.num_microbatches
+    per_mb = fwd + bwd + rc + comm.tp_s + comm.ep_s + comm.cp_s
+    params = LocalParams.of(arch, plan, shape)
+    dp_s = dp_comm_exposed(
+        params,
+        plan,
+        system=system,
+        fwd_mb_s=fwd,
+        bwd_mb_s=bwd + rc,
+        overlap_efficiency=e,
+        zero3_efficiency=calibration.zero3_comm_efficiency,
+    )
+    opt_params = np.where(
+        plan.zero >= 1,
+        params.dense / params.dense_group + params.expert / params.expert_group,
+        params.dense + params.expert,
+    )
+    return {
+        "compute": m * (fwd + bwd + rc),
+        "tp_comm": m * comm.tp_s,
+        "pp_bubble": (plan.pp - 1.0) / plan.vpp * per_mb,
+        "pp_comm": np.where(plan.pp > 1, m * comm.pp_s, 0.0),
+        "dp_comm": dp_s,
+        "ep_comm": m * comm.ep_s,
+        "cp_comm": m * comm.cp_s,
+        "other": memory_time_s(system.device, bytes_moved=OPTIMIZER_STEP_BYTES * opt_params),
+    }
+
+
 def train_cost(
     arch: ArchBatch,
     plan: PlanBatch,
@@ -137,65 +193,24 @@ def train_cost(
     """Step time, throughput and memory for every (architecture, plan) pair.
 
     ``arch`` and ``plan`` have equal length N (one candidate per index); the system's device
-    count is not checked here (the planner and :func:`cost_models.estimate.estimate` do)."""
+    count is not checked here (the planner and :func:`cost_models.estimate.estimate` do).
+    ``calibration`` defaults to the shipped one (``options.calibrated``) or the identity."""
     opts = options or TrainOptions()
     cal = calibration or (load_calibration() if opts.calibrated else IDENTITY)
-    device = system.device
-    seq = workload.seq_len
+    device, seq = system.device, workload.seq_len
     shape = StageShape.of(arch, plan, seq_len=seq)
     ops = stage_ops(arch, plan, device=device, seq_len=seq, dtype=workload.dtype, options=opts)
-    slow = 1.0 / cal.fraction(device.name)
-    fwd, bwd, rc, attn_f, attn_b = (x * slow for x in _microbatch_compute(ops, plan))
-    e = cal.overlap_efficiency
-    comm = microbatch_comm(
-        arch,
-        plan,
-        shape,
-        system=system,
-        imbalance=opts.moe_imbalance,
-        attn_fwd_s=attn_f,
-        attn_bwd_s=attn_b,
-        compute_s=fwd + bwd + rc,
-        overlap_efficiency=e,
-        ep_overlap=opts.ep_overlap,
-        tp_overlap=opts.tp_overlap,
-    )
-    m = plan.num_microbatches
-    per_mb = fwd + bwd + rc + comm.tp_s + comm.ep_s + comm.cp_s
-    params = LocalParams.of(arch, plan, shape)
-    dp_s = dp_comm_exposed(
-        params,
-        plan,
-        system=system,
-        fwd_mb_s=fwd,
-        bwd_mb_s=bwd + rc,
-        overlap_efficiency=e,
-        zero3_efficiency=cal.zero3_comm_efficiency,
-    )
-    z = plan.zero
-    opt_params = np.where(
-        z >= 1,
-        params.dense / params.dense_group + params.expert / params.expert_group,
-        params.dense + params.expert,
-    )
-    breakdown = {
-        "compute": m * (fwd + bwd + rc),
-        "tp_comm": m * comm.tp_s,
-        "pp_bubble": (plan.pp - 1.0) / plan.vpp * per_mb,
-        "pp_comm": np.where(plan.pp > 1, m * comm.pp_s, 0.0),
-        "dp_comm": dp_s,
-        "ep_comm": m * comm.ep_s,
-        "cp_comm": m * comm.cp_s,
-        "other": memory_time_s(device, bytes_moved=OPTIMIZER_STEP_BYTES * opt_params),
-    }
-    step = sum((breakdown[k] for k in TIME_KEYS), np.zeros_like(m))
+    breakdown = time_breakdown(arch, plan, shape, ops, system=system, options=opts, calibration=cal)
+    step = sum((breakdown[k] for k in TIME_KEYS), np.zeros_like(plan.tp))
     devices = plan.tp * plan.pp * plan.dp * plan.cp
     tokens_per_s = plan.global_batch * seq / step
     model = model_flops_per_token(arch, seq_len=seq)
     hw = hardware_flops_per_token(arch, plan, seq_len=seq, options=opts)
     peak = mfu_peak_flops_per_s(device, workload.dtype) * devices
+    params = LocalParams.of(arch, plan, shape)
     mem = train_memory(arch, plan, shape, params, dtype=workload.dtype, options=opts)
-    total_mem = sum((v for v in mem.values()), np.zeros_like(m))
+    total_mem = sum((v for v in mem.values()), np.zeros_like(plan.tp))
+    slow = 1.0 / cal.fraction(device.name)
     return TrainCost(
         step_time_s=step,
         tokens_per_s=tokens_per_s,
@@ -221,5 +236,6 @@ __all__ = [
     "hardware_flops_per_token",
     "mfu_peak_flops_per_s",
     "model_flops_per_token",
+    "time_breakdown",
     "train_cost",
 ]
