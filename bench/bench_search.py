@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -82,12 +83,47 @@ class LookupProblem:
         return float(record["device_memory_bytes"])
 
 
+SCALES: dict[str, Any] = {"linear": lambda v: v, "log10": np.log10}
+REF = np.full(2, REFERENCE_MARGIN)
+
+
+def _exact(problem: ExperimentProblem, table: pd.DataFrame) -> dict[str, tuple[Any, Any, float]]:
+    """Per scale: ideal and nadir of the exact front and its hypervolume."""
+    names = [o.metric for o in problem.objectives]
+    ok = table[table["feasible"]]
+    out = {}
+    for scale, f in SCALES.items():
+        exact = f(to_minimisation(ok[names].to_numpy(dtype=float), ["min"] * len(names)))
+        ideal, nadir = exact.min(axis=0), exact[non_dominated(exact)].max(axis=0)
+        out[scale] = (ideal, nadir, hypervolume(normalise(exact, ideal=ideal, nadir=nadir), REF))
+    return out
+
+
+def _search(lookup: LookupProblem, sampler: str, seed: int, trials: int) -> list[Any]:
+    """Feasible objective vectors of each trial in order (None where infeasible)."""
+    settings = SearchSettings(sampler=sampler, seed=seed, trials=trials)  # type: ignore[arg-type]
+    study = optuna.create_study(
+        directions=["minimize"] * len(lookup.objectives),
+        sampler=make_sampler(settings, has_constraints=True),
+    )
+    t0 = time.perf_counter()
+    drive(OptunaSearcher(study, n_trials=trials), lookup)  # type: ignore[arg-type]
+    print(
+        f"  {sampler} seed {seed}: {trials} trials in {time.perf_counter() - t0:.1f} s", flush=True
+    )
+    done = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    return [
+        t.values
+        if t.values is not None and all(c <= 0 for c in t.user_attrs["constraints"])
+        else None
+        for t in done
+    ]
+
+
 def bench_hypervolume(trials: list[int], seeds: list[int], samplers: list[str]) -> None:
-    """Objectives all minimised and positive here, so the log10 scale is defined; it weighs
+    """Both objectives are minimised and positive, so the log10 scale is defined; it weighs
     step times from 0.1 to 100 s evenly instead of letting the slowest candidates dominate."""
-    ref = np.full(2, REFERENCE_MARGIN)
-    exp = experiment_from_dict(ENUMERABLE)
-    problem = ExperimentProblem(exp)
+    problem = ExperimentProblem(experiment_from_dict(ENUMERABLE))
     start = time.perf_counter()
     table = judge_grid(problem, problem.evaluate_grid(max_candidates=2_000_000))
     print(
@@ -95,58 +131,28 @@ def bench_hypervolume(trials: list[int], seeds: list[int], samplers: list[str]) 
         f"feasible, exact front {int(table['on_front'].sum())} points "
         f"(grid evaluated in {time.perf_counter() - start:.1f} s)"
     )
-    directions = [o.direction for o in problem.objectives]
-    names = [o.metric for o in problem.objectives]
-    ok = table[table["feasible"]]
-    scales: dict[str, Any] = {"linear": lambda v: v, "log10": np.log10}
-    exact_hv = {}
-    for scale, f in scales.items():
-        exact = f(to_minimisation(ok[names].to_numpy(dtype=float), directions))
-        ideal, nadir = exact.min(axis=0), exact[non_dominated(exact)].max(axis=0)
-        exact_hv[scale] = (
-            ideal,
-            nadir,
-            hypervolume(normalise(exact, ideal=ideal, nadir=nadir), ref),
-        )
+    exact = _exact(problem, table)
     lookup = LookupProblem(problem, table)
     rows = []
-    for sampler in samplers:
-        for seed in seeds:
-            settings = SearchSettings(sampler=sampler, seed=seed, trials=max(trials))  # type: ignore[arg-type]
-            study = optuna.create_study(
-                directions=["minimize"] * len(names),
-                sampler=make_sampler(settings, has_constraints=True),
+    for sampler, seed in itertools.product(samplers, seeds):
+        values = _search(lookup, sampler, seed, max(trials))
+        for n, (scale, f) in itertools.product(trials, SCALES.items()):
+            pts = [v for v in values[:n] if v is not None]
+            ideal, nadir, hv_exact = exact[scale]
+            found = f(np.array(pts, dtype=float).reshape(-1, 2))
+            hv = hypervolume(normalise(found, ideal=ideal, nadir=nadir), REF) if pts else 0.0
+            rows.append(
+                {
+                    "sampler": sampler,
+                    "seed": seed,
+                    "trials": n,
+                    "scale": scale,
+                    "hv_ratio": hv / hv_exact,
+                }
             )
-            t0 = time.perf_counter()
-            drive(OptunaSearcher(study, n_trials=max(trials)), lookup)  # type: ignore[arg-type]
-            elapsed = time.perf_counter() - t0
-            done = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-            for n in trials:
-                pts = [
-                    t.values
-                    for t in done[:n]
-                    if t.values is not None and all(c <= 0 for c in t.user_attrs["constraints"])
-                ]
-                for scale, f in scales.items():
-                    ideal, nadir, hv_exact = exact_hv[scale]
-                    found = f(to_minimisation(np.array(pts, dtype=float), directions))
-                    hv = (
-                        hypervolume(normalise(found, ideal=ideal, nadir=nadir), ref) if pts else 0.0
-                    )
-                    rows.append(
-                        {
-                            "sampler": sampler,
-                            "seed": seed,
-                            "trials": n,
-                            "scale": scale,
-                            "hv_ratio": hv / hv_exact,
-                        }
-                    )
-            print(f"  {sampler} seed {seed}: {max(trials)} trials in {elapsed:.1f} s", flush=True)
     frame = pd.DataFrame(rows)
-    for scale in scales:
-        sub = frame[frame["scale"] == scale]
-        pivot = sub.pivot_table(
+    for scale in SCALES:
+        pivot = frame[frame["scale"] == scale].pivot_table(
             index="sampler", columns="trials", values="hv_ratio", aggfunc=["mean", "min"]
         )
         print(

@@ -249,72 +249,20 @@ def _estimate(
     workload: TrainWorkload | InferenceWorkload,
     fixed: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The ``nas estimate --json`` object: ``cost_models.estimate`` when present, else the
-    planner and cost cores it is built from."""
-    try:
-        from cost_models.estimate import estimate
-    except ImportError:
-        return _estimate_from_cores(arch, system, workload, fixed)
+    """The ``nas estimate --json`` object (decode mode for serving: it carries the prefill
+    figures too); degrees not in ``fixed`` are chosen by the planner."""
+    from cost_models.estimate import estimate
+
+    degrees = {k: int(v) for k, v in fixed.items() if k in ("tp", "pp", "ep")}
+    if isinstance(workload, InferenceWorkload) and degrees:
+        # the inference planner takes a whole plan: data parallelism fills the devices
+        tp, pp = degrees.get("tp", 1), degrees.get("pp", 1)
+        if system.num_devices % (tp * pp):
+            raise ValueError(f"plan: tp*pp ({tp * pp}) must divide {system.num_devices} devices")
+        dp = system.num_devices // (tp * pp)
+        plan = ParallelPlan(tp=tp, pp=pp, dp=dp, ep=degrees.get("ep", 1), global_batch=dp)
+        return dict(estimate(arch, system, workload, plan=plan))
     return dict(estimate(arch, system, workload, plan=None, fixed=dict(fixed) or None))
-
-
-def _estimate_from_cores(
-    arch: Architecture,
-    system: System,
-    workload: TrainWorkload | InferenceWorkload,
-    fixed: Mapping[str, Any],
-) -> dict[str, Any]:
-    from cost_models.inference import estimate_inference
-    from cost_models.plan_batch import PlanBatch
-    from cost_models.planner import plan_training
-    from cost_models.train import train_cost
-    from search_spaces.counts import ArchBatch
-
-    if isinstance(workload, InferenceWorkload):
-        plan = None
-        if fixed:
-            tp, pp = int(fixed.get("tp", 1)), int(fixed.get("pp", 1))
-            plan = ParallelPlan(
-                tp=tp, pp=pp, dp=system.num_devices // (tp * pp), ep=int(fixed.get("ep", 1))
-            )
-        return estimate_inference(arch, system, workload, plan, mode="decode")
-    best = plan_training(arch, system, workload, fixed=fixed).best
-    cost = train_cost(
-        ArchBatch.from_architectures([arch]),
-        PlanBatch.from_plans([best]),
-        system=system,
-        workload=workload,
-    )
-    keys = (
-        "step_time_s",
-        "tokens_per_s",
-        "tokens_per_s_per_device",
-        "mfu",
-        "hfu",
-        "model_flops_per_token",
-        "memory_per_device_bytes",
-    )
-    out: dict[str, Any] = {k: float(getattr(cost, k)[0]) for k in keys}
-    out["fits"] = bool(cost.fits[0])
-    out["plan"] = {
-        f: getattr(best, f)
-        for f in (
-            "tp",
-            "pp",
-            "dp",
-            "ep",
-            "cp",
-            "vpp",
-            "micro_batch",
-            "global_batch",
-            "zero",
-            "recompute",
-        )
-    }
-    out["plan"]["sequence_parallel"] = best.sequence_parallel
-    out["time_breakdown_s"] = {k: float(v[0]) for k, v in cost.time_breakdown_s.items()}
-    out["memory_breakdown_bytes"] = {k: float(v[0]) for k, v in cost.memory_breakdown_bytes.items()}
-    return out
 
 
 def _train_tokens(
