@@ -134,3 +134,36 @@ def test_resume_of_a_finished_run_adds_trials(tmp_path: Path) -> None:
     assert sorted(result.trials["number"]) == list(range(9))
     with pytest.raises(RunError, match="not a run directory"):
         resume_run(tmp_path / "nothing")
+
+
+def _trial_count(run_dir: Path) -> int:
+    import optuna
+
+    study = optuna.load_study(study_name="toy", storage=f"sqlite:///{run_dir / 'study.db'}")
+    return len(study.get_trials(deepcopy=False))
+
+
+@pytest.mark.slow
+def test_sigkill_with_workers_leaves_no_orphans_and_resumes(tmp_path: Path) -> None:
+    exp = json.dumps(
+        {**TOY, "search": {"trials": 60, "seed": 0, "workers": 2, "sampler": "random"}}
+    )
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", _SCRIPT, "start", exp, str(run_dir)])
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if (run_dir / "study.db").exists() and _trial_count(run_dir) >= 10:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.5)
+    count = _trial_count(run_dir)
+    time.sleep(1.0)
+    assert _trial_count(run_dir) == count  # the workers died with the run process
+    subprocess.run([sys.executable, "-c", _SCRIPT, "resume", exp, str(run_dir)], check=True)
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    assert trials["number"].is_unique
+    counted = trials[~trials["fail_reason"].str.startswith("interrupted")]
+    assert len(counted) == 60 and (counted["state"] == "COMPLETE").all()
