@@ -1,8 +1,8 @@
 """Training memory per device, vectorised over (architecture, plan) pairs.
 
 Model states with mixed-precision Adam (Rajbhandari et al. 2020, ZeRO, arXiv 1910.02054,
-section 3.1): 2 bytes of bf16 weights, 4 bytes of fp32 gradients (Megatron's ``main_grad``)
-and 12 bytes of optimizer state (fp32 master weights, Adam m and v) per parameter, 18 in
+section 3.1): 2 bytes of bf16 weights, 4 bytes of fp32 gradients (Megatron's ``main_grad``;
+2 with ``TrainOptions.grad_bytes`` = 2) and 12 bytes of optimizer state (fp32 master weights, Adam m and v) per parameter, 18 in
 all; ZeRO-1 shards the optimizer over the data-parallel group, ZeRO-2 also the gradients,
 ZeRO-3/FSDP also the weights. FP8 training keeps an FP8 copy of each GEMM weight and its
 transpose (2 more bytes; Transformer Engine caches both for Hopper's TN-only FP8 GEMMs).
@@ -31,7 +31,6 @@ from search_spaces.counts import ArchBatch, qk_head_dim, v_head_dim
 FloatArray = npt.NDArray[np.float64]
 
 WEIGHT_BYTES = 2.0
-GRAD_BYTES = 4.0
 OPTIMIZER_BYTES = 12.0
 FP8_COPY_BYTES = 2.0
 ZERO3_PREFETCH_LAYERS = 2.0  # FSDP keeps the current and the prefetched layer unsharded
@@ -109,7 +108,7 @@ def train_memory(
     prefetch = np.where(z >= 3, ZERO3_PREFETCH_LAYERS * local / np.maximum(shape.layers, 1.0), 0.0)
     return {
         "weights": weights + WEIGHT_BYTES * prefetch,
-        "gradients": GRAD_BYTES * np.where(z >= 2, sharded, local),
+        "gradients": options.grad_bytes * np.where(z >= 2, sharded, local),
         "optimizer": OPTIMIZER_BYTES * np.where(z >= 1, sharded, local),
         "activations": activation_memory_bytes(arch, plan, shape, options=options),
         "other": np.full_like(local, options.overhead_bytes),

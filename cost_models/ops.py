@@ -86,6 +86,10 @@ class TrainOptions:
     # ``--tp-comm-overlap`` with Transformer Engine userbuffers; Wang et al. 2023, ASPLOS,
     # "Overlap communication with dependent computation via decomposition")
     tp_overlap: bool = False
+    # Gradient buffer and reduction dtype: 4 = fp32 (Megatron-LM forces fp32 accumulation and
+    # reduction for bf16; FSDP reduce_dtype fp32), 2 = bf16 (Megatron-Core
+    # ``grad_reduce_in_fp32=False``, as NeMo/Megatron-Bridge performance recipes set it)
+    grad_bytes: float = 4.0
     # Calibrated efficiencies (cost_models/data/train_calibration.json) or the identity
     calibrated: bool = True
 
@@ -96,6 +100,8 @@ class TrainOptions:
             )
         if not 1.0 <= self.moe_imbalance <= 4.0:
             raise ValueError(f"moe_imbalance: must lie in [1, 4], got {self.moe_imbalance}")
+        if self.grad_bytes not in (2.0, 4.0):
+            raise ValueError(f"grad_bytes: must be 2 (bf16) or 4 (fp32), got {self.grad_bytes}")
         if self.overhead_bytes < 0:
             raise ValueError(f"overhead_bytes: must be >= 0, got {self.overhead_bytes}")
 

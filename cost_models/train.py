@@ -162,6 +162,7 @@ def time_breakdown(
         bwd_mb_s=bwd + rc,
         overlap_efficiency=e,
         zero3_efficiency=calibration.zero3_comm_efficiency,
+        grad_bytes=options.grad_bytes,
     )
     opt_params = np.where(
         plan.zero >= 1,

@@ -42,7 +42,6 @@ from search_spaces.counts import (
 FloatArray = npt.NDArray[np.float64]
 Op = Literal["all_reduce", "reduce_scatter", "all_gather", "all_to_all", "broadcast", "p2p"]
 
-GRAD_COMM_BYTES = 4.0  # fp32 gradient reduction (Megatron main_grad, FSDP reduce_dtype fp32)
 PARAM_BYTES = 2.0  # bf16 parameters gathered by ZeRO/FSDP
 
 
@@ -179,6 +178,7 @@ def dp_comm_exposed(
     bwd_mb_s: FloatArray,
     overlap_efficiency: float,
     zero3_efficiency: float = 1.0,
+    grad_bytes: float = 4.0,
 ) -> FloatArray:
     """Exposed data-parallel / ZeRO communication of one step (see the module docstring)."""
     dense_stride = plan.tp
@@ -201,8 +201,8 @@ def dp_comm_exposed(
             stride=exp_stride,
         )
 
-    grad_ar = both("all_reduce", GRAD_COMM_BYTES)
-    grad_rs = both("reduce_scatter", GRAD_COMM_BYTES)
+    grad_ar = both("all_reduce", grad_bytes)
+    grad_rs = both("reduce_scatter", grad_bytes)
     param_ag = both("all_gather", PARAM_BYTES)
     z = plan.zero
     m = plan.num_microbatches

@@ -132,6 +132,7 @@ def measurement_options(m: TrainMeasurement, *, calibrated: bool = True) -> Trai
         else TrainOptions.moe_imbalance,
         ep_overlap=r["ep_overlap"] == "1",
         tp_overlap=r["tp_overlap"] == "1",
+        grad_bytes=float(r["grad_bytes"]) if r["grad_bytes"] else TrainOptions.grad_bytes,
         calibrated=calibrated,
     )
 
