@@ -235,6 +235,8 @@ def _summary(data: Dataset) -> str:
             if isinstance(value, (int, float, str)) and key not in _SUMMARY_SKIP:
                 label = f"{key} (summary.json)"
                 items.append((f"{run.name}: {label}" if len(data.runs) > 1 else label, fmt(value)))
+    if len(data.trials) == 0:
+        items.append(("note", "no completed trials yet: the panels are empty"))
     rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in items)
     return f'<dl class="summary">{rows}</dl>'
 

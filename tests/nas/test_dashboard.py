@@ -233,3 +233,27 @@ def test_cli_serve_prints_url_and_stops_on_ctrl_c(run_dir: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize("case", ["all_failed", "one_objective", "nan_no_refs", "none_feasible"])
+def test_degenerate_runs_still_build(tmp_path: Path, case: str) -> None:
+    objectives = ("loss",) if case == "one_objective" else ("loss", "step_time_s")
+    d = write_synthetic_run(tmp_path / case, n_trials=40, objectives=objectives)
+    trials = pd.read_parquet(d / "trials.parquet")
+    if case == "all_failed":
+        trials["state"] = "FAIL"
+    elif case == "nan_no_refs":
+        trials.loc[:10, "loss"] = np.nan
+        (d / "references.parquet").unlink()
+    elif case == "none_feasible":
+        trials["feasible"] = False
+    trials.to_parquet(d / "trials.parquet")
+    text = write_dashboard(d).read_text()
+    assert _figure_count(text) >= 3
+    data = merge_runs([load_run(d)])
+    if case in ("all_failed", "none_feasible"):
+        assert not data.trials["on_front"].any()
+    if case == "all_failed":
+        assert "no completed trials yet" in text
+    if case == "nan_no_refs":  # rows with a NaN objective are never on the front
+        assert not data.trials.loc[data.trials["loss"].isna(), "on_front"].any()
