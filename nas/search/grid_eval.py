@@ -68,7 +68,8 @@ def plan_set(problem: ExperimentProblem, system: System) -> list[dict[str, Any]]
     else:
         tps = [t for t in (1, 2, 4, 8) if node % t == 0]
         combos = [{"tp": t, "pp": p} for t in tps for p in (1, 2, 4) if n % (t * p) == 0]
-    recomputes = (
+    serve = isinstance(problem.experiment.workload, ServeWorkload)
+    recomputes = ["none"] if serve else (
         [spec.recompute]
         if spec.recompute
         else (["none", "full"] if spec.mode == "auto" else ["selective"])
