@@ -167,3 +167,18 @@ def test_sigkill_with_workers_leaves_no_orphans_and_resumes(tmp_path: Path) -> N
     assert trials["number"].is_unique
     counted = trials[~trials["fail_reason"].str.startswith("interrupted")]
     assert len(counted) == 60 and (counted["state"] == "COMPLETE").all()
+
+
+def test_same_seed_same_trials_on_the_quickstart(tmp_path: Path) -> None:
+    from nas.experiment import load_experiment
+    from nas.runs import with_overrides
+
+    exp = with_overrides(
+        load_experiment(Path(__file__).resolve().parents[2] / "experiments" / "quickstart.yaml"),
+        trials=8,
+    )
+    exp = exp.model_copy(update={"references": []})
+    a = start_run(exp, out=tmp_path / "a").trials
+    b = start_run(exp, out=tmp_path / "b").trials
+    cols = [c for c in a.columns if c.startswith("param_")] + ["loss", "step_time_s"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
