@@ -148,6 +148,17 @@ def test_cli_builds_and_reports(run_dir: Path, tmp_path: Path) -> None:
     assert _figure_count(out.read_text()) == 5
 
 
+def test_cli_compares_runs(tmp_path: Path) -> None:
+    a = write_synthetic_run(tmp_path / "a", n_trials=40, systems=("dgx-h100",), seed=1)
+    b = write_synthetic_run(tmp_path / "b", n_trials=40, systems=("atlas-800t-a2",), seed=2)
+    out = tmp_path / "cmp.html"
+    result = CliRunner().invoke(app, ["dashboard", str(a), str(b), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert 'id="systems"' in text  # one front per system on shared axes
+    assert "dgx-h100 (" in text and "atlas-800t-a2 (" in text
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
