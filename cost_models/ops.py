@@ -90,6 +90,9 @@ class TrainOptions:
     # reduction for bf16; FSDP reduce_dtype fp32), 2 = bf16 (Megatron-Core
     # ``grad_reduce_in_fp32=False``, as NeMo/Megatron-Bridge performance recipes set it)
     grad_bytes: float = 4.0
+    # Node-limited MoE routing: each token goes to at most this many nodes (0 = unlimited;
+    # DeepSeek-V3 uses 4, arXiv 2412.19437 section 2.1.2)
+    moe_max_nodes: int = 0
     # Calibrated efficiencies (cost_models/data/train_calibration.json) or the identity
     calibrated: bool = True
 

@@ -150,6 +150,7 @@ def time_breakdown(
         overlap_efficiency=e,
         ep_overlap=options.ep_overlap,
         tp_overlap=options.tp_overlap,
+        max_nodes=options.moe_max_nodes,
     )
     m = plan.num_microbatches
     per_mb = fwd + bwd + rc + comm.tp_s + comm.ep_s + comm.cp_s

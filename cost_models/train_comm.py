@@ -99,6 +99,7 @@ def microbatch_comm(
     overlap_efficiency: float,
     ep_overlap: bool,
     tp_overlap: bool,
+    max_nodes: int = 0,
 ) -> MicrobatchComm:
     """``compute_s`` is the micro-batch's compute (the window an overlapped all-to-all hides
     behind); ``overlap_efficiency`` the hidden fraction of overlapped communication."""
@@ -117,6 +118,13 @@ def microbatch_comm(
     # EP: dispatch and combine all-to-all per MoE layer per pass, each rank sending its
     # tokens x top_k hidden vectors (the busiest rank sends `imbalance` times the mean)
     routed = tok * shape.etp / t * arch.top_k * d * ACT_BYTES * imbalance
+    if max_nodes > 0:
+        # node-limited routing (DeepSeek-V3, arXiv 2412.19437 section 2.1.2): a token reaches
+        # at most `max_nodes` nodes and the dispatcher sends one copy per node, forwarded over
+        # NVLink inside it (DeepEP): the cross-node bytes shrink by min(M, nodes) / top_k
+        nodes = np.maximum(plan.ep * shape.etp / system.devices_per_node, 1.0)
+        cut = np.minimum(np.minimum(float(max_nodes), nodes) / np.maximum(arch.top_k, 1.0), 1.0)
+        routed = routed * np.where(nodes > 1.0, cut, 1.0)
     a2a = collective_s(system, "all_to_all", size_bytes=routed, group=plan.ep, stride=shape.etp)
     ep_s = a2a * 2.0 * shape.moe_layers * passes
     if tp_overlap:

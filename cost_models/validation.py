@@ -133,6 +133,7 @@ def measurement_options(m: TrainMeasurement, *, calibrated: bool = True) -> Trai
         ep_overlap=r["ep_overlap"] == "1",
         tp_overlap=r["tp_overlap"] == "1",
         grad_bytes=float(r["grad_bytes"]) if r["grad_bytes"] else TrainOptions.grad_bytes,
+        moe_max_nodes=int(r["moe_max_nodes"] or 0),
         calibrated=calibrated,
     )
 
