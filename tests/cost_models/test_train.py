@@ -197,3 +197,41 @@ def test_context_parallel_splits_the_sequence() -> None:
         ]
     )
     assert act[1] == pytest.approx(act[0] / 4, rel=0.1)
+
+
+def test_framework_options_move_the_right_parts() -> None:
+    arch = load_model("llama3-70b")
+    plan = ParallelPlan(
+        tp=8,
+        pp=2,
+        dp=4,
+        sequence_parallel=True,
+        micro_batch=1,
+        global_batch=64,
+        zero=1,
+        recompute="selective",
+    )
+    base = _cost(arch, plan)
+    overlap = _cost(arch, plan, options=TrainOptions(tp_overlap=True))
+    assert float(overlap.time_breakdown_s["tp_comm"][0]) < 0.5 * float(
+        base.time_breakdown_s["tp_comm"][0]
+    )
+    bf16_grads = _cost(arch, plan, options=TrainOptions(grad_bytes=2.0))
+    assert float(bf16_grads.memory_breakdown_bytes["gradients"][0]) == pytest.approx(
+        0.5 * float(base.memory_breakdown_bytes["gradients"][0])
+    )
+    with pytest.raises(ValueError, match="grad_bytes"):
+        TrainOptions(grad_bytes=3.0)
+
+
+def test_node_limited_routing_cuts_cross_node_all_to_all() -> None:
+    arch = load_model("deepseek-v3")
+    plan = ParallelPlan(
+        tp=1, pp=1, dp=64, ep=64, micro_batch=1, global_batch=64, zero=1, recompute="full"
+    )
+    free = _cost(arch, plan)
+    limited = _cost(arch, plan, options=TrainOptions(moe_max_nodes=4))
+    ratio = float(limited.time_breakdown_s["ep_comm"][0]) / float(
+        free.time_breakdown_s["ep_comm"][0]
+    )
+    assert ratio == pytest.approx(4 / 8, rel=0.05)  # min(M, nodes) / top_k
