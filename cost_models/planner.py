@@ -172,7 +172,9 @@ def enumerate_plans(
     if not ok.any():
         raise PlanError(
             f"no feasible plan on {n} devices with {', '.join(f'{k}={v}' for k, v in fx.items()) or 'no fixed degrees'}"
-            f" (global_batch {gbs} must be a multiple of micro_batch*dp)"
+            f" (needs: global_batch {gbs} a multiple of micro_batch*dp; vpp > 1 only with pp > 1,"
+            " pp*vpp <= layers and micro-batches a multiple of pp; zero 3 only with pp = 1;"
+            " ep dividing dp*cp*tp)"
         )
     idx = np.nonzero(ok)[0]
     return PlanBatch(
