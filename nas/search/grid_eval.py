@@ -68,12 +68,12 @@ def plan_set(problem: ExperimentProblem, system: System) -> list[dict[str, Any]]
     else:
         tps = [t for t in (1, 2, 4, 8) if node % t == 0]
         combos = [{"tp": t, "pp": p} for t in tps for p in (1, 2, 4) if n % (t * p) == 0]
-    serve = isinstance(problem.experiment.workload, ServeWorkload)
-    recomputes = ["none"] if serve else (
-        [spec.recompute]
-        if spec.recompute
-        else (["none", "full"] if spec.mode == "auto" else ["selective"])
-    )
+    if isinstance(problem.experiment.workload, ServeWorkload):
+        recomputes = ["none"]  # no backward pass to recompute for
+    elif spec.recompute:
+        recomputes = [spec.recompute]
+    else:
+        recomputes = ["none", "full"] if spec.mode == "auto" else ["selective"]
     out = []
     for combo, rc in itertools.product(combos, recomputes):
         tp, pp, cp = int(combo.get("tp", 1)), int(combo.get("pp", 1)), int(combo.get("cp", 1))

@@ -139,7 +139,10 @@ def test_resume_of_a_finished_run_adds_trials(tmp_path: Path) -> None:
 def _trial_count(run_dir: Path) -> int:
     import optuna
 
-    study = optuna.load_study(study_name="toy", storage=f"sqlite:///{run_dir / 'study.db'}")
+    try:
+        study = optuna.load_study(study_name="toy", storage=f"sqlite:///{run_dir / 'study.db'}")
+    except KeyError:  # the database exists, the study is not created yet
+        return 0
     return len(study.get_trials(deepcopy=False))
 
 
