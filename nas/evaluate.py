@@ -164,7 +164,8 @@ class ExperimentProblem:
 
     # --- references -------------------------------------------------------------------
     def evaluate_references(self, names: Sequence[str] | None) -> pd.DataFrame:
-        """Catalogue models on every base system (knobs at 1), one row each."""
+        """Catalogue models on every base system (knobs at 1), one row each; the plan is the
+        experiment's fixed degrees, else the planner's choice."""
         from search_spaces.catalogue import list_models, load_model
 
         rows = []
@@ -176,7 +177,9 @@ class ExperimentProblem:
                 )
                 row: dict[str, Any] = {"name": name}
                 try:
-                    row.update(evaluate_candidate(self, Candidate(arch=arch, hardware=point)))
+                    fixed = {str(k): v for k, v in self.experiment.plan.fixed.items()}
+                    cand = Candidate(arch=arch, hardware=point, plan=fixed)
+                    row.update(evaluate_candidate(self, cand))
                     row["fail_reason"] = ""
                 except Exception as exc:  # a reference that cannot run here is listed as such
                     row.update(
