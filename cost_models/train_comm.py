@@ -140,9 +140,14 @@ def microbatch_comm(
     e = overlap_efficiency
     cp_s = exposed(ring, attn_fwd_s, e) * (1.0 + full) + exposed(2.0 * ring, attn_bwd_s, e)
     # PP: one activation send forward and one gradient send backward per micro-batch per
-    # virtual stage; with SP only the sequence shard is sent (Megatron scatter-gather)
-    p2p_bytes = act / np.where(plan.sp > 0, t, 1.0)
-    send = collective_s(
+    # virtual stage. Each TP rank sends only its 1/tp shard and the receiving stage
+    # all-gathers it over the node's network (NAR21 section 4.1, scatter/gather
+    # optimisation; with SP the activations are already sharded)
+    p2p_bytes = act / t
+    regather = collective_s(
+        system, "all_gather", size_bytes=np.where(plan.sp > 0, 0.0, act), group=t
+    )
+    send = regather + collective_s(
         system,
         "p2p",
         size_bytes=p2p_bytes,
