@@ -11,7 +11,9 @@ FFN-down row-parallel (input split by ``tp``). Context parallelism splits the se
 gradient ``M x n -> M x k`` and weight gradient ``k x M -> k x n``), flash-attention backward
 does 2.5x its forward FLOPs (Dao 2023, FlashAttention-2, arXiv 2307.08691, section 4.1), and
 element-wise backward kernels move twice the forward bytes (read the output gradient and
-the saved input, write the input gradient).
+the saved input, write the input gradient). GEMM and attention records are built here;
+memory-bound records and :func:`cost_models.ops_memory.stage_ops`, which assembles all of
+them, are in :mod:`cost_models.ops_memory`.
 """
 
 from __future__ import annotations
@@ -310,6 +312,8 @@ def attention_ops(
 
 __all__ = [
     "ACT_BYTES",
+    "FLASH_BWD_FLOPS_RATIO",
+    "TP_SPLIT",
     "OpCost",
     "StageShape",
     "TrainOptions",
