@@ -155,7 +155,7 @@ def test_sigkill_with_workers_leaves_no_orphans_and_resumes(tmp_path: Path) -> N
     proc = subprocess.Popen([sys.executable, "-c", _SCRIPT, "start", exp, str(run_dir)])
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
-        if (run_dir / "study.db").exists() and _trial_count(run_dir) >= 10:
+        if _completed(run_dir) >= 10:  # read the log: opening the db now would race its creation
             break
         time.sleep(0.1)
     assert proc.poll() is None, "the run finished before it could be killed"
