@@ -25,6 +25,7 @@ __all__ = [
     "HardwareKnobs",
     "KnobRange",
     "PlanSpec",
+    "RaySettings",
     "SearchSettings",
     "ServeWorkload",
     "TrainWorkload",
@@ -162,6 +163,19 @@ class PlanSpec(_Model):
         return self
 
 
+class RaySettings(_Model):
+    """``search.ray``: how the ``ray`` backend runs trials (see ``docs/ray.md``)."""
+
+    address: str | None = None  # None: a local Ray; "auto": the cluster this runs in; host:port
+    concurrency: int | None = Field(default=None, gt=0)  # trials at once; None = search.workers
+    cpus_per_trial: float = Field(default=1.0, ge=0)
+    gpus_per_trial: float = Field(default=0.0, ge=0)
+    scheduler: Literal["none", "asha"] = "none"  # asha: proxy_train only, driven by val loss
+    grace_steps: int = Field(default=10, gt=0)  # ASHA: training steps before a first stop
+    reduction_factor: float = Field(default=2.0, gt=1)  # ASHA: eta, 1/eta promoted per rung
+    max_failures: int = Field(default=2, ge=0)  # retries of a trial whose worker died
+
+
 class SearchSettings(_Model):
     backend: Literal["optuna", "exhaustive", "ray"] = "optuna"
     sampler: Literal["nsga2", "tpe", "random", "nsga3", "gp"] = "nsga2"
@@ -173,6 +187,7 @@ class SearchSettings(_Model):
     storage: str = "sqlite"
     population_size: int | None = Field(default=None, gt=1)  # NSGA-II/III generation size
     max_candidates: int = Field(default=5_000_000, gt=0)  # exhaustive refuses larger grids
+    ray: RaySettings = Field(default_factory=RaySettings)  # the ray backend only
 
     @field_validator("storage")
     @classmethod

@@ -20,6 +20,7 @@ from nas.cli import hw as _hw  # noqa: E402,F401  isort: skip
 from nas.cli import hw_collective as _hw_collective  # noqa: E402,F401  isort: skip
 from nas.cli import models as _models  # noqa: E402,F401  isort: skip
 from nas.cli import run as _run  # noqa: E402,F401  isort: skip
+from nas.cli import submit as _submit  # noqa: E402,F401  isort: skip
 from nas.cli import validate as _validate  # noqa: E402,F401  isort: skip
 
 _USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, UserError)

@@ -74,6 +74,9 @@ def run(
     resume: Annotated[Path | None, typer.Option(help="Resume the run in this directory.")] = None,
     root: Annotated[Path, typer.Option(help="Parent of new run directories.")] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster for --backend ray (auto: the one this runs in).")
+    ] = None,
 ) -> None:
     """Search EXPERIMENT (a YAML file) and write a run directory; or --resume RUN_DIR."""
     from nas.experiment import load_experiment
@@ -83,7 +86,7 @@ def run(
     if (experiment is None) == (resume is None):
         raise UserError("give an EXPERIMENT file or --resume RUN_DIR (not both)")
     if resume is not None:
-        if any(v is not None for v in (backend, out, workers, seed)):
+        if any(v is not None for v in (backend, out, workers, seed, address)):
             raise UserError("--resume takes only --trials; the run keeps its own settings")
         exp = (
             load_experiment(resume / "experiment.yaml")
@@ -98,6 +101,8 @@ def run(
         exp = with_overrides(
             load_experiment(experiment), trials=trials, backend=backend, workers=workers, seed=seed
         )
+        if address is not None:
+            exp = _with_ray_address(exp, address)
         done = 0
     total = trials if trials is not None else exp.search.trials
     objectives = tuple(Objective(metric=k, direction=v) for k, v in exp.objectives.items())
@@ -111,6 +116,16 @@ def run(
         else:
             result = start_run(exp, out=out, root=root, progress=None if quiet else on_trial)
     _print_summary(result.summary, result.run_dir)
+
+
+def _with_ray_address(exp: Any, address: str) -> Any:
+    from nas.experiment import experiment_from_dict
+
+    if exp.search.backend != "ray":
+        raise UserError("--address is for the ray backend: add --backend ray")
+    data = exp.model_dump(mode="json")
+    data["search"]["ray"]["address"] = address
+    return experiment_from_dict(data, source="command line")
 
 
 class _Null:

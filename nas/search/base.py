@@ -205,11 +205,9 @@ class Backend(ABC):
 _REGISTRY: dict[str, str] = {
     "optuna": "nas.search.optuna_backend:OptunaBackend",
     "exhaustive": "nas.search.exhaustive:ExhaustiveBackend",
+    "ray": "nas.search.ray_backend:RayBackend",  # needs the [ray] extra (checked when run)
 }
-_UNAVAILABLE: dict[str, str] = {
-    "ray": "not available yet: the Ray backend is a later issue (it will need `pip install "
-    "hwnas[ray]`); use optuna with --workers N for parallel trials",
-}
+_UNAVAILABLE: dict[str, str] = {}
 
 
 def register_backend(name: str, target: str) -> None:

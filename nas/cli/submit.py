@@ -1,0 +1,150 @@
+"""``nas submit`` (an experiment as a Ray job) and ``nas jobs list|status|logs|fetch``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nas.cli._common import UserError, console
+from nas.cli.app import app
+
+jobs_app = typer.Typer(
+    help="Ray jobs on a cluster: list, status, logs, fetch a finished run.", no_args_is_help=True
+)
+app.add_typer(jobs_app, name="jobs")
+
+Address = Annotated[
+    str | None,
+    typer.Option(help="Ray dashboard URL, http://HEAD:8265 [default: $RAY_ADDRESS]."),
+]
+Token = Annotated[
+    str | None,
+    typer.Option(help="Auth token [default: $RAY_AUTH_TOKEN, or the file $RAY_AUTH_TOKEN_PATH]."),
+]
+
+
+def _project_root() -> Path:
+    import nas
+
+    return Path(nas.__file__).resolve().parent.parent
+
+
+@app.command("submit")
+def submit(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    address: Address = None,
+    token: Token = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the logs, then fetch.")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="With --wait: where the run lands [runs/<job id>].")
+    ] = None,
+    trials: Annotated[int | None, typer.Option(help="Override search.trials.")] = None,
+    project: Annotated[
+        Path | None, typer.Option(help="Project root to ship [the installed nas checkout].")
+    ] = None,
+    timeout: Annotated[float | None, typer.Option(help="With --wait: give up after S s.")] = None,
+) -> None:
+    """Run EXPERIMENT on a Ray cluster (backend ray) through the Jobs API; prints the job id."""
+    from nas.jobs import api_errors, job_client, submit_experiment
+
+    client = job_client(address, token)
+    with api_errors("submit"):
+        job_id = submit_experiment(
+            client, experiment, project=project or _project_root(), trials=trials
+        )
+    typer.echo(job_id)
+    if wait:
+        _wait_and_fetch(client, job_id, out or Path("runs") / job_id, timeout)
+
+
+def _wait_and_fetch(client: object, job_id: str, out: Path, timeout: float | None) -> None:
+    from nas.jobs import api_errors, fetch_run, follow
+
+    with api_errors(f"job {job_id}"):
+        status = follow(client, job_id, emit=typer.echo, timeout_s=timeout)
+        if status != "SUCCEEDED":
+            raise UserError(f"job {job_id} ended {status}; see nas jobs logs {job_id}")
+        log = client.get_job_logs(job_id)  # type: ignore[attr-defined]
+    run_dir = fetch_run(log, out)
+    console.print(f"run directory: {run_dir}")
+
+
+@jobs_app.command("list")
+def jobs_list(address: Address = None, token: Token = None) -> None:
+    """Jobs of the cluster, newest first."""
+    from rich.table import Table
+
+    from nas.jobs import api_errors, job_client
+
+    table = Table("job id", "status", "entrypoint", title="Ray jobs")
+    client = job_client(address, token)
+    with api_errors("jobs list"):
+        jobs = client.list_jobs()
+    for job in sorted(jobs, key=lambda j: j.start_time or 0, reverse=True):
+        status = str(job.status).rsplit(".", 1)[-1]
+        table.add_row(str(job.submission_id or job.job_id), status, str(job.entrypoint)[:60])
+    console.print(table)
+
+
+@jobs_app.command("status")
+def jobs_status(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    address: Address = None,
+    token: Token = None,
+) -> None:
+    """A job's status (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED) and message."""
+    from nas.jobs import api_errors, job_client
+
+    client = job_client(address, token)
+    with api_errors(f"job {job_id}"):
+        info = client.get_job_info(job_id)
+    typer.echo(f"{str(info.status).rsplit('.', 1)[-1]}  {info.message or ''}".rstrip())
+
+
+@jobs_app.command("logs")
+def jobs_logs(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    address: Address = None,
+    token: Token = None,
+    follow: Annotated[bool, typer.Option("--follow", help="Until the job ends.")] = False,
+) -> None:
+    """A job's log (the run archive block is left out)."""
+    from nas.jobs import api_errors, job_client, strip_archive
+    from nas.jobs import follow as follow_job
+
+    client = job_client(address, token)
+    with api_errors(f"job {job_id}"):
+        if follow:
+            follow_job(client, job_id, emit=typer.echo)
+            return
+        log = client.get_job_logs(job_id)
+    for line in strip_archive(log.splitlines()):
+        typer.echo(line)
+
+
+@jobs_app.command("fetch")
+def jobs_fetch(
+    job_id: Annotated[str, typer.Argument(help="Job id of a finished nas submit job.")],
+    address: Address = None,
+    token: Token = None,
+    out: Annotated[Path | None, typer.Option(help="Where the run lands [runs/<job id>].")] = None,
+) -> None:
+    """Copy a finished job's run directory to OUT (from the archive in its log)."""
+    from nas.jobs import api_errors, fetch_run, job_client
+
+    client = job_client(address, token)
+    with api_errors(f"job {job_id}"):
+        log = client.get_job_logs(job_id)
+    run_dir = fetch_run(log, out or Path("runs") / job_id)
+    console.print(f"run directory: {run_dir}")
+
+
+@jobs_app.command("pack", hidden=True)
+def jobs_pack(run_dir: Annotated[Path, typer.Argument(help="Run directory.")]) -> None:
+    """Print RUN_DIR as a log archive (what a submitted job runs last)."""
+    from nas.jobs import pack_run
+
+    for line in pack_run(run_dir):
+        typer.echo(line)

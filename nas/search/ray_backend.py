@@ -1,0 +1,188 @@
+"""The Ray backend: the experiment's search as a Ray Tune run (``search.backend: ray``).
+
+* Searcher: Tune's ``OptunaSearch`` with the define-by-run space of the problem, one
+  objective per ``nas_obj_<i>`` result key and the sampler of ``search.sampler`` (the same
+  :func:`nas.search.optuna_backend.make_sampler` as the Optuna backend), so the Ray and
+  Optuna backends propose the same kind of trials. Constraints reach the sampler as in the
+  Optuna backend (trial constraints, <= 0 feasible).
+* ``ConcurrencyLimiter``: at most ``search.ray.concurrency`` trials at once (default
+  ``search.workers``); each trial reserves ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs.
+* ``scheduler: asha``: asynchronous successive halving (Li et al. 2020, "A System for Massively
+  Parallel Hyperparameter Tuning", MLSys, Algorithm 2) over training steps. Only one metric
+  can promote trials: the proxy's **validation loss** (``val_loss``, min), reported by
+  ``proxy_train`` at every ``eval_every`` steps. Other objectives (step time, memory, ...)
+  are known only at the end of a trial and never stop one early.
+* Failures: a trial whose worker dies is retried up to ``max_failures`` times
+  (``FailureConfig``); an evaluator error is a FAIL outcome and is not retried.
+* Restore: Tune's state lives in ``<run_dir>/tune``; ``nas run --resume`` restores the
+  interrupted Tuner (``Tuner.restore``, errored trials are retried).
+* The trial table has the Optuna backend's columns, so ``nas.runs`` writes the same files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas.search.base import Backend, BackendUnavailable, Problem, ProgressFn, SearchJob
+from nas.search.ray_trial import (
+    SpaceFn,
+    frame_rows,
+    objective_keys,
+    outcome_from_result,
+    row_from_result,
+    run_trial,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nas.experiment import RaySettings
+
+__all__ = ["RayBackend", "connect", "tune_dir"]
+
+
+def tune_dir(run_dir: Path) -> Path:
+    """Where Tune keeps its experiment state (what ``Tuner.restore`` reads)."""
+    return run_dir.resolve() / "tune"
+
+
+def connect(address: str | None) -> bool:
+    """Connect to Ray (``None``: start a local one); True when this call connected."""
+    try:
+        import ray
+    except ImportError:
+        raise BackendUnavailable(
+            "search.backend: ray needs Ray installed: pip install -e '.[ray]'"
+        ) from None
+    if ray.is_initialized():
+        return False
+    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    return True
+
+
+def _max_steps(problem: Problem) -> int:
+    """ASHA's ``max_t``: the training steps of a full proxy run."""
+    config = getattr(getattr(problem, "evaluator", None), "config", None)
+    steps = getattr(config, "steps", 0) or getattr(config, "max_steps", 0)
+    return int(steps) if steps else 0
+
+
+def _scheduler(settings: RaySettings, problem: Problem) -> Any:
+    if settings.scheduler == "none":
+        return None
+    from nas.experiment import ExperimentError
+
+    evaluator = getattr(problem, "evaluator", None)
+    max_t = _max_steps(problem)
+    if evaluator is None or getattr(evaluator, "vectorised", True) or not max_t:
+        name = getattr(evaluator, "name", "this evaluator")
+        raise ExperimentError(
+            f"search.ray.scheduler: asha needs intermediate losses (proxy_train), not {name}"
+        )
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(
+        time_attr="step",
+        metric="val_loss",
+        mode="min",
+        max_t=max_t,
+        grace_period=min(settings.grace_steps, max_t),
+        reduction_factor=settings.reduction_factor,
+    )
+
+
+def _searcher(job: SearchJob, problem: Problem) -> Any:
+    from ray.tune.search import ConcurrencyLimiter
+
+    from nas.search.optuna_backend import make_sampler
+    from nas.search.ray_searcher import NasOptunaSearch
+
+    sampler = make_sampler(job.settings, has_constraints=bool(problem.constraints))
+    search = NasOptunaSearch(
+        space=SpaceFn(job.problem_factory),
+        metric=objective_keys(len(problem.objectives)),
+        mode=[o.direction for o in problem.objectives],
+        sampler=sampler,
+        study_name=job.study_name,
+    )
+    limit = job.settings.ray.concurrency or job.settings.workers
+    return ConcurrencyLimiter(search, max_concurrent=limit)
+
+
+def _tuner(job: SearchJob, problem: Problem, progress: ProgressFn | None) -> Any:
+    from ray import tune
+
+    from nas.search.ray_searcher import ProgressCallback
+
+    settings = job.settings.ray
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, factory=job.problem_factory),
+        {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
+    )
+    path = tune_dir(job.run_dir)
+    callback = ProgressCallback(n_objectives=len(problem.objectives), progress=progress)
+    if job.resume and tune.Tuner.can_restore(str(path)):
+        return tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True), callback
+    run_config = tune.RunConfig(
+        name=path.name,
+        storage_path=str(path.parent),
+        failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+        verbose=0,
+        callbacks=[callback],
+    )
+    tune_config = tune.TuneConfig(
+        search_alg=_searcher(job, problem),
+        scheduler=_scheduler(settings, problem),
+        num_samples=job.settings.trials,
+    )
+    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config), callback
+
+
+class RayBackend(Backend):
+    name = "ray"
+
+    def run(self, job: SearchJob, *, progress: ProgressFn | None = None) -> pd.DataFrame:
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # quiet: the run has its own progress
+        # intermediate results (step, val_loss) carry no objective values: Tune must not
+        # insist that every result names the searcher's metrics
+        os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+        problem = job.problem_factory()
+        _scheduler(job.settings.ray, problem)  # reject asha on analytical evaluators early
+        started = connect(job.settings.ray.address)
+        try:
+            tuner, callback = _tuner(job, problem, progress)
+            grid = tuner.fit()
+            return self._frame(grid, n_objectives=len(problem.objectives), callback=callback)
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+
+    @staticmethod
+    def _frame(grid: Any, *, n_objectives: int, callback: Any) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = []
+        for i, result in enumerate(grid):
+            metrics = dict(result.metrics or {})
+            trial_id = str(metrics.get("trial_id", result.path or i))
+            error = ""
+            if result.error is not None:
+                error = f"{type(result.error).__name__}: {result.error}".strip().splitlines()[0]
+            outcome = outcome_from_result(metrics, n_objectives=n_objectives, error=error)
+            extra = {"trial_id": trial_id, "retries": callback.retries.get(trial_id, 0)}
+            rows.append(
+                row_from_result(
+                    number=i,  # the result grid lists trials in creation order
+                    outcome=outcome,
+                    config=result.config or {},
+                    duration_s=float(metrics.get("time_total_s", float("nan"))),
+                    extra=extra,
+                )
+            )
+        frame: pd.DataFrame = pd.DataFrame(frame_rows(rows))
+        return frame

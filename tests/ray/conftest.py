@@ -1,0 +1,185 @@
+"""A real local Ray head for the Ray tests: 127.0.0.1, free ports, token auth, 2 CPUs.
+
+The head runs as ``ray start --head --block`` in its own session; teardown ends that process
+group (SIGTERM, then SIGKILL), so only the Ray processes this fixture started are stopped —
+``ray stop --force`` would also end any other Ray of this user on the machine. The auth token
+comes from ``ray get-auth-token --generate`` with ``HOME`` pointed at a temporary directory, so
+the user's ``~/.ray/auth_token`` is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+START_TIMEOUT_S = 180.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Head:
+    gcs_address: str  # for ray.init / search.ray.address
+    dashboard_url: str  # for the Jobs API (nas submit --address)
+    token: str
+    env: dict[str, str]  # environment of a client of this head (token auth on)
+
+
+def _free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _ray_bin() -> str:
+    path = Path(sys.executable).parent / "ray"
+    return str(path) if path.exists() else "ray"
+
+
+def _wait_ready(url: str, token: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    from ray.job_submission import JobSubmissionClient
+
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"ray start exited {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            JobSubmissionClient(url, headers={"Authorization": f"Bearer {token}"}).list_jobs()
+            return
+        except Exception:
+            time.sleep(1.0)
+    pytest.fail(f"Ray head not ready after {START_TIMEOUT_S:g} s: {log.read_text()[-2000:]}")
+
+
+def _session_pids(sid: int) -> list[int]:
+    out = []
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        try:
+            if os.getsid(pid) == sid:
+                out.append(pid)
+        except OSError:
+            continue
+    return out
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to ``ray start --block`` (it stops its services), then SIGKILL to whatever is
+    left in its session: Ray's workers run in process groups of their own but keep the
+    session of the head, so nothing outside what this fixture started is touched."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=5)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    for pid in _session_pids(proc.pid):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[Head]:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
+    tmp = Path(tempfile.mkdtemp(prefix="nasray-"))  # short: Ray's socket paths have a limit
+    home = tmp / "home"
+    home.mkdir()
+    base = {**os.environ, "HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0"}
+    token = subprocess.run(
+        [_ray_bin(), "get-auth-token", "--generate"],
+        env=base,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.strip()
+    assert token, "ray get-auth-token --generate printed no token"
+    env = {**base, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_USAGE_STATS_ENABLED"):
+            mp.setenv(key, env[key])
+        _reload_auth()
+        try:
+            yield from _run_head(tmp, env, token)
+        finally:
+            mp.undo()
+            _reload_auth()
+
+
+def _reload_auth() -> None:
+    """Ray reads RAY_AUTH_MODE and the token once per process (when ``ray`` is imported):
+    reload both after changing them (what Ray's own tests do,
+    ``ray._private.authentication_test_utils.reset_auth_token_state``)."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+def _run_head(tmp: Path, env: dict[str, str], token: str) -> Iterator[Head]:
+    gcs, dash, client, agent, agent_grpc, metrics, runtime_env = _free_ports(7)
+    log = tmp / "head.log"
+    cmd = [
+        _ray_bin(), "start", "--head", "--block",
+        "--port", str(gcs), "--dashboard-port", str(dash), "--dashboard-host", "127.0.0.1",
+        "--node-ip-address", "127.0.0.1", "--num-cpus", "2", "--num-gpus", "0",
+        "--ray-client-server-port", str(client),
+        "--dashboard-agent-listen-port", str(agent),
+        "--dashboard-agent-grpc-port", str(agent_grpc),
+        "--metrics-export-port", str(metrics),
+        "--runtime-env-agent-port", str(runtime_env),
+        "--temp-dir", str(tmp / "r"), "--include-dashboard", "true",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{dash}"
+        _wait_ready(url, token, proc, log)
+        yield Head(gcs_address=f"127.0.0.1:{gcs}", dashboard_url=url, token=token, env=env)
+    finally:
+        _stop(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture()
+def ray_driver(ray_head: Head) -> Iterator[Head]:
+    """This process connected to the head as a Ray driver; the tests' helper modules are
+    importable in the workers (``PYTHONPATH``)."""
+    import ray
+
+    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p)
+    for attempt in range(3):  # a busy 2-core machine can be slow to accept the first driver
+        try:
+            ray.init(
+                address=ray_head.gcs_address,
+                runtime_env={"env_vars": {"PYTHONPATH": path}},
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+            )
+            break
+        except ConnectionError:
+            if attempt == 2:
+                raise
+            time.sleep(5.0)
+    try:
+        yield ray_head
+    finally:
+        ray.shutdown()
