@@ -1,0 +1,109 @@
+"""The run archive carried by a job log, and one-line errors of ``nas submit``/``nas jobs``
+and the ray settings (no Ray cluster needed)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from nas_ray_helpers import analytical
+
+from nas.jobs import (
+    ARCHIVE_BEGIN,
+    EXCLUDES,
+    JobsError,
+    entrypoint,
+    fetch_run,
+    pack_run,
+    strip_archive,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_dir(path: Path) -> Path:
+    path.mkdir()
+    (path / "experiment.yaml").write_text("name: x\n")
+    (path / "pareto.csv").write_text("number,loss\n3,2.5\n")
+    (path / "dashboard.html").write_text("<html>" + "x" * 10_000)
+    (path / "tune").mkdir()
+    (path / "tune" / "state.json").write_text("{}")
+    return path
+
+
+def test_archive_round_trip_through_a_log(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path / "run")
+    log = "\n".join(["job output", *pack_run(run), "after"])
+    out = fetch_run(log, tmp_path / "back")
+    assert (out / "pareto.csv").read_text() == "number,loss\n3,2.5\n"
+    assert (out / "experiment.yaml").is_file()
+    assert not (out / "tune").exists()  # Tune's cluster-local state stays on the cluster
+    shown = list(strip_archive(log.splitlines()))
+    assert shown == ["job output", "[run archive of run omitted]", "after"]
+
+
+def test_fetch_refuses_a_log_without_archive_and_a_used_out(tmp_path: Path) -> None:
+    with pytest.raises(JobsError, match="no run archive"):
+        fetch_run("just logs\n", tmp_path / "a")
+    run = _run_dir(tmp_path / "run")
+    cut = "\n".join(list(pack_run(run))[:-1])
+    with pytest.raises(JobsError, match="cut short"):
+        fetch_run(cut, tmp_path / "b")
+    with pytest.raises(JobsError, match="already holds a run"):
+        fetch_run("\n".join(pack_run(run)), run)
+    assert ARCHIVE_BEGIN not in "\n".join(strip_archive(pack_run(run)))
+
+
+def test_entrypoint_and_excludes() -> None:
+    cmd = entrypoint(".nas-job/x.yaml")
+    assert cmd.startswith("python -m nas run .nas-job/x.yaml --backend ray --address auto")
+    assert "nas jobs pack" in cmd
+    for name in (".venv*", ".git", "runs", "__pycache__", ".mypy_cache"):
+        assert name in EXCLUDES
+
+
+def _nas(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "nas", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**base, **(env or {})},
+    )
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_submit_without_address_is_one_line(tmp_path: Path) -> None:
+    exp = tmp_path / "e.yaml"
+    exp.write_text(yaml.safe_dump(analytical().model_dump(mode="json")))
+    _one_line_error(_nas("submit", str(exp)), "--address", "RAY_ADDRESS")
+    _one_line_error(
+        _nas("jobs", "status", "x", "--address", "http://127.0.0.1:9"), "--address", "127.0.0.1:9"
+    )
+
+
+def test_bad_ray_settings_are_one_line(tmp_path: Path) -> None:
+    exp = tmp_path / "e.yaml"
+    data = analytical().model_dump(mode="json")
+    data["search"]["ray"]["schedule"] = "asha"
+    exp.write_text(yaml.safe_dump(data))
+    _one_line_error(_nas("run", str(exp)), "search.ray.schedule", "allowed:", "scheduler")
+    data["search"]["ray"] = {"scheduler": "asha"}
+    exp.write_text(yaml.safe_dump(data))
+    out = tmp_path / "run"
+    _one_line_error(_nas("run", str(exp), "--out", str(out)), "asha", "proxy_train")
+    quickstart = str(ROOT / "experiments" / "quickstart.yaml")
+    _one_line_error(_nas("run", quickstart, "--address", "auto"), "--backend ray")
