@@ -31,6 +31,7 @@ from cost_models.inference_ops import (
     linear_ops,
     op_times,
 )
+from cost_models.validation import summarize
 from hw_profiles.loader import list_systems, load_device, load_system
 from hw_profiles.types import System, Tier
 from search_spaces.architecture import Architecture
@@ -190,18 +191,6 @@ def validate_inference_rows(path: Path = DATA_FILE) -> list[dict[str, Any]]:
             "engine": m.engine,
         })  # fmt: skip
     return out
-
-
-def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median and worst absolute relative error over ``rows``."""
-    errors = np.abs(np.array([r["error"] for r in rows], dtype=np.float64))
-    worst = int(np.argmax(errors))
-    return {
-        "rows": len(rows),
-        "median_abs_error": float(np.median(errors)),
-        "worst_abs_error": float(errors[worst]),
-        "worst_id": rows[worst]["id"],
-    }
 
 
 __all__ = [
