@@ -16,6 +16,8 @@
   (``FailureConfig``); an evaluator error is a FAIL outcome and is not retried.
 * Restore: Tune's state lives in ``<run_dir>/tune``; ``nas run --resume`` restores the
   interrupted Tuner (``Tuner.restore``, errored trials are retried).
+* Workers are reused from trial to trial (``reuse_actors``): a new worker per trial cost
+  ~1.5 s of overhead per trial here, reuse ~50 ms (``bench/bench_ray.py``, ``docs/ray.md``).
 * The trial table has the Optuna backend's columns, so ``nas.runs`` writes the same files.
 """
 
@@ -137,6 +139,9 @@ def _tuner(job: SearchJob, problem: Problem, progress: ProgressFn | None) -> Any
         search_alg=_searcher(job, problem),
         scheduler=_scheduler(settings, problem),
         num_samples=job.settings.trials,
+        # one worker process serves trial after trial (a new actor per trial cost ~1.5 s
+        # here, bench/bench_ray.py); a worker that died is replaced
+        reuse_actors=True,
     )
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config), callback
 

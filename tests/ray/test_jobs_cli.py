@@ -107,3 +107,23 @@ def test_bad_ray_settings_are_one_line(tmp_path: Path) -> None:
     _one_line_error(_nas("run", str(exp), "--out", str(out)), "asha", "proxy_train")
     quickstart = str(ROOT / "experiments" / "quickstart.yaml")
     _one_line_error(_nas("run", quickstart, "--address", "auto"), "--backend ray")
+
+
+def test_deploy_files_are_valid() -> None:
+    from nas.evaluators import get_evaluator
+    from nas.experiment import load_experiment
+
+    exp = load_experiment(ROOT / "deploy" / "proxy-train-gpu.yaml")
+    assert exp.search.backend == "ray" and exp.search.ray.gpus_per_trial == 1
+    get_evaluator(exp.accuracy.evaluator, exp.accuracy.settings)  # settings are accepted
+    job = yaml.safe_load((ROOT / "deploy" / "kuberay-rayjob.yaml").read_text())
+    assert job["kind"] == "RayJob"
+    assert "nas run deploy/proxy-train-gpu.yaml --backend ray --address auto" in job["spec"][
+        "entrypoint"
+    ].replace("\n", " ")
+    workers = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]
+    assert workers["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    env = {e["name"] for e in workers["containers"][0]["env"]}
+    assert {"RAY_AUTH_MODE", "RAY_AUTH_TOKEN"} <= env
+    cluster = yaml.safe_load((ROOT / "deploy" / "ray-cluster.yaml").read_text())
+    assert cluster["available_node_types"]["gpu_worker"]["resources"]["GPU"] == 1

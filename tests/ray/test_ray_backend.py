@@ -82,9 +82,10 @@ def test_killed_run_is_restored_and_finishes(ray_head, tmp_path: Path) -> None:
     import yaml
 
     exp = tmp_path / "small.yaml"
-    exp.write_text(yaml.safe_dump(analytical(trials=6, concurrency=1).model_dump(mode="json")))
+    slow = proxy(trials=6, steps=150, concurrency=1)  # seconds a trial: killed mid-run
+    exp.write_text(yaml.safe_dump(slow.model_dump(mode="json")))
     run_dir = tmp_path / "run"
-    env = {**ray_head.env, "TUNE_GLOBAL_CHECKPOINT_S": "1"}
+    env = {**ray_head.env, "TUNE_GLOBAL_CHECKPOINT_S": "0"}  # save state every step
     cmd = [sys.executable, "-m", "nas", "run", str(exp), "--out", str(run_dir), "--quiet"]
     proc = subprocess.Popen([*cmd, "--address", ray_head.gcs_address], env=env)
     log = run_dir / "run.log"
@@ -93,7 +94,6 @@ def test_killed_run_is_restored_and_finishes(ray_head, tmp_path: Path) -> None:
         if log.is_file() and log.read_text().count("trial COMPLETE") >= 2:
             break
         time.sleep(0.2)
-    time.sleep(1.5)  # let Tune write its experiment state once more
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (run_dir / "summary.json").exists(), "the run finished before it was killed"
@@ -107,7 +107,7 @@ def test_killed_run_is_restored_and_finishes(ray_head, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["trials"] == 6
+    assert summary["trials"] == 6, log.read_text() + done.stderr[-3000:]
     assert summary["complete"] == 6
     after = log.read_text().count("trial COMPLETE") - before
     print(f"\n{before} trials finished before the kill, {after} after the restore")
