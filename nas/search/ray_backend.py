@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from nas.experiment import RaySettings
 
-__all__ = ["RayBackend", "connect", "tune_dir"]
+__all__ = ["RayBackend", "check_tune_state", "connect", "tune_dir"]
 
 
 def tune_dir(run_dir: Path) -> Path:
@@ -63,6 +63,25 @@ def connect(address: str | None) -> bool:
         return False
     ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     return True
+
+
+def check_tune_state(path: Path) -> None:
+    """Refuse a Tune state damaged by a kill while it was being copied into the run directory:
+    Tune would restart the experiment with the searcher's old trial count and silently run
+    too few trials (seen in tests/ray)."""
+    import json
+
+    from nas.runs import RunError
+
+    states = sorted(path.glob("experiment_state-*.json"))  # Tune restores from the newest
+    for state in states[-1:]:
+        try:
+            json.loads(state.read_text())
+        except ValueError:
+            raise RunError(
+                f"{state}: Tune's saved state is damaged (the run was killed while saving it); "
+                "start a new run"
+            ) from None
 
 
 def _max_steps(problem: Problem) -> int:
@@ -117,7 +136,7 @@ def _searcher(job: SearchJob, problem: Problem) -> Any:
 def _tuner(job: SearchJob, problem: Problem, progress: ProgressFn | None) -> Any:
     from ray import tune
 
-    from nas.search.ray_searcher import ProgressCallback
+    from nas.search.ray_searcher import ProgressCallback, run_state
 
     settings = job.settings.ray
     trainable = tune.with_resources(
@@ -125,9 +144,11 @@ def _tuner(job: SearchJob, problem: Problem, progress: ProgressFn | None) -> Any
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
     )
     path = tune_dir(job.run_dir)
-    callback = ProgressCallback(n_objectives=len(problem.objectives), progress=progress)
+    state = run_state(str(path), progress)
+    callback = ProgressCallback(key=str(path), n_objectives=len(problem.objectives))
     if job.resume and tune.Tuner.can_restore(str(path)):
-        return tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True), callback
+        check_tune_state(path)
+        return tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True), state
     run_config = tune.RunConfig(
         name=path.name,
         storage_path=str(path.parent),
@@ -143,7 +164,7 @@ def _tuner(job: SearchJob, problem: Problem, progress: ProgressFn | None) -> Any
         # here, bench/bench_ray.py); a worker that died is replaced
         reuse_actors=True,
     )
-    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config), callback
+    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config), state
 
 
 class RayBackend(Backend):
@@ -158,9 +179,9 @@ class RayBackend(Backend):
         _scheduler(job.settings.ray, problem)  # reject asha on analytical evaluators early
         started = connect(job.settings.ray.address)
         try:
-            tuner, callback = _tuner(job, problem, progress)
+            tuner, state = _tuner(job, problem, progress)
             grid = tuner.fit()
-            return self._frame(grid, n_objectives=len(problem.objectives), callback=callback)
+            return self._frame(grid, n_objectives=len(problem.objectives), retries=state["retries"])
         finally:
             if started:
                 import ray
@@ -168,7 +189,7 @@ class RayBackend(Backend):
                 ray.shutdown()
 
     @staticmethod
-    def _frame(grid: Any, *, n_objectives: int, callback: Any) -> pd.DataFrame:
+    def _frame(grid: Any, *, n_objectives: int, retries: dict[str, int]) -> pd.DataFrame:
         import pandas as pd
 
         rows = []
@@ -179,7 +200,7 @@ class RayBackend(Backend):
             if result.error is not None:
                 error = f"{type(result.error).__name__}: {result.error}".strip().splitlines()[0]
             outcome = outcome_from_result(metrics, n_objectives=n_objectives, error=error)
-            extra = {"trial_id": trial_id, "retries": callback.retries.get(trial_id, 0)}
+            extra = {"trial_id": trial_id, "retries": retries.get(trial_id, 0)}
             rows.append(
                 row_from_result(
                     number=i,  # the result grid lists trials in creation order

@@ -13,7 +13,7 @@ from ray.tune.search.optuna import OptunaSearch
 from nas.search.base import ProgressFn
 from nas.search.ray_trial import outcome_from_result
 
-__all__ = ["NasOptunaSearch", "ProgressCallback"]
+__all__ = ["NasOptunaSearch", "ProgressCallback", "run_state"]
 
 
 class NasOptunaSearch(OptunaSearch):  # type: ignore[misc]
@@ -47,16 +47,30 @@ class NasOptunaSearch(OptunaSearch):  # type: ignore[misc]
         self._completed_trials.add(trial_id)
 
 
+# Per-run state the callback reaches by key: Tune pickles its callbacks into the experiment
+# state (tuner.pkl), and a progress function (a live progress bar) is not picklable; a
+# restored callback finds the new process's state under the same key.
+_RUNS: dict[str, dict[str, Any]] = {}
+
+
+def run_state(key: str, progress: ProgressFn | None = None) -> dict[str, Any]:
+    """The progress function and retry counts of the run ``key`` (its Tune directory)."""
+    state = _RUNS.setdefault(key, {"progress": None, "retries": {}})
+    if progress is not None:
+        state["progress"] = progress
+    return state
+
+
 class ProgressCallback(Callback):  # type: ignore[misc]
     """Reports each finished trial to the run's progress function; counts worker retries."""
 
-    def __init__(self, *, n_objectives: int, progress: ProgressFn | None) -> None:
+    def __init__(self, *, key: str, n_objectives: int) -> None:
+        self.key = key
         self.n_objectives = n_objectives
-        self.progress = progress
-        self.retries: dict[str, int] = {}
 
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.retries[trial.trial_id] = self.retries.get(trial.trial_id, 0) + 1
+        retries = run_state(self.key)["retries"]
+        retries[trial.trial_id] = retries.get(trial.trial_id, 0) + 1
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._report(trial.last_result, "")
@@ -65,5 +79,6 @@ class ProgressCallback(Callback):  # type: ignore[misc]
         self._report(trial.last_result, "worker died after its retries")
 
     def _report(self, result: dict[str, Any] | None, error: str) -> None:
-        if self.progress is not None:
-            self.progress(outcome_from_result(result, n_objectives=self.n_objectives, error=error))
+        progress = run_state(self.key)["progress"]
+        if progress is not None:
+            progress(outcome_from_result(result, n_objectives=self.n_objectives, error=error))

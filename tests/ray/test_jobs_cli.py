@@ -127,3 +127,15 @@ def test_deploy_files_are_valid() -> None:
     assert {"RAY_AUTH_MODE", "RAY_AUTH_TOKEN"} <= env
     cluster = yaml.safe_load((ROOT / "deploy" / "ray-cluster.yaml").read_text())
     assert cluster["available_node_types"]["gpu_worker"]["resources"]["GPU"] == 1
+
+
+def test_damaged_tune_state_is_refused(tmp_path: Path) -> None:
+    from nas.runs import RunError
+    from nas.search.ray_backend import check_tune_state
+
+    (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": []}')
+    (tmp_path / "search_gen_state-2026-01-01_00-00-00.json").write_bytes(b"\x80\x05")  # a pickle
+    check_tune_state(tmp_path)  # intact
+    (tmp_path / "experiment_state-2026-01-02_00-00-00.json").write_text('{"trial_da')  # cut
+    with pytest.raises(RunError, match="damaged"):
+        check_tune_state(tmp_path)
