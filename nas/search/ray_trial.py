@@ -102,12 +102,15 @@ def run_trial(config: dict[str, Any], *, factory: ProblemFactory) -> None:
     """The Tune trainable: evaluate the candidate of ``config`` and report the outcome."""
     import optuna
     from ray import tune
+    from ray.tune.utils import flatten_dict
 
     problem = factory()
     evaluator = getattr(problem, "evaluator", None)
     if evaluator is not None and not getattr(evaluator, "vectorised", True):
         problem.evaluator = _Reporting(evaluator)  # type: ignore[attr-defined]
-    outcome = evaluate_trial(problem, optuna.trial.FixedTrial(dict(config)))
+    # OptunaSearch nests parameter names that contain "/"; the problem expects them flat
+    params = flatten_dict(dict(config), delimiter="/")
+    outcome = evaluate_trial(problem, optuna.trial.FixedTrial(params))
     tune.report(final_result(outcome, steps=outcome.record.get("steps")))
 
 
