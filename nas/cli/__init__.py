@@ -13,15 +13,15 @@ from nas.cli._common import UserError, fail
 from nas.cli.app import app
 
 # Command groups: importing a module registers its commands on ``app``.
-from nas.cli import accuracy as _accuracy  # noqa: E402,F401  isort: skip
-from nas.cli import dashboard as _dashboard  # noqa: E402,F401  isort: skip
-from nas.cli import estimate as _estimate  # noqa: E402,F401  isort: skip
-from nas.cli import hw as _hw  # noqa: E402,F401  isort: skip
-from nas.cli import hw_collective as _hw_collective  # noqa: E402,F401  isort: skip
-from nas.cli import models as _models  # noqa: E402,F401  isort: skip
-from nas.cli import run as _run  # noqa: E402,F401  isort: skip
-from nas.cli import submit as _submit  # noqa: E402,F401  isort: skip
-from nas.cli import validate as _validate  # noqa: E402,F401  isort: skip
+from nas.cli import accuracy as _accuracy  # noqa: F401  isort: skip
+from nas.cli import dashboard as _dashboard  # noqa: F401  isort: skip
+from nas.cli import estimate as _estimate  # noqa: F401  isort: skip
+from nas.cli import hw as _hw  # noqa: F401  isort: skip
+from nas.cli import hw_collective as _hw_collective  # noqa: F401  isort: skip
+from nas.cli import models as _models  # noqa: F401  isort: skip
+from nas.cli import run as _run  # noqa: F401  isort: skip
+from nas.cli import submit as _submit  # noqa: F401  isort: skip
+from nas.cli import validate as _validate  # noqa: F401  isort: skip
 
 _USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, UserError)
 
