@@ -99,10 +99,15 @@ def new_run_dir(
         while out.exists():
             suffix += 1
             out = root / f"{experiment.name}-{stamp}-{suffix}"
-    if (out / "experiment.yaml").exists():
-        raise RunError(f"{out}: already holds a run; use --resume {out} or another --out")
+    refuse_used_run_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def refuse_used_run_dir(out: Path) -> None:
+    """A run directory that already holds a run is an error (resume it instead)."""
+    if (out / "experiment.yaml").exists():
+        raise RunError(f"{out}: already holds a run; use --resume {out} or another --out")
 
 
 def _logger(run_dir: Path) -> logging.Logger:

@@ -80,7 +80,13 @@ def run(
 ) -> None:
     """Search EXPERIMENT (a YAML file) and write a run directory; or --resume RUN_DIR."""
     from nas.experiment import load_experiment
-    from nas.runs import finished_trials, resume_run, start_run, with_overrides
+    from nas.runs import (
+        finished_trials,
+        refuse_used_run_dir,
+        resume_run,
+        start_run,
+        with_overrides,
+    )
     from nas.search.base import Objective
 
     if (experiment is None) == (resume is None):
@@ -103,6 +109,8 @@ def run(
         )
         if address is not None:
             exp = _with_ray_address(exp, address)
+        if out is not None:
+            refuse_used_run_dir(out)  # before the progress bar starts, so the error stands alone
         done = 0
     total = trials if trials is not None else exp.search.trials
     objectives = tuple(Objective(metric=k, direction=v) for k, v in exp.objectives.items())
