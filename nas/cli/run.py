@@ -59,6 +59,9 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     for metric, best in summary["best"].items():
         console.print(f"  best {metric}: {best['value']:.6g} (trial {best['number']})")
     console.print(f"run directory: {run_dir}")
+    dashboard = run_dir / "dashboard.html"
+    if dashboard.is_file():
+        console.print(f"dashboard: {dashboard} (open it in a browser; works offline)")
 
 
 @app.command("run")
