@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -118,11 +119,28 @@ def single_device_system(device_name: str) -> System:
 
 
 def _system(m: Measurement) -> System:
-    if m.system_name in list_systems():
-        return load_system(m.system_name, m.n_dev)
+    if m.system_name in _shipped_systems():
+        return _shipped_system(m.system_name, m.n_dev)
     if m.n_dev != 1:
         raise ValueError(f"{m.id}: system {m.system_name!r} has no profile for {m.n_dev} devices")
-    return single_device_system(m.system_name)
+    return _single_device_system(m.system_name)
+
+
+# The shipped profiles do not change while a process runs, and :func:`predict` is called
+# once per row and grid value by the calibration: parse each YAML file once.
+@cache
+def _shipped_systems() -> frozenset[str]:
+    return frozenset(list_systems())
+
+
+@cache
+def _shipped_system(name: str, n_dev: int) -> System:
+    return load_system(name, n_dev)
+
+
+@cache
+def _single_device_system(device_name: str) -> System:
+    return single_device_system(device_name)
 
 
 def _shards(tp: int) -> Shards:
