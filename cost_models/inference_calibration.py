@@ -56,15 +56,6 @@ def _fit(log_ratio: FloatArray, grid: tuple[float, ...], use: npt.NDArray[np.boo
     return int(np.argmin(np.mean(log_ratio[:, use] ** 2, axis=1)))
 
 
-def fit_gemm_derate(
-    rows: list[Measurement] | None = None, grid: tuple[float, ...] = DERATE_GRID
-) -> float:
-    """The grid value minimising the mean squared log error over ``rows`` (default: all)."""
-    rows = load_measurements() if rows is None else rows
-    table, measured = _prediction_table(rows, grid)
-    return grid[_fit(np.log(table / measured), grid, np.ones(len(rows), dtype=bool))]
-
-
 def leave_one_out(
     rows: list[Measurement] | None = None, grid: tuple[float, ...] = DERATE_GRID
 ) -> LeaveOneOut:
@@ -90,4 +81,4 @@ def leave_one_out(
     )
 
 
-__all__ = ["DERATE_GRID", "LeaveOneOut", "fit_gemm_derate", "leave_one_out"]
+__all__ = ["DERATE_GRID", "LeaveOneOut", "leave_one_out"]

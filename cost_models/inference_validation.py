@@ -39,7 +39,6 @@ from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, FloatArray
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "inference_measurements.csv"
-LAYER_METRICS = frozenset({"layer_prefill", "layer_decode", "layer_linear"})
 
 
 @dataclass(frozen=True, kw_only=True)

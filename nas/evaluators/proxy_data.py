@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import sysconfig
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -121,14 +120,9 @@ def sample_windows(
     return out
 
 
-def corpus_from_paths(paths: Sequence[str | Path], *, max_bytes: int) -> Corpus:
-    return load_corpus(tuple(str(p) for p in paths), max_bytes=max_bytes)
-
-
 __all__ = [
     "VOCAB_SIZE",
     "Corpus",
-    "corpus_from_paths",
     "default_corpus_paths",
     "load_corpus",
     "sample_windows",

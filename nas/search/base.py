@@ -207,26 +207,20 @@ _REGISTRY: dict[str, str] = {
     "exhaustive": "nas.search.exhaustive:ExhaustiveBackend",
     "ray": "nas.search.ray_backend:RayBackend",  # needs the [ray] extra (checked when run)
 }
-_UNAVAILABLE: dict[str, str] = {}
 
 
 def register_backend(name: str, target: str) -> None:
     """Register ``"module:Class"`` under ``name`` (imported only when used)."""
     _REGISTRY[name] = target
-    _UNAVAILABLE.pop(name, None)
 
 
 def list_backends() -> dict[str, str]:
-    """Every known backend name -> ``"available"`` or why it is not."""
-    out = dict.fromkeys(_REGISTRY, "available")
-    out.update(_UNAVAILABLE)
-    return dict(sorted(out.items()))
+    """Every registered backend name -> ``"available"`` (a missing extra is reported when run)."""
+    return dict.fromkeys(sorted(_REGISTRY), "available")
 
 
 def get_backend(name: str) -> Backend:
     """The backend registered as ``name``; unknown or unavailable names raise one line."""
-    if name in _UNAVAILABLE:
-        raise BackendUnavailable(f"search.backend: {name} is {_UNAVAILABLE[name]}")
     if name not in _REGISTRY:
         raise BackendUnavailable(
             f"search.backend: unknown backend {name!r}; known: {', '.join(list_backends())}"
