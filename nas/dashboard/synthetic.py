@@ -15,19 +15,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from cost_models.memory import MEMORY_KEYS
+from cost_models.train import TIME_KEYS
+
 __all__ = ["write_synthetic_run"]
 
-_TIME_PARTS = (
-    "compute",
-    "tp_comm",
-    "pp_bubble",
-    "pp_comm",
-    "dp_comm",
-    "ep_comm",
-    "cp_comm",
-    "other",
-)
-_MEMORY_PARTS = ("weights", "gradients", "optimizer", "activations", "other")
 _REFERENCES = {  # name: (layers, d_model, heads, kv heads, d_ff, experts, top-k)
     "llama3-8b": (32, 4096, 32, 8, 14336, 0, 0),
     "mixtral-8x7b": (32, 4096, 32, 8, 14336, 8, 2),
@@ -75,12 +67,12 @@ def _metrics(
     shares = rng.dirichlet([8, 1, 1, 0.3, 1, 0.5, 0.2, 0.3], n)
     shares[:, 4] *= e > 0  # no expert-parallel traffic in dense models
     shares /= shares.sum(axis=1, keepdims=True)
-    for j, part in enumerate(_TIME_PARTS):
+    for j, part in enumerate(TIME_KEYS):
         frame[f"time_{part}_s"] = step * shares[:, j]
     frame["step_time_s"] = step
     frame["decode_tpot_s"] = active * 2 / 3.35e12 / speed + rng.gamma(2.0, 2e-4, n)
     mem = np.column_stack([2 * total, 2 * total, 12 * total, L * d * 4e4, np.full(n, 2e9)]) / 64
-    for j, part in enumerate(_MEMORY_PARTS):
+    for j, part in enumerate(MEMORY_KEYS):
         frame[f"memory_{part}_bytes"] = mem[:, j]
     frame["memory_per_device_bytes"] = mem.sum(axis=1)
     frame["tokens_per_s"] = 4e6 / step
