@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 
 from cost_models.efficiency import gemm_efficiency, tile_efficiency
+from cost_models.ops import TP_SPLIT
 from hw_profiles.types import Device
 from search_spaces.counts import (
     ArchBatch,
@@ -39,11 +40,13 @@ ACT_BYTES = 2.0
 LOGIT_BYTES = 4.0  # logits are upcast to fp32 before sampling (vLLM, TensorRT-LLM samplers)
 
 # Matmuls split along the output dimension (column parallel) or the input dimension (row
-# parallel) under tensor parallelism (Shoeybi et al. 2019, arXiv 1909.08053, section 3).
-# The MLA down-projections and the router are small and kept whole on every rank (vLLM).
-COLUMN_PARALLEL = frozenset({"attn_q", "attn_q_b", "attn_kv_b", "ffn_up", "shared_up"})
-ROW_PARALLEL = frozenset({"attn_o", "ffn_down", "shared_down"})
-REPLICATED = frozenset({"attn_q_a", "attn_kv_a", "router"})
+# parallel) under tensor parallelism (Shoeybi et al. 2019, arXiv 1909.08053, section 3),
+# the same split as training (:data:`cost_models.ops.TP_SPLIT`). The MLA down-projections
+# and the router are small and kept whole on every rank (vLLM). ``attn_kv`` is left out:
+# its K and V heads shard only up to their count (:func:`kv_tp`).
+COLUMN_PARALLEL = frozenset(k for k, v in TP_SPLIT.items() if v == "col") - {"attn_kv"}
+ROW_PARALLEL = frozenset(k for k, v in TP_SPLIT.items() if v == "row")
+REPLICATED = frozenset(k for k, v in TP_SPLIT.items() if v == "rep")
 
 # Fused element-wise kernels per layer: input norm, rotary embedding, residual add + norm,
 # FFN activation (the second residual add fuses into the next layer's norm), as in the
