@@ -15,7 +15,7 @@ from cost_models.memory import MEMORY_KEYS
 from cost_models.ops import TrainOptions
 from cost_models.plan import InferenceWorkload, Mode, ParallelPlan, PlanError, TrainWorkload
 from cost_models.plan_batch import PlanBatch
-from cost_models.planner import FixedValue, check_fixed, plan_training
+from cost_models.planner import PLAN_FIELDS, FixedValue, check_fixed, plan_training
 from cost_models.train import TIME_KEYS, train_cost
 from hw_profiles.types import System
 from search_spaces.architecture import Architecture
@@ -30,19 +30,7 @@ MFU_CONVENTION = (
 
 def plan_fields(plan: ParallelPlan) -> dict[str, FixedValue]:
     """Every field of ``plan`` as a ``fixed`` mapping."""
-    return {
-        "tp": plan.tp,
-        "pp": plan.pp,
-        "dp": plan.dp,
-        "ep": plan.ep,
-        "cp": plan.cp,
-        "vpp": plan.vpp,
-        "sequence_parallel": plan.sequence_parallel,
-        "micro_batch": plan.micro_batch,
-        "global_batch": plan.global_batch,
-        "zero": plan.zero,
-        "recompute": plan.recompute,
-    }
+    return {name: getattr(plan, name) for name in PLAN_FIELDS}
 
 
 def plan_dict(plan: ParallelPlan) -> dict[str, Any]:

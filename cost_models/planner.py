@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import numpy.typing as npt
@@ -30,19 +30,7 @@ from search_spaces.counts import ArchBatch
 
 FloatArray = npt.NDArray[np.float64]
 FixedValue = int | bool | str
-PLAN_FIELDS: tuple[str, ...] = (
-    "tp",
-    "pp",
-    "dp",
-    "ep",
-    "cp",
-    "vpp",
-    "sequence_parallel",
-    "micro_batch",
-    "global_batch",
-    "zero",
-    "recompute",
-)
+PLAN_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ParallelPlan))
 MICRO_BATCHES: tuple[int, ...] = (1, 2, 4, 8)
 VPP_CHOICES: tuple[int, ...] = (1, 2, 4, 8)
 MAX_CP = 32
