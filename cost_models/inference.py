@@ -22,7 +22,7 @@ from cost_models.inference_core import (
     compute_dtype,
     inference_arrays,
 )
-from cost_models.plan import InferenceWorkload, ParallelPlan, PlanError
+from cost_models.plan import InferenceWorkload, ParallelPlan, PlanError, check_positive
 from hw_profiles.types import System
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, kv_cache_bytes_per_token
@@ -68,9 +68,7 @@ def _check_fixed(fixed: Mapping[str, object]) -> dict[str, int]:
                 f"{name}: not an inference plan field; inference takes "
                 f"{', '.join(INFERENCE_PLAN_FIELDS)}"
             )
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise PlanError(f"{name}: must be a positive integer, got {value!r}")
-        out[name] = value
+        out[name] = check_positive(name, value)
     return out
 
 

@@ -20,9 +20,34 @@ class PlanError(ValueError):
     """An invalid parallel plan or workload; one line naming the field."""
 
 
-def _positive(name: str, value: int) -> None:
+# The integer degrees and sizes of a :class:`ParallelPlan`, each at least 1.
+POSITIVE_PLAN_FIELDS: tuple[str, ...] = (
+    "tp",
+    "pp",
+    "dp",
+    "ep",
+    "cp",
+    "vpp",
+    "micro_batch",
+    "global_batch",
+)
+
+
+def check_positive(name: str, value: object) -> int:
+    """``value`` if it is an integer >= 1 (not a bool), else a :class:`PlanError`."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise PlanError(f"{name}: must be a positive integer, got {value!r}")
+    return value
+
+
+def check_zero(value: object) -> None:
+    if value not in (0, 1, 2, 3):
+        raise PlanError(f"zero: must be one of 0, 1, 2, 3; got {value!r}")
+
+
+def check_recompute(value: object) -> None:
+    if value not in RECOMPUTE:
+        raise PlanError(f"recompute: must be one of {', '.join(RECOMPUTE)}; got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,14 +65,10 @@ class ParallelPlan:
     recompute: Recompute = "none"
 
     def __post_init__(self) -> None:
-        for name in ("tp", "pp", "dp", "ep", "cp", "vpp", "micro_batch", "global_batch"):
-            _positive(name, getattr(self, name))
-        if self.zero not in (0, 1, 2, 3):
-            raise PlanError(f"zero: must be one of 0, 1, 2, 3; got {self.zero!r}")
-        if self.recompute not in RECOMPUTE:
-            raise PlanError(
-                f"recompute: must be one of {', '.join(RECOMPUTE)}; got {self.recompute!r}"
-            )
+        for name in POSITIVE_PLAN_FIELDS:
+            check_positive(name, getattr(self, name))
+        check_zero(self.zero)
+        check_recompute(self.recompute)
         if (self.dp * self.cp * self.tp) % self.ep:
             raise PlanError(
                 f"ep: must divide dp*cp*tp ({self.dp * self.cp * self.tp}), got {self.ep}"
@@ -76,7 +97,7 @@ class TrainWorkload:
     dtype: TrainDtype = "bf16"
 
     def __post_init__(self) -> None:
-        _positive("seq_len", self.seq_len)
+        check_positive("seq_len", self.seq_len)
         if self.dtype not in ("bf16", "fp16", "fp8"):
             raise PlanError(f"dtype: must be one of bf16, fp16, fp8; got {self.dtype!r}")
 
@@ -91,7 +112,7 @@ class InferenceWorkload:
 
     def __post_init__(self) -> None:
         for name in ("batch", "prompt_len", "gen_len"):
-            _positive(name, getattr(self, name))
+            check_positive(name, getattr(self, name))
         if self.weight_dtype not in ("bf16", "fp16", "fp8", "int8", "int4"):
             raise PlanError(
                 f"weight_dtype: must be one of bf16, fp16, fp8, int8, int4; got {self.weight_dtype!r}"

@@ -21,7 +21,15 @@ import numpy.typing as npt
 
 from cost_models.calibration import Calibration
 from cost_models.ops import TrainOptions
-from cost_models.plan import RECOMPUTE, ParallelPlan, PlanError, TrainWorkload
+from cost_models.plan import (
+    POSITIVE_PLAN_FIELDS,
+    ParallelPlan,
+    PlanError,
+    TrainWorkload,
+    check_positive,
+    check_recompute,
+    check_zero,
+)
 from cost_models.plan_batch import RECOMPUTE_CODE, PlanBatch
 from cost_models.train import TrainCost, train_cost
 from hw_profiles.types import System
@@ -56,12 +64,9 @@ def check_fixed(
     unknown = sorted(set(fixed) - set(PLAN_FIELDS))
     if unknown:
         raise PlanError(f"{unknown[0]}: unknown plan field; allowed: {', '.join(PLAN_FIELDS)}")
-    for name in ("tp", "pp", "dp", "ep", "cp", "vpp", "micro_batch", "global_batch"):
-        value = fixed.get(name, 1)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise PlanError(f"{name}: must be a positive integer, got {value!r}")
-    if fixed.get("zero", 0) not in (0, 1, 2, 3):
-        raise PlanError(f"zero: must be one of 0, 1, 2, 3; got {fixed['zero']!r}")
+    for name in POSITIVE_PLAN_FIELDS:
+        check_positive(name, fixed.get(name, 1))
+    check_zero(fixed.get("zero", 0))
     if int(fixed.get("vpp", 1)) > 1 and int(fixed.get("pp", 2)) == 1:
         raise PlanError("vpp: interleaving needs pp > 1")
     if fixed.get("sequence_parallel") and int(fixed.get("tp", 2)) == 1:
@@ -93,10 +98,7 @@ def check_fixed(
             f"{'*'.join(given)}: the degrees multiply to {product}, which must "
             f"{'equal' if len(given) == 4 else 'divide'} the device count {n}"
         )
-    if fixed.get("recompute", "none") not in RECOMPUTE:
-        raise PlanError(
-            f"recompute: must be one of {', '.join(RECOMPUTE)}; got {fixed['recompute']!r}"
-        )
+    check_recompute(fixed.get("recompute", "none"))
 
 
 def _choices(
