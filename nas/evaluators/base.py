@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, FloatArray
@@ -116,6 +117,23 @@ def tokens_from_budget(
     return out
 
 
+def batch_tokens(
+    batch: ArchBatch, tokens: npt.ArrayLike
+) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    """``tokens`` as one value per candidate (a copy) and where it is usable: finite and
+    positive (a candidate that does not fit has no tokens and gets a NaN loss)."""
+    d = np.broadcast_to(np.asarray(tokens, dtype=np.float64), (len(batch),)).copy()
+    return d, np.isfinite(d) & (d > 0)
+
+
+def evaluate_one(
+    evaluate_batch: Callable[..., dict[str, FloatArray]], arch: Architecture, tokens: float
+) -> dict[str, float]:
+    """``evaluate`` of a vectorised evaluator: its ``evaluate_batch`` on a batch of one."""
+    out = evaluate_batch(ArchBatch.from_architectures([arch]), tokens=np.array([tokens]))
+    return {k: float(v[0]) for k, v in out.items()}
+
+
 def perplexity(loss: FloatArray) -> FloatArray:
     """Perplexity of a loss in nats per token (exp; overflow-safe)."""
     out: FloatArray = np.exp(np.minimum(loss, 700.0))
@@ -128,7 +146,9 @@ __all__ = [
     "EvaluatorError",
     "Pruned",
     "ReportFn",
+    "batch_tokens",
     "check_settings",
+    "evaluate_one",
     "evaluator_names",
     "get_evaluator",
     "perplexity",

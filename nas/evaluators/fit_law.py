@@ -31,7 +31,14 @@ import yaml
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
-from nas.evaluators.base import EvaluatorError, ReportFn, check_settings, perplexity
+from nas.evaluators.base import (
+    EvaluatorError,
+    ReportFn,
+    batch_tokens,
+    check_settings,
+    evaluate_one,
+    perplexity,
+)
 from nas.evaluators.laws import PARAMS_CONVENTIONS, ChinchillaLaw, ParamsConvention
 from search_spaces import counts
 from search_spaces.architecture import Architecture
@@ -379,17 +386,15 @@ class FittedLawEvaluator:
         return cls(law=load_law(settings["path"]))
 
     def evaluate_batch(self, batch: ArchBatch, *, tokens: FloatArray) -> dict[str, FloatArray]:
-        d = np.broadcast_to(np.asarray(tokens, dtype=np.float64), (len(batch),)).copy()
+        d, valid = batch_tokens(batch, tokens)
         n = params_by_convention(batch, self.law.params_convention)
-        valid = np.isfinite(d) & (d > 0)  # no tokens (candidate does not fit): NaN loss
         loss = np.where(valid, self.law.loss(n, np.where(valid, d, 1.0)), np.nan)
         return {"loss": loss, "perplexity": perplexity(loss), "law_params": n, "tokens": d}
 
     def evaluate(
         self, arch: Architecture, *, tokens: float, report: ReportFn | None = None
     ) -> dict[str, float]:
-        out = self.evaluate_batch(ArchBatch.from_architectures([arch]), tokens=np.array([tokens]))
-        return {k: float(v[0]) for k, v in out.items()}
+        return evaluate_one(self.evaluate_batch, arch, tokens)
 
 
 __all__ = [

@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from nas.evaluators.base import EvaluatorError, ReportFn, check_settings, perplexity
+from nas.evaluators.base import (
+    EvaluatorError,
+    ReportFn,
+    batch_tokens,
+    check_settings,
+    evaluate_one,
+    perplexity,
+)
 from nas.evaluators.laws import (
     BESIROGLU2024,
     CLARK2022,
@@ -158,8 +165,7 @@ class ScalingLawEvaluator:
         return out
 
     def evaluate_batch(self, batch: ArchBatch, *, tokens: FloatArray) -> dict[str, FloatArray]:
-        d = np.broadcast_to(np.asarray(tokens, dtype=np.float64), (len(batch),)).copy()
-        valid = np.isfinite(d) & (d > 0)  # no tokens (candidate does not fit): NaN loss
+        d, valid = batch_tokens(batch, tokens)
         d_safe = np.where(valid, d, 1.0)
         n = self.law_params(batch)
         law = "besiroglu2024" if self.law == "auto" else self.law
@@ -185,8 +191,7 @@ class ScalingLawEvaluator:
     def evaluate(
         self, arch: Architecture, *, tokens: float, report: ReportFn | None = None
     ) -> dict[str, float]:
-        out = self.evaluate_batch(ArchBatch.from_architectures([arch]), tokens=np.array([tokens]))
-        return {k: float(v[0]) for k, v in out.items()}
+        return evaluate_one(self.evaluate_batch, arch, tokens)
 
 
 __all__ = ["MOE_PARAMS", "ScalingLawEvaluator", "granularity", "predict_loss"]

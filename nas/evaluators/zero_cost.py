@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.evaluators.base import EvaluatorError, ReportFn, check_settings
+from nas.evaluators.base import EvaluatorError, ReportFn, check_settings, evaluate_one
 from search_spaces import counts
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, FloatArray
@@ -55,8 +55,7 @@ class DecoderParamsEvaluator:
     def evaluate(
         self, arch: Architecture, *, tokens: float, report: ReportFn | None = None
     ) -> dict[str, float]:
-        out = self.evaluate_batch(ArchBatch.from_architectures([arch]), tokens=np.array([tokens]))
-        return {k: float(v[0]) for k, v in out.items()}
+        return evaluate_one(self.evaluate_batch, arch, tokens)
 
 
 __all__ = ["DecoderParamsEvaluator"]
