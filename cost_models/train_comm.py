@@ -103,21 +103,52 @@ def microbatch_comm(
 ) -> MicrobatchComm:
     """``compute_s`` is the micro-batch's compute (the window an overlapped all-to-all hides
     behind); ``overlap_efficiency`` the hidden fraction of overlapped communication."""
-    t, tok, d = shape.tp, shape.tokens, arch.d_model
     full = (plan.recompute == 2).astype(np.float64)
     passes = 2.0 + full  # forward, backward, and a second forward under full recompute
-    act = tok * d * ACT_BYTES
-    # TP: two collectives per layer per pass (after attention and after the FFN; Shoeybi et
-    # al. 2019, Fig. 4); with SP each all-reduce becomes reduce-scatter + all-gather
-    # (Korthikanti et al. 2022, section 4.2.2).
-    ar = collective_s(system, "all_reduce", size_bytes=act, group=t)
-    ag_rs = collective_s(system, "all_gather", size_bytes=act, group=t) + collective_s(
-        system, "reduce_scatter", size_bytes=act, group=t
+    act = shape.tokens * arch.d_model * ACT_BYTES
+    tp_s = _tp_comm_s(plan, shape, system=system, act_bytes=act) * passes
+    ep_s = _ep_comm_s(arch, plan, shape, system=system, imbalance=imbalance, max_nodes=max_nodes)
+    ep_s = ep_s * passes
+    if tp_overlap:
+        tp_s = exposed(tp_s, compute_s, overlap_efficiency)
+    if ep_overlap:
+        ep_s = exposed(ep_s, compute_s, overlap_efficiency)
+    ring = _cp_ring_s(arch, plan, shape, system=system)
+    e = overlap_efficiency
+    cp_s = exposed(ring, attn_fwd_s, e) * (1.0 + full) + exposed(2.0 * ring, attn_bwd_s, e)
+    pp_s = _pp_comm_s(plan, shape, system=system, act_bytes=act)
+    return MicrobatchComm(tp_s=tp_s, ep_s=ep_s, cp_s=cp_s, pp_s=pp_s)
+
+
+def _tp_comm_s(
+    plan: PlanBatch, shape: StageShape, *, system: System, act_bytes: FloatArray
+) -> FloatArray:
+    """TP: two collectives per layer per pass (after attention and after the FFN; Shoeybi et
+    al. 2019, Fig. 4); with SP each all-reduce becomes reduce-scatter + all-gather
+    (Korthikanti et al. 2022, section 4.2.2). Per pass."""
+    t = shape.tp
+    ar = collective_s(system, "all_reduce", size_bytes=act_bytes, group=t)
+    ag_rs = collective_s(system, "all_gather", size_bytes=act_bytes, group=t) + collective_s(
+        system, "reduce_scatter", size_bytes=act_bytes, group=t
     )
-    tp_s = np.where(plan.sp > 0, ag_rs, ar) * 2.0 * shape.layers * passes
-    # EP: dispatch and combine all-to-all per MoE layer per pass, each rank sending its
-    # tokens x top_k hidden vectors (the busiest rank sends `imbalance` times the mean)
-    routed = tok * shape.etp / t * arch.top_k * d * ACT_BYTES * imbalance
+    out: FloatArray = np.where(plan.sp > 0, ag_rs, ar) * 2.0 * shape.layers
+    return out
+
+
+def _ep_comm_s(
+    arch: ArchBatch,
+    plan: PlanBatch,
+    shape: StageShape,
+    *,
+    system: System,
+    imbalance: float,
+    max_nodes: int,
+) -> FloatArray:
+    """EP: dispatch and combine all-to-all per MoE layer per pass, each rank sending its
+    tokens x top_k hidden vectors (the busiest rank sends ``imbalance`` times the mean).
+    Per pass."""
+    routed = shape.tokens * shape.etp / shape.tp * arch.top_k * arch.d_model * ACT_BYTES
+    routed = routed * imbalance
     if max_nodes > 0:
         # node-limited routing (DeepSeek-V3, arXiv 2412.19437 section 2.1.2): a token reaches
         # at most `max_nodes` nodes and the dispatcher sends one copy per node, forwarded over
@@ -126,36 +157,45 @@ def microbatch_comm(
         cut = np.minimum(np.minimum(float(max_nodes), nodes) / np.maximum(arch.top_k, 1.0), 1.0)
         routed = routed * np.where(nodes > 1.0, cut, 1.0)
     a2a = collective_s(system, "all_to_all", size_bytes=routed, group=plan.ep, stride=shape.etp)
-    ep_s = a2a * 2.0 * shape.moe_layers * passes
-    if tp_overlap:
-        tp_s = exposed(tp_s, compute_s, overlap_efficiency)
-    if ep_overlap:
-        ep_s = exposed(ep_s, compute_s, overlap_efficiency)
-    # CP ring attention: cp-1 steps per layer each passing the local K and V shard; backward
-    # passes K, V and their gradients (Liu et al. 2023, Ring Attention, arXiv 2310.01889)
+    out: FloatArray = a2a * 2.0 * shape.moe_layers
+    return out
+
+
+def _cp_ring_s(
+    arch: ArchBatch, plan: PlanBatch, shape: StageShape, *, system: System
+) -> FloatArray:
+    """CP ring attention: cp-1 steps per layer each passing the local K and V shard, per
+    forward; backward passes K, V and their gradients (twice this; Liu et al. 2023, Ring
+    Attention, arXiv 2310.01889)."""
+    t = shape.tp
     kv_heads = np.where(arch.is_mla, arch.num_heads, arch.num_kv_heads)
-    kv = tok * np.maximum(kv_heads / t, 1.0) * (qk_head_dim(arch) + v_head_dim(arch)) * ACT_BYTES
+    head = qk_head_dim(arch) + v_head_dim(arch)
+    kv = shape.tokens * np.maximum(kv_heads / t, 1.0) * head * ACT_BYTES
     step = collective_s(system, "p2p", size_bytes=kv, group=plan.cp, stride=t)
-    ring = (plan.cp - 1.0) * step * shape.layers
-    e = overlap_efficiency
-    cp_s = exposed(ring, attn_fwd_s, e) * (1.0 + full) + exposed(2.0 * ring, attn_bwd_s, e)
-    # PP: one activation send forward and one gradient send backward per micro-batch per
-    # virtual stage. Each TP rank sends only its 1/tp shard and the receiving stage
-    # all-gathers it over the node's network (NAR21 section 4.1, scatter/gather
-    # optimisation; with SP the activations are already sharded)
-    p2p_bytes = act / t
+    out: FloatArray = (plan.cp - 1.0) * step * shape.layers
+    return out
+
+
+def _pp_comm_s(
+    plan: PlanBatch, shape: StageShape, *, system: System, act_bytes: FloatArray
+) -> FloatArray:
+    """PP: one activation send forward and one gradient send backward per micro-batch per
+    virtual stage. Each TP rank sends only its 1/tp shard and the receiving stage all-gathers
+    it over the node's network (NAR21 section 4.1, scatter/gather optimisation; with SP the
+    activations are already sharded)."""
+    t = shape.tp
     regather = collective_s(
-        system, "all_gather", size_bytes=np.where(plan.sp > 0, 0.0, act), group=t
+        system, "all_gather", size_bytes=np.where(plan.sp > 0, 0.0, act_bytes), group=t
     )
     send = regather + collective_s(
         system,
         "p2p",
-        size_bytes=p2p_bytes,
+        size_bytes=act_bytes / t,
         group=np.where(plan.pp > 1, 2.0, 1.0),
         stride=t * plan.cp * plan.dp,
     )
-    pp_s = 2.0 * plan.vpp * send
-    return MicrobatchComm(tp_s=tp_s, ep_s=ep_s, cp_s=cp_s, pp_s=pp_s)
+    out: FloatArray = 2.0 * plan.vpp * send
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)
