@@ -78,10 +78,11 @@ MOE_DEFAULTS: dict[str, Number] = {
     "first_dense_layers": 0,
     "layer_period": 1,
 }
+# The shape a space derives for every candidate (dense fields, then MoE fields).
+_SHAPE_KEYS = ("num_layers", "d_model", "num_heads", "num_kv_heads", "head_dim", "d_ff")
+_MOE_KEYS = ("num_experts", "top_k", "d_expert", "num_shared_experts")
 # Architecture fields a space derives itself; ``base`` may set any other field.
-DERIVED_FIELDS = frozenset(
-    {"name", "num_layers", "d_model", "num_heads", "num_kv_heads", "head_dim", "d_ff", "moe"}
-)
+DERIVED_FIELDS = frozenset({"name", *_SHAPE_KEYS, "moe"})
 
 
 def parse_domain(name: str, spec: object, *, current: Param | None = None) -> Param:
@@ -225,11 +226,10 @@ class DecoderSpace:
         shape = {k: int(v[0]) for k, v in self.derive(arrays).items()}
         fields: dict[str, Any] = dict(self.base)
         fields["name"] = name or f"{self.name}-candidate"
-        for key in ("num_layers", "d_model", "num_heads", "num_kv_heads", "head_dim", "d_ff"):
+        for key in _SHAPE_KEYS:
             fields[key] = shape[key]
         if self.is_moe:
-            moe_keys = ("num_experts", "top_k", "d_expert", "num_shared_experts")
-            fields["moe"] = {k: shape[k] for k in moe_keys}
+            fields["moe"] = {k: shape[k] for k in _MOE_KEYS}
             fields["moe"]["first_dense_layers"] = shape["first_dense_layers"]
             fields["moe"]["layer_period"] = shape["layer_period"]
         fields.setdefault("source", f"search space {self.name}")
@@ -323,10 +323,10 @@ class DecoderSpace:
         arrays: dict[str, Any] = {
             f.name: getattr(row, f.name)[0] for f in dataclasses.fields(ArchBatch)
         }
-        for key in ("num_layers", "d_model", "num_heads", "num_kv_heads", "head_dim", "d_ff"):
+        for key in _SHAPE_KEYS:
             arrays[key] = shape[key]
         if self.is_moe:
-            for key in ("num_experts", "top_k", "d_expert", "num_shared_experts"):
+            for key in _MOE_KEYS:
                 arrays[key] = shape[key]
             arrays["num_moe_layers"] = np.floor(
                 (shape["num_layers"] - shape["first_dense_layers"]) / shape["layer_period"]
