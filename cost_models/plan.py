@@ -8,11 +8,14 @@ MoE docs). Validation raises :class:`PlanError` naming the field.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 Recompute = Literal["none", "selective", "full"]
-RECOMPUTE: tuple[str, ...] = ("none", "selective", "full")
+RECOMPUTE: tuple[str, ...] = get_args(Recompute)
 TrainDtype = Literal["bf16", "fp16", "fp8"]
+WeightDtype = Literal["bf16", "fp16", "fp8", "int8", "int4"]
+KvDtype = Literal["bf16", "fp16", "fp8", "int8"]
+ZERO_STAGES: tuple[int, ...] = (0, 1, 2, 3)
 Mode = Literal["train", "prefill", "decode"]
 
 
@@ -40,14 +43,9 @@ def check_positive(name: str, value: object) -> int:
     return value
 
 
-def check_zero(value: object) -> None:
-    if value not in (0, 1, 2, 3):
-        raise PlanError(f"zero: must be one of 0, 1, 2, 3; got {value!r}")
-
-
-def check_recompute(value: object) -> None:
-    if value not in RECOMPUTE:
-        raise PlanError(f"recompute: must be one of {', '.join(RECOMPUTE)}; got {value!r}")
+def check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
+    if value not in choices:
+        raise PlanError(f"{name}: must be one of {', '.join(map(str, choices))}; got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,8 +65,8 @@ class ParallelPlan:
     def __post_init__(self) -> None:
         for name in POSITIVE_PLAN_FIELDS:
             check_positive(name, getattr(self, name))
-        check_zero(self.zero)
-        check_recompute(self.recompute)
+        check_choice("zero", self.zero, ZERO_STAGES)
+        check_choice("recompute", self.recompute, RECOMPUTE)
         if (self.dp * self.cp * self.tp) % self.ep:
             raise PlanError(
                 f"ep: must divide dp*cp*tp ({self.dp * self.cp * self.tp}), got {self.ep}"
@@ -98,8 +96,7 @@ class TrainWorkload:
 
     def __post_init__(self) -> None:
         check_positive("seq_len", self.seq_len)
-        if self.dtype not in ("bf16", "fp16", "fp8"):
-            raise PlanError(f"dtype: must be one of bf16, fp16, fp8; got {self.dtype!r}")
+        check_choice("dtype", self.dtype, get_args(TrainDtype))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,17 +104,11 @@ class InferenceWorkload:
     batch: int = 1
     prompt_len: int = 1024
     gen_len: int = 128
-    weight_dtype: Literal["bf16", "fp16", "fp8", "int8", "int4"] = "bf16"
-    kv_dtype: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
+    weight_dtype: WeightDtype = "bf16"
+    kv_dtype: KvDtype = "bf16"
 
     def __post_init__(self) -> None:
         for name in ("batch", "prompt_len", "gen_len"):
             check_positive(name, getattr(self, name))
-        if self.weight_dtype not in ("bf16", "fp16", "fp8", "int8", "int4"):
-            raise PlanError(
-                f"weight_dtype: must be one of bf16, fp16, fp8, int8, int4; got {self.weight_dtype!r}"
-            )
-        if self.kv_dtype not in ("bf16", "fp16", "fp8", "int8"):
-            raise PlanError(
-                f"kv_dtype: must be one of bf16, fp16, fp8, int8; got {self.kv_dtype!r}"
-            )
+        check_choice("weight_dtype", self.weight_dtype, get_args(WeightDtype))
+        check_choice("kv_dtype", self.kv_dtype, get_args(KvDtype))

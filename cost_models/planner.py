@@ -23,12 +23,13 @@ from cost_models.calibration import Calibration
 from cost_models.ops import TrainOptions
 from cost_models.plan import (
     POSITIVE_PLAN_FIELDS,
+    RECOMPUTE,
+    ZERO_STAGES,
     ParallelPlan,
     PlanError,
     TrainWorkload,
+    check_choice,
     check_positive,
-    check_recompute,
-    check_zero,
 )
 from cost_models.plan_batch import RECOMPUTE_CODE, PlanBatch
 from cost_models.train import TrainCost, train_cost
@@ -66,7 +67,7 @@ def check_fixed(
         raise PlanError(f"{unknown[0]}: unknown plan field; allowed: {', '.join(PLAN_FIELDS)}")
     for name in POSITIVE_PLAN_FIELDS:
         check_positive(name, fixed.get(name, 1))
-    check_zero(fixed.get("zero", 0))
+    check_choice("zero", fixed.get("zero", 0), ZERO_STAGES)
     if int(fixed.get("vpp", 1)) > 1 and int(fixed.get("pp", 2)) == 1:
         raise PlanError("vpp: interleaving needs pp > 1")
     if fixed.get("sequence_parallel") and int(fixed.get("tp", 2)) == 1:
@@ -98,7 +99,7 @@ def check_fixed(
             f"{'*'.join(given)}: the degrees multiply to {product}, which must "
             f"{'equal' if len(given) == 4 else 'divide'} the device count {n}"
         )
-    check_recompute(fixed.get("recompute", "none"))
+    check_choice("recompute", fixed.get("recompute", "none"), RECOMPUTE)
 
 
 def _choices(
