@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cost_models.plan import KvDtype, TrainDtype, WeightDtype
+
 __all__ = [
     "Accuracy",
     "Constraint",
@@ -100,7 +102,7 @@ class TrainWorkload(_Model):
     global_batch_tokens: int = Field(gt=0)
     tokens: float | None = Field(default=None, gt=0)
     budget_gpu_hours: float | None = Field(default=None, gt=0)
-    dtype: Literal["bf16", "fp16", "fp8"] = "bf16"
+    dtype: TrainDtype = "bf16"
 
     @model_validator(mode="after")
     def _one_token_source(self) -> TrainWorkload:
@@ -121,8 +123,8 @@ class ServeWorkload(_Model):
     batch: int = Field(default=1, gt=0)
     prompt_len: int = Field(default=1024, gt=0)
     gen_len: int = Field(default=128, gt=0)
-    weight_dtype: Literal["bf16", "fp16", "fp8", "int8", "int4"] = "bf16"
-    kv_dtype: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
+    weight_dtype: WeightDtype = "bf16"
+    kv_dtype: KvDtype = "bf16"
 
 
 class Accuracy(_Model):
