@@ -52,7 +52,8 @@ def _prediction_table(
     return table, measured
 
 
-def _fit(log_ratio: FloatArray, grid: tuple[float, ...], use: npt.NDArray[np.bool_]) -> int:
+def _fit(log_ratio: FloatArray, use: npt.NDArray[np.bool_]) -> int:
+    """Index of the grid value with the least mean squared log error over the ``use`` rows."""
     return int(np.argmin(np.mean(log_ratio[:, use] ** 2, axis=1)))
 
 
@@ -68,10 +69,10 @@ def leave_one_out(
     for i in range(len(rows)):
         use = np.ones(len(rows), dtype=bool)
         use[i] = False
-        g = _fit(log_ratio, grid, use)
+        g = _fit(log_ratio, use)
         fitted.append(grid[g])
         errors.append(float(table[g, i] / measured[i] - 1.0))
-    best = _fit(log_ratio, grid, np.ones(len(rows), dtype=bool))
+    best = _fit(log_ratio, np.ones(len(rows), dtype=bool))
     return LeaveOneOut(
         ids=tuple(m.id for m in rows),
         metrics=tuple(m.metric for m in rows),
