@@ -15,8 +15,8 @@ from cost_models.memory import MEMORY_KEYS
 from cost_models.ops import TrainOptions
 from cost_models.plan import InferenceWorkload, Mode, ParallelPlan, PlanError, TrainWorkload
 from cost_models.plan_batch import PlanBatch
-from cost_models.planner import PLAN_FIELDS, FixedValue, check_fixed, plan_training
-from cost_models.train import TIME_KEYS, train_cost
+from cost_models.planner import PLAN_FIELDS, FixedValue, PlanChoice, check_fixed, plan_training
+from cost_models.train import TIME_KEYS, TrainCost, train_cost
 from hw_profiles.types import System
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch
@@ -68,6 +68,19 @@ def estimate_train(
         keep_ops=True,
     )
     free = [k for k in plan_fields(best) if k not in given]
+    return _train_report(arch, system, workload, cost, choice, free)
+
+
+def _train_report(
+    arch: Architecture,
+    system: System,
+    workload: TrainWorkload,
+    cost: TrainCost,
+    choice: PlanChoice,
+    free: list[str],
+) -> dict[str, Any]:
+    """The training ``--json`` object of the planner's ``choice``, costed as ``cost``."""
+    best = choice.best
     return {
         "mode": "train",
         "model": arch.name,
