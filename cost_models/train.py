@@ -129,12 +129,14 @@ def time_breakdown(
     plan: PlanBatch,
     shape: StageShape,
     ops: list[OpCost],
+    params: LocalParams,
     *,
     system: System,
     options: TrainOptions,
     calibration: Calibration,
 ) -> dict[str, FloatArray]:
-    """Seconds per step by :data:`TIME_KEYS` (after overlap; they sum to the step time)."""
+    """Seconds per step by :data:`TIME_KEYS` (after overlap; they sum to the step time).
+    ``params`` is :meth:`LocalParams.of` the same ``arch``, ``plan`` and ``shape``."""
     slow = 1.0 / calibration.fraction(system.device.name)
     fwd, bwd, rc, attn_f, attn_b = (x * slow for x in _microbatch_compute(ops, plan))
     e = calibration.overlap_efficiency
@@ -154,7 +156,6 @@ def time_breakdown(
     )
     m = plan.num_microbatches
     per_mb = fwd + bwd + rc + comm.tp_s + comm.ep_s + comm.cp_s
-    params = LocalParams.of(arch, plan, shape)
     dp_s = dp_comm_exposed(
         params,
         plan,
@@ -202,14 +203,16 @@ def train_cost(
     device, seq = system.device, workload.seq_len
     shape = StageShape.of(arch, plan, seq_len=seq)
     ops = stage_ops(arch, plan, device=device, seq_len=seq, dtype=workload.dtype, options=opts)
-    breakdown = time_breakdown(arch, plan, shape, ops, system=system, options=opts, calibration=cal)
+    params = LocalParams.of(arch, plan, shape)
+    breakdown = time_breakdown(
+        arch, plan, shape, ops, params, system=system, options=opts, calibration=cal
+    )
     step = sum((breakdown[k] for k in TIME_KEYS), np.zeros_like(plan.tp))
     devices = plan.tp * plan.pp * plan.dp * plan.cp
     tokens_per_s = plan.global_batch * seq / step
     model = model_flops_per_token(arch, seq_len=seq)
     hw = hardware_flops_per_token(arch, plan, seq_len=seq, options=opts)
     peak = mfu_peak_flops_per_s(device, workload.dtype) * devices
-    params = LocalParams.of(arch, plan, shape)
     mem = train_memory(arch, plan, shape, params, dtype=workload.dtype, options=opts)
     total_mem = sum((v for v in mem.values()), np.zeros_like(plan.tp))
     slow = 1.0 / cal.fraction(device.name)
