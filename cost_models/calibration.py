@@ -11,9 +11,9 @@ Two kinds of parameter, both properties of a device or an op class, never of a r
   parameter gathers and gradient reduce-scatters reach (they are issued per layer or per
   parameter group from the framework's hooks, not as one large bucketed collective).
 
-Values live in ``data/train_calibration.json``; :func:`cost_models.validation.cross_validate`
-fits them on a split of the measurements and reports errors on the held-out rows
-(``docs/validation/training.md``).
+Values live in ``data/train_calibration.json``; ``python -m cost_models.calibrate``
+(:mod:`cost_models.calibrate`) fits them on the measurements and reports leave-one-out
+errors on held-out rows (``docs/validation/training.md``).
 """
 
 from __future__ import annotations
