@@ -111,7 +111,7 @@ def _choices(
     tp = [
         t
         for t in divs
-        if t <= system.devices_per_node and arch.num_heads % t == 0 and (kv % t == 0 or t % kv == 0)
+        if t <= system.scale_up_devices and arch.num_heads % t == 0 and (kv % t == 0 or t % kv == 0)
     ]
     experts = arch.moe.num_experts if arch.moe else 1
     out = {

@@ -153,7 +153,7 @@ def _ep_comm_s(
         # node-limited routing (DeepSeek-V3, arXiv 2412.19437 section 2.1.2): a token reaches
         # at most `max_nodes` nodes and the dispatcher sends one copy per node, forwarded over
         # NVLink inside it (DeepEP): the cross-node bytes shrink by min(M, nodes) / top_k
-        nodes = np.maximum(plan.ep * shape.etp / system.devices_per_node, 1.0)
+        nodes = np.maximum(plan.ep * shape.etp / system.scale_up_devices, 1.0)
         cut = np.minimum(np.minimum(float(max_nodes), nodes) / np.maximum(arch.top_k, 1.0), 1.0)
         routed = routed * np.where(nodes > 1.0, cut, 1.0)
     a2a = collective_s(system, "all_to_all", size_bytes=routed, group=plan.ep, stride=shape.etp)

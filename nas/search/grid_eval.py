@@ -56,7 +56,7 @@ def plan_set(problem: ExperimentProblem, system: System) -> list[dict[str, Any]]
     """The plans tried for every candidate (see the module docstring)."""
     spec = problem.experiment.plan
     n = system.num_devices
-    node = min(system.devices_per_node, n)
+    node = min(system.scale_up_devices, n)
     if spec.mode == "searched":
         keys = list(spec.searched)
         combos = [
