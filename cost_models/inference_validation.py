@@ -32,8 +32,8 @@ from cost_models.inference_ops import (
     linear_ops,
     op_times,
 )
-from cost_models.validation import summarize
-from hw_profiles.loader import list_systems, load_device, load_system
+from cost_models.validation import shipped_system, summarize
+from hw_profiles.loader import list_systems, load_device
 from hw_profiles.types import System, Tier
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, FloatArray
@@ -119,22 +119,18 @@ def single_device_system(device_name: str) -> System:
 
 def _system(m: Measurement) -> System:
     if m.system_name in _shipped_systems():
-        return _shipped_system(m.system_name, m.n_dev)
+        return shipped_system(m.system_name, m.n_dev)
     if m.n_dev != 1:
         raise ValueError(f"{m.id}: system {m.system_name!r} has no profile for {m.n_dev} devices")
     return _single_device_system(m.system_name)
 
 
 # The shipped profiles do not change while a process runs, and :func:`predict` is called
-# once per row and grid value by the calibration: parse each YAML file once.
+# once per row and grid value by the calibration: list and parse them once
+# (:func:`cost_models.validation.shipped_system`).
 @cache
 def _shipped_systems() -> frozenset[str]:
     return frozenset(list_systems())
-
-
-@cache
-def _shipped_system(name: str, n_dev: int) -> System:
-    return load_system(name, n_dev)
 
 
 @cache

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -150,12 +151,20 @@ class PreparedRow:
     plan: ParallelPlan
 
 
+@cache
+def shipped_system(name: str, num_devices: int) -> System:
+    """A shipped system profile scaled to ``num_devices``, parsed once per process: the
+    profiles do not change while it runs, and validation and calibration look the same few
+    up row after row (and grid value after grid value)."""
+    return load_system(name, num_devices)
+
+
 def prepare_row(m: TrainMeasurement, *, calibration: Calibration | None = None) -> PreparedRow:
     """Resolve a row; ``auto`` plan fields are chosen by the planner (under ``calibration``,
     default the shipped one)."""
     r = m.row
     arch = measurement_arch(m)
-    system = load_system(r["system"], int(r["n_accel"]))
+    system = shipped_system(r["system"], int(r["n_accel"]))
     workload = TrainWorkload(seq_len=int(r["seq"]), dtype=r["dtype"])  # type: ignore[arg-type]
     options = measurement_options(m)
     choice = plan_training(
@@ -253,6 +262,7 @@ __all__ = [
     "predict_row",
     "prepare_row",
     "row_cost",
+    "shipped_system",
     "summarize",
     "validate_training_rows",
 ]
