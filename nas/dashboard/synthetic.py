@@ -65,7 +65,7 @@ def _metrics(
     frame["loss"] = 1.7 + 400.0 / total**0.34 + rng.normal(0, 0.01, n)
     step = active / 2e8 / speed * (1 + rng.gamma(2.0, 0.05, n))
     shares = rng.dirichlet([8, 1, 1, 0.3, 1, 0.5, 0.2, 0.3], n)
-    shares[:, 4] *= e > 0  # no expert-parallel traffic in dense models
+    shares[:, TIME_KEYS.index("ep_comm")] *= e > 0  # no expert-parallel traffic in dense models
     shares /= shares.sum(axis=1, keepdims=True)
     for j, part in enumerate(TIME_KEYS):
         frame[f"time_{part}_s"] = step * shares[:, j]
