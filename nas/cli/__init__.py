@@ -29,12 +29,23 @@ _USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, UserError)
 def main() -> None:
     """Entry point of the ``nas`` console script: user mistakes exit 2 with one line."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # bad option value, missing argument, unknown option
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: print its help
+            ctx = getattr(exc, "ctx", None)
+            typer.echo(ctx.get_help() if ctx is not None else "")
+            sys.exit(0)
+        fail(exc.format_message().replace("Value error, ", ""))
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
     except _USER_ERRORS as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    if isinstance(code, int) and code:  # ``ctx.exit(code)`` in non-standalone mode
+        sys.exit(code)
 
 
 __all__ = ["app", "main"]

@@ -1,0 +1,111 @@
+"""User mistakes found by a sweep of every ``nas`` command: each exits 2 with ONE ``error:``
+line that names the field (house rule in README.md), never a traceback, a rich usage panel,
+exit 1, or a silently ignored flag."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART = str(ROOT / "experiments" / "quickstart.yaml")
+M = "llama3-8b"
+HW = ("--hardware", "dgx-h100")
+
+# (id, arguments, text the one error line must contain); "{tmp}" is a fresh empty folder.
+CASES: list[tuple[str, tuple[str, ...], str]] = [
+    # typer/click usage errors: one line, not the rich "Usage: ... Try --help" panel
+    ("int-not-a-number", ("estimate", M, *HW, "--tp", "abc"), "--tp"),
+    ("float-not-a-number", ("loss", M, "--tokens", "abc"), "--tokens"),
+    ("bad-choice", ("estimate", M, *HW, "--mode", "serve"), "--mode"),
+    ("missing-argument", ("estimate", *HW), "model"),
+    ("missing-option", ("loss", M), "--tokens"),
+    ("unknown-option", ("hw", "list", "--bogus"), "--bogus"),
+    ("unknown-command", ("bogus",), "bogus"),
+    # nas loss: tokens must be positive; flags of the other form are refused, not ignored
+    ("loss-tokens-zero", ("loss", M, "--tokens", "0"), "--tokens"),
+    ("loss-tokens-negative", ("loss", M, "--tokens", "-1"), "--tokens"),
+    ("loss-tokens-nan", ("loss", M, "--tokens", "nan"), "--tokens"),
+    ("loss-experts-with-model", ("loss", M, "--tokens", "1e12", "--num-experts", "8"), "--num-"),
+    ("loss-top-k-with-model", ("loss", M, "--tokens", "1e12", "--top-k", "2"), "--top-k"),
+    (
+        "loss-shape-penalty-with-params",
+        ("loss", "--params", "1e9", "--tokens", "1e12", "--shape-penalty"),
+        "--shape-penalty",
+    ),
+    (
+        "loss-negative-experts",
+        ("loss", "--params", "1e9", "--tokens", "1e12", "--num-experts", "-8"),
+        "--num-experts",
+    ),
+    (
+        "loss-granularity-zero",
+        ("loss", "--params", "1e9", "--tokens", "1e12", "--num-experts", "8", "--granularity", "0"),
+        "granularity",
+    ),
+    # nas train-proxy: refused before any training or progress bar
+    ("proxy-steps-zero", ("train-proxy", "gpt2-124m", "--steps", "0"), "--steps"),
+    ("proxy-max-layers-zero", ("train-proxy", "gpt2-124m", "--max-layers", "0"), "--max-layers"),
+    ("proxy-max-d-model-zero", ("train-proxy", "gpt2-124m", "--max-d-model", "0"), "--max-d"),
+    ("proxy-data-missing", ("train-proxy", "gpt2-124m", "--data", "{tmp}/nope.txt"), "data"),
+    ("proxy-data-empty-dir", ("train-proxy", "gpt2-124m", "--data", "{tmp}"), "data"),
+    # nas estimate: serving flags in train mode and --seq-len in serving mode are refused
+    ("estimate-weight-dtype-train", ("estimate", M, *HW, "--weight-dtype", "int4"), "--weight"),
+    ("estimate-batch-train", ("estimate", M, *HW, "--batch", "4"), "--batch"),
+    (
+        "estimate-seq-len-decode",
+        ("estimate", M, *HW, "--mode", "decode", "--seq-len", "8"),
+        "--seq",
+    ),
+    # nas spaces sample: a huge -n and a negative --seed
+    ("sample-huge-n", ("spaces", "sample", "dense_decoder", "-n", "100000000000"), "n:"),
+    ("sample-negative-seed", ("spaces", "sample", "dense_decoder", "--seed", "-1"), "seed"),
+    # nas submit / jobs: the experiment is checked before any cluster is contacted
+    (
+        "submit-missing-file",
+        ("submit", "{tmp}/nope.yaml", "--address", "http://127.0.0.1:1"),
+        "nope",
+    ),
+    (
+        "submit-trials-zero",
+        ("submit", QUICKSTART, "--address", "http://127.0.0.1:1", "--trials", "0"),
+        "trials",
+    ),
+    (
+        "submit-timeout-without-wait",
+        ("submit", QUICKSTART, "--address", "http://127.0.0.1:1", "--timeout", "5"),
+        "--timeout",
+    ),
+    ("jobs-address-not-a-url", ("jobs", "status", "x", "--address", "not a url"), "--address"),
+]
+
+
+@pytest.mark.parametrize(("args", "field"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_user_mistake_exits_2_with_one_error_line(
+    args: tuple[str, ...], field: str, tmp_path: Path
+) -> None:
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = subprocess.run(
+        [sys.executable, "-m", "nas", *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "HOME": str(tmp_path)},
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert field in lines[0], lines[0]
+
+
+def test_bare_group_prints_help_and_exits_0() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "nas", "hw"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "collective" in result.stdout and result.stderr == ""
