@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,19 @@ def loss_cmd(
 
     if (model is None) == (params is None):
         raise UserError("give either MODEL or --params N (not both)")
+    if not (math.isfinite(tokens) and tokens > 0):
+        raise UserError(f"--tokens: must be a positive, finite token count, got {tokens!r}")
+    if model is not None:
+        flags = {"--num-experts": num_experts != 0, "--top-k": top_k != 1}
+        flags["--granularity"] = granularity != 1.0
+        given = [flag for flag, differs in flags.items() if differs]
+        if given:
+            raise UserError(f"{given[0]}: only with --params N (MODEL gives its own)")
+    elif shape_penalty:
+        raise UserError("--shape-penalty: only with MODEL (it needs the model's shape)")
     if params is not None:
+        if num_experts < 0:
+            raise UserError(f"--num-experts: must be >= 0 (0 = dense), got {num_experts}")
         if num_experts and not 1 <= top_k <= num_experts:
             raise UserError(
                 f"--top-k: must be between 1 and --num-experts ({num_experts}), got {top_k}"
@@ -96,6 +109,22 @@ def _proxy_settings(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _check_proxy_flags(
+    *, steps: int, max_layers: int | None, max_d_model: int | None, device: str | None
+) -> None:
+    """Flags whose library meaning (0 = derive / no cap) makes no sense on the command line."""
+    if steps < 1:
+        raise UserError(f"--steps: must be an integer >= 1, got {steps}")
+    for flag, cap in (("--max-layers", max_layers), ("--max-d-model", max_d_model)):
+        if cap is not None and cap < 1:
+            raise UserError(f"{flag}: must be an integer >= 1 (leave it out for no cap), got {cap}")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device: cuda requested but CUDA is not available; use auto or cpu")
+
+
 @app.command("train-proxy")
 def train_proxy_cmd(
     model: str = typer.Argument(..., help="Reference model name, model YAML or HF config.json."),
@@ -130,8 +159,10 @@ def train_proxy_cmd(
 
     from nas.evaluators.base import EvaluationFailed
     from nas.evaluators.proxy_config import ProxyConfig
+    from nas.evaluators.proxy_data import load_corpus
     from nas.evaluators.proxy_train import train_proxy
 
+    _check_proxy_flags(steps=steps, max_layers=max_layers, max_d_model=max_d_model, device=device)
     cfg = ProxyConfig.from_settings(
         _proxy_settings(
             steps=steps,
@@ -149,6 +180,7 @@ def train_proxy_cmd(
         )
     )
     arch = _load_model(model)
+    corpus = load_corpus(cfg.data, max_bytes=cfg.max_corpus_bytes)  # data errors before the bar
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -166,7 +198,7 @@ def train_proxy_cmd(
                 bar.update(task, completed=step, val=f"{val:.4f}")
 
         try:
-            result = train_proxy(arch, cfg, progress=progress)
+            result = train_proxy(arch, cfg, progress=progress, corpus=corpus)
         except EvaluationFailed as exc:
             if as_json:
                 print_json({"model": arch.name, "failed": True, "reason": exc.reason})

@@ -76,6 +76,9 @@ def predict_loss(
     """
     n, d = np.asarray(params, dtype=np.float64), np.asarray(tokens, dtype=np.float64)
     _check_positive(n, d)
+    g = np.asarray(granularity, dtype=np.float64)
+    if np.any(~np.isfinite(g)) or np.any(g <= 0):
+        raise EvaluatorError("granularity: must be positive and finite (d_ff / d_expert)")
     ratio = expert_ratio(num_experts, top_k)
     is_moe = np.asarray(num_experts, dtype=np.float64) > 0
     if law in ("auto", "besiroglu2024", "hoffmann2022"):
