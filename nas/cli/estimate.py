@@ -124,20 +124,20 @@ def estimate_cmd(
     ),
     micro_batch: int | None = typer.Option(None, "--micro-batch"),
     global_batch: int | None = typer.Option(None, "--global-batch"),
-    seq_len: int = typer.Option(4096, "--seq-len"),
+    seq_len: int | None = typer.Option(None, "--seq-len", help="Train only. [default: 4096]"),
     recompute: RecomputeOpt | None = typer.Option(None, "--recompute"),
     zero: int | None = typer.Option(None, "--zero", help="0, 1, 2 or 3 (3 = FSDP)."),
     dtype: DtypeOpt = typer.Option(DtypeOpt.bf16, "--dtype"),
-    batch: int = typer.Option(1, "--batch", help="Inference batch."),
-    prompt_len: int = typer.Option(1024, "--prompt-len"),
-    gen_len: int = typer.Option(128, "--gen-len"),
+    batch: int | None = typer.Option(None, "--batch", help="Inference batch. [default: 1]"),
+    prompt_len: int | None = typer.Option(None, "--prompt-len", help="[default: 1024]"),
+    gen_len: int | None = typer.Option(None, "--gen-len", help="[default: 128]"),
     weight_dtype: str | None = typer.Option(
         None,
         "--weight-dtype",
         help="Inference weights: bf16, fp16, fp8, int8 or int4 (default: --dtype).",
     ),
-    kv_dtype: str = typer.Option(
-        "bf16", "--kv-dtype", help="Inference KV cache: bf16, fp16, fp8 or int8."
+    kv_dtype: str | None = typer.Option(
+        None, "--kv-dtype", help="Inference KV cache: bf16, fp16, fp8 or int8. [default: bf16]"
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -167,17 +167,23 @@ def estimate_cmd(
         "recompute": recompute.value if recompute is not None else None,
     }
     fixed = {k: v for k, v in given.items() if v is not None}
+    serving: dict[str, object] = {"--batch": batch, "--prompt-len": prompt_len}
+    serving |= {"--gen-len": gen_len, "--weight-dtype": weight_dtype, "--kv-dtype": kv_dtype}
     if mode is ModeOpt.train:
-        result = estimate(
-            arch, system, TrainWorkload(seq_len=seq_len, dtype=dtype.value), fixed=fixed
-        )
+        unused = [flag for flag, value in serving.items() if value is not None]
+        if unused:
+            raise PlanError(f"{unused[0]}: only for --mode prefill or decode")
+        workload_t = TrainWorkload(seq_len=4096 if seq_len is None else seq_len, dtype=dtype.value)
+        result = estimate(arch, system, workload_t, fixed=fixed)
     else:
+        if seq_len is not None:
+            raise PlanError("--seq-len: only for --mode train (use --prompt-len and --gen-len)")
         workload = InferenceWorkload(
-            batch=batch,
-            prompt_len=prompt_len,
-            gen_len=gen_len,
+            batch=1 if batch is None else batch,
+            prompt_len=1024 if prompt_len is None else prompt_len,
+            gen_len=128 if gen_len is None else gen_len,
             weight_dtype=weight_dtype or dtype.value,  # type: ignore[arg-type]
-            kv_dtype=kv_dtype,  # type: ignore[arg-type]
+            kv_dtype=kv_dtype or "bf16",  # type: ignore[arg-type]
         )
         inference_keys = {"tp", "pp", "dp", "ep"}
         extra = sorted(set(fixed) - inference_keys)
