@@ -121,12 +121,18 @@ def get_space(name: str, overrides: Mapping[str, Any] | None = None) -> SearchSp
     return factory().with_overrides(overrides)
 
 
+MAX_SAMPLES = 10_000
+"""Most candidates :func:`sample_space` draws at once (one Optuna ask/tell each, ~1 ms)."""
+
+
 def sample_space(
     space: SearchSpace, n: int, *, seed: int = 0
 ) -> list[tuple[dict[str, Any], Architecture]]:
     """``n`` candidates drawn by Optuna's RandomSampler (ask/tell on an in-memory study)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise SpecError(f"n: must be a positive integer, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
+        raise SpecError(f"n: must be an integer from 1 to {MAX_SAMPLES:,}, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise SpecError(f"seed: must be an integer from 0 to 2**32 - 1, got {seed!r}")
     import optuna  # imported lazily: only sampling needs it
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -158,7 +158,11 @@ BAD_INPUTS: list[tuple[list[str], str, str]] = [
         "",
         "--override: malformed YAML",
     ),
-    (["spaces", "sample", "dense_decoder", "-n", "0"], "", "n: must be a positive integer"),
+    (
+        ["spaces", "sample", "dense_decoder", "-n", "0"],
+        "",
+        "n: must be an integer from 1 to 10,000",
+    ),
     (
         ["spaces", "show", "moe_decoder", "--override", "/nonexistent/overrides.yaml"],
         "",
