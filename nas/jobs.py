@@ -112,8 +112,15 @@ def job_client(address: str | None, token: str | None = None) -> Any:
         raise JobsError("--address: give the dashboard URL http://HEAD:8265 or set RAY_ADDRESS")
     secret = _token(token)
     headers = {"Authorization": f"Bearer {secret}"} if secret else None
-    with api_errors(f"--address {address}"):
-        return JobSubmissionClient(address, headers=headers)
+    try:
+        with api_errors(f"--address {address}"):
+            return JobSubmissionClient(address, headers=headers)
+    except JobsError:
+        raise
+    except ValueError as exc:  # Ray's own address parsing ("Invalid address format", ...)
+        raise JobsError(
+            f"--address {address}: {exc}; expected the dashboard URL http://HEAD:8265"
+        ) from None
 
 
 def _stage(project: Path, experiment_path: Path, trials: int | None) -> tuple[Path, str]:

@@ -31,6 +31,22 @@ def _project_root() -> Path:
     return Path(nas.__file__).resolve().parent.parent
 
 
+def _check_submission(
+    experiment: Path, *, trials: int | None, wait: bool, out: Path | None, timeout: float | None
+) -> None:
+    """User mistakes found here, before a cluster is contacted (and before a job is queued)."""
+    from nas.experiment import load_experiment
+    from nas.runs import with_overrides
+
+    loaded = load_experiment(experiment)
+    if trials is not None:
+        with_overrides(loaded, trials=trials)
+    if timeout is not None and not timeout > 0:
+        raise UserError(f"--timeout: must be a positive number of seconds, got {timeout!r}")
+    if not wait and (out is not None or timeout is not None):
+        raise UserError(f"{'--out' if out is not None else '--timeout'}: only with --wait")
+
+
 @app.command("submit")
 def submit(
     experiment: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
@@ -49,6 +65,7 @@ def submit(
     """Run EXPERIMENT on a Ray cluster (backend ray) through the Jobs API; prints the job id."""
     from nas.jobs import api_errors, job_client, submit_experiment
 
+    _check_submission(experiment, trials=trials, wait=wait, out=out, timeout=timeout)
     client = job_client(address, token)
     with api_errors("submit"):
         job_id = submit_experiment(
