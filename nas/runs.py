@@ -106,6 +106,8 @@ def new_run_dir(
 
 def refuse_used_run_dir(out: Path) -> None:
     """A run directory that already holds a run is an error (resume it instead)."""
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out}: exists and is not a directory; give a new or empty folder")
     if (out / "experiment.yaml").exists():
         raise RunError(f"{out}: already holds a run; use --resume {out} or another --out")
 
@@ -156,10 +158,14 @@ def start_run(
     problem_factory: ProblemFactory | None = None,
     progress: ProgressFn | None = None,
 ) -> RunResult:
-    """Create a run directory, evaluate the reference models, search, write the results."""
+    """Evaluate the reference models, create a run directory, search, write the results.
+
+    The problem is built and the references evaluated first, so a mistake in the experiment
+    (unknown space, system or metric) leaves no half-made run directory behind."""
+    factory = problem_factory or _default_factory(experiment)
+    refs = _reference_rows(factory(), experiment)
     run_dir = new_run_dir(experiment, out=out, root=root)
     (run_dir / "experiment.yaml").write_text(dump_experiment(experiment))
-    factory = problem_factory or _default_factory(experiment)
     log = _logger(run_dir)
     log.info(
         "start %s: backend %s, %d trials",
@@ -167,7 +173,10 @@ def start_run(
         experiment.search.backend,
         experiment.search.trials,
     )
-    _write_references(run_dir, factory(), experiment, log)
+    if refs is not None:
+        refs.to_parquet(run_dir / "references.parquet", index=False)
+        failed = int((refs["fail_reason"] != "").sum()) if "fail_reason" in refs else 0
+        log.info("references: %d evaluated, %d failed", len(refs), failed)
     return _search(run_dir, experiment, factory, progress=progress, resume=False)
 
 
@@ -228,16 +237,14 @@ def _search(
     return RunResult(run_dir=run_dir, summary=summary, trials=frame)
 
 
-def _write_references(
-    run_dir: Path, problem: Problem, experiment: Experiment, log: logging.Logger
-) -> None:
+def _reference_rows(problem: Problem, experiment: Experiment) -> pd.DataFrame | None:
+    """The reference models' records (None when the problem has none); every objective and
+    constraint must be one of their metrics."""
     evaluate_references = getattr(problem, "evaluate_references", None)
     if evaluate_references is None:
-        return
+        return None
     refs: pd.DataFrame = evaluate_references(experiment.references)
-    refs.to_parquet(run_dir / "references.parquet", index=False)
     ok = refs[refs["fail_reason"] == ""] if "fail_reason" in refs else refs
-    log.info("references: %d evaluated, %d failed", len(refs), len(refs) - len(ok))
     if len(ok):
         numeric = sorted(c for c in ok.columns if pd.api.types.is_numeric_dtype(ok[c]))
         names = [o.metric for o in problem.objectives] + [c.metric for c in problem.constraints]
@@ -247,6 +254,7 @@ def _write_references(
                 raise ExperimentError(
                     f"{where}.{name}: not a metric of the trial record; known: {', '.join(numeric)}"
                 )
+    return refs
 
 
 def _write_dashboard(run_dir: Path, log: logging.Logger) -> None:
