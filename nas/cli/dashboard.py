@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from nas.cli._common import UserError
 from nas.cli.app import app
 
 
@@ -22,6 +23,10 @@ def dashboard(
     from nas.dashboard import build_dashboard, write_dashboard
     from nas.dashboard import serve as serve_file
 
+    if not 0 <= port <= 65535:  # before the file is written, not after
+        raise UserError(f"--port {port}: must be between 0 and 65535")
+    if port != 8000 and not serve:
+        raise UserError(f"--port {port}: only with --serve")
     if len(run_dirs) == 1:
         path = write_dashboard(run_dirs[0], out)
     else:

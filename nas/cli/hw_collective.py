@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import typer
 from rich.table import Table
 
@@ -30,8 +32,8 @@ def hw_collective(
         raise UserError(f"--op: unknown collective {op!r}; choose one of {', '.join(_OPS)}")
     if group < 1 or stride < 1:
         raise UserError(f"--group/--stride: must be positive integers, got {group}/{stride}")
-    if not size_bytes >= 0:
-        raise UserError(f"--bytes: must be a number >= 0, got {size_bytes}")
+    if not (math.isfinite(size_bytes) and size_bytes >= 0):
+        raise UserError(f"--bytes: must be a finite number >= 0, got {size_bytes}")
     system = load_system(system_name)
     span = group * stride
     if span > system.max_devices:

@@ -149,10 +149,17 @@ class _Null:
 
 @runs_app.command("list")
 def runs_list(
-    root: Annotated[Path, typer.Option(help="Directory holding run directories.")] = Path("runs"),
+    root: Annotated[
+        Path | None, typer.Option(help="Directory holding run directories [default: runs].")
+    ] = None,
 ) -> None:
     """List the runs under ROOT, newest first."""
     from nas.runs import list_runs
+
+    if root is None:
+        root = Path("runs")  # absent before the first run: an empty table
+    elif not root.is_dir():
+        raise UserError(f"--root: {root} is not a directory")
 
     table = Table(
         "run", "status", "trials", "failed", "front", "hypervolume", title=f"runs in {root}"
@@ -185,6 +192,8 @@ def runs_show(
     front_path = run_dir / "pareto.csv"
     if not summary_path.is_file() or not front_path.is_file():
         raise UserError(f"{run_dir}: no finished run here (summary.json and pareto.csv missing)")
+    if limit < 1:
+        raise UserError(f"--limit: must be a positive number of rows, got {limit}")
     summary = json.loads(summary_path.read_text())
     try:
         front = pd.read_csv(front_path)
