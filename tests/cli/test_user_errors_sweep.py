@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = str(ROOT / "experiments" / "quickstart.yaml")
 M = "llama3-8b"
 HW = ("--hardware", "dgx-h100")
+COLL = ("--op", "all-reduce", "--group", "8", "--bytes")
 
 # (id, arguments, text the one error line must contain); "{tmp}" is a fresh empty folder.
 CASES: list[tuple[str, tuple[str, ...], str]] = [
@@ -80,6 +81,18 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
         "--timeout",
     ),
     ("jobs-address-not-a-url", ("jobs", "status", "x", "--address", "not a url"), "--address"),
+    ("jobs-status-no-address", ("jobs", "status", "raysubmit_1"), "--address"),
+    # run directories, dashboards, collectives
+    ("run-out-is-a-file", ("run", QUICKSTART, "--out", "{tmp}/file.txt"), "--out"),
+    ("runs-list-missing-root", ("runs", "list", "--root", "{tmp}/nope"), "--root"),
+    ("runs-show-limit-zero", ("runs", "show", "{tmp}", "--limit", "0"), "--limit"),
+    ("runs-show-not-a-run", ("runs", "show", "{tmp}/nope"), "no finished run"),
+    ("dashboard-empty-dir", ("dashboard", "{tmp}"), "trials.parquet"),
+    ("dashboard-port-without-serve", ("dashboard", "{tmp}", "--port", "9000"), "--port"),
+    ("dashboard-port-out-of-range", ("dashboard", "{tmp}", "--serve", "--port", "-1"), "--port"),
+    ("fit-law-too-few-rows", ("fit-law", "{tmp}/few.csv"), "rows"),
+    ("collective-bytes-negative", ("hw", "collective", "dgx-h100", *COLL, "-1"), "--bytes"),
+    ("collective-bytes-inf", ("hw", "collective", "dgx-h100", *COLL, "inf"), "--bytes"),
 ]
 
 
@@ -87,6 +100,11 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
 def test_user_mistake_exits_2_with_one_error_line(
     args: tuple[str, ...], field: str, tmp_path: Path
 ) -> None:
+    (tmp_path / "file.txt").write_text("not a folder\n")
+    (tmp_path / "few.csv").write_text("params,tokens,loss\n1e6,1e9,3.5\n2e6,1e9,3.3\n")
+    if "--limit" in args:  # a finished run's two files (the limit is checked before reading)
+        (tmp_path / "summary.json").write_text("{}")
+        (tmp_path / "pareto.csv").write_text("")
     argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
     result = subprocess.run(
         [sys.executable, "-m", "nas", *argv],
@@ -109,3 +127,20 @@ def test_bare_group_prints_help_and_exits_0() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "collective" in result.stdout and result.stderr == ""
+
+
+def test_bad_objective_leaves_no_half_made_run_directory(tmp_path: Path) -> None:
+    """The experiment is checked before the run directory exists, so fixing the YAML and
+    running again with the same --out works (it used to say 'already holds a run')."""
+    text = Path(QUICKSTART).read_text().replace("{loss: min,", "{losss: min,")
+    assert "losss" in text
+    experiment, out = tmp_path / "bad.yaml", tmp_path / "out"
+    experiment.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "nas", "run", str(experiment), "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "objectives.losss" in result.stderr, result.stderr
+    assert not out.exists()
