@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from nas.cli._common import UserError, fail
+from nas.cli._common import UserError, fail, os_error_line
 from nas.cli.app import app
 
 # Command groups: importing a module registers its commands on ``app``.
@@ -39,13 +39,15 @@ def main() -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(1)
+    except OSError as exc:
+        fail(os_error_line(exc))
     except _USER_ERRORS as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    if isinstance(code, int) and code:  # ``ctx.exit(code)`` in non-standalone mode
-        sys.exit(code)
+    # like click's standalone mode: always SystemExit (``ctx.exit(code)`` returns the code here)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 __all__ = ["app", "main"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -22,6 +23,19 @@ def fail(message: str) -> NoReturn:
     line = message.strip().splitlines()[0] if message.strip() else "invalid input"
     typer.echo(f"error: {line}", err=True)
     sys.exit(2)
+
+
+def check_out_file(out: Path | None, *, example: str) -> None:
+    """``--out`` names a file to write: refuse a folder before any work is done."""
+    if out is not None and out.is_dir():
+        raise UserError(f"--out {out}: is a directory; give a file name such as {out / example}")
+
+
+def os_error_line(exc: OSError) -> str:
+    """``path: reason`` for an OSError that names a file (not ``[Errno 21] ...``)."""
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
 
 
 def _jsonable(value: Any) -> Any:

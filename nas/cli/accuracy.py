@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nas.cli._common import UserError, console, print_json
+from nas.cli._common import UserError, check_out_file, console, print_json
 from nas.cli.app import app
 
 
@@ -248,6 +248,7 @@ def fit_law_cmd(
     """Fit L = E + A/N^alpha + B/D^beta to proxy results; report fit and held-out error."""
     from nas.evaluators.fit_law import fit_law, read_results, save_law
 
+    check_out_file(out, example="law.yaml")
     report = fit_law(read_results(results), holdout_fraction=holdout_fraction, source=str(results))
     if out is not None:
         save_law(report, out)

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from nas.cli._common import UserError, console, print_json
+from nas.cli._common import UserError, check_out_file, console, print_json
 from nas.cli.app import app
 
 hw_app = typer.Typer(
@@ -120,6 +120,7 @@ def hw_profile(
     write a device profile that loads like any other."""
     from hw_profiles.profiler import profile_to_yaml, run_profile
 
+    check_out_file(out, example="my-device.yaml")  # before minutes of measuring
     result = run_profile(quick=quick, name=name, threads=threads)
     text = profile_to_yaml(result)
     if out is None:

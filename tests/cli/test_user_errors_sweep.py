@@ -91,6 +91,9 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("dashboard-port-without-serve", ("dashboard", "{tmp}", "--port", "9000"), "--port"),
     ("dashboard-port-out-of-range", ("dashboard", "{tmp}", "--serve", "--port", "-1"), "--port"),
     ("fit-law-too-few-rows", ("fit-law", "{tmp}/few.csv"), "rows"),
+    ("fit-law-out-is-a-dir", ("fit-law", "{tmp}/few.csv", "--out", "{tmp}"), "--out"),
+    ("profile-out-is-a-dir", ("hw", "profile", "--quick", "--out", "{tmp}"), "--out"),
+    ("run-out-under-a-file", ("run", QUICKSTART, "--out", "{tmp}/file.txt/run"), "file.txt"),
     ("collective-bytes-negative", ("hw", "collective", "dgx-h100", *COLL, "-1"), "--bytes"),
     ("collective-bytes-inf", ("hw", "collective", "dgx-h100", *COLL, "inf"), "--bytes"),
 ]
