@@ -196,7 +196,24 @@ class SearchSettings(_Model):
     def _storage(cls, value: str) -> str:
         if value not in ("sqlite", "journal") and "://" not in value:
             raise ValueError("must be sqlite, journal or an RDB URL like sqlite:///x.db")
+        if "://" in value and not value.startswith("sqlite"):
+            _check_rdb_url(value)
         return value
+
+
+def _check_rdb_url(url: str) -> None:
+    """An RDB storage URL must parse and its database driver must be installed (found here,
+    not as a traceback after the run directory was made)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(url).get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"cannot use {url!r} ({reason}); install its database driver, or use sqlite or journal"
+        ) from None
 
 
 class Constraint(_Model):

@@ -90,9 +90,17 @@ def open_storage(settings: SearchSettings, run_dir: Path) -> optuna.storages.Bas
 
         return JournalStorage(JournalFileBackend(str(run_dir / "study.log")))
     url = settings.storage if "://" in settings.storage else f"sqlite:///{run_dir / 'study.db'}"
-    if not url.startswith("sqlite"):
-        return optuna.storages.RDBStorage(url)
-    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        if not url.startswith("sqlite"):
+            return optuna.storages.RDBStorage(url)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    except SQLAlchemyError as exc:  # unreachable server, unwritable sqlite path, bad login
+        from nas.experiment import ExperimentError
+
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExperimentError(f"search.storage: cannot open {url}: {reason}") from None
     _fast_sqlite(storage)
     return storage
 
