@@ -160,7 +160,7 @@ def train_proxy_cmd(
     from nas.evaluators.base import EvaluationFailed
     from nas.evaluators.proxy_config import ProxyConfig
     from nas.evaluators.proxy_data import load_corpus
-    from nas.evaluators.proxy_train import train_proxy
+    from nas.evaluators.proxy_train import OUT_OF_MEMORY, ProxyResult, train_proxy
 
     _check_proxy_flags(steps=steps, max_layers=max_layers, max_d_model=max_d_model, device=device)
     cfg = ProxyConfig.from_settings(
@@ -197,14 +197,23 @@ def train_proxy_cmd(
             else:
                 bar.update(task, completed=step, val=f"{val:.4f}")
 
+        result: ProxyResult | None = None
         try:
             result = train_proxy(arch, cfg, progress=progress, corpus=corpus)
         except EvaluationFailed as exc:
-            if as_json:
+            if exc.reason.startswith(OUT_OF_MEMORY):  # too large a proxy: a user mistake
+                bar.remove_task(task)  # no half-drawn bar above the error line
+            elif as_json:
                 print_json({"model": arch.name, "failed": True, "reason": exc.reason})
+                raise typer.Exit(1) from None
             else:
                 typer.echo(f"failed: {exc.reason}", err=True)
-            raise typer.Exit(1) from None
+                raise typer.Exit(1) from None
+    if result is None:
+        raise UserError(
+            f"--width-factor/--seq-len/--batch-size: {OUT_OF_MEMORY} for the {arch.name} proxy "
+            "on this machine; lower them"
+        )
     p = result.arch
     out = {
         "model": arch.name,

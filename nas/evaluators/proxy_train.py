@@ -118,7 +118,21 @@ def train_proxy(
 ) -> ProxyResult:
     """Train the proxy of ``arch`` and return its validation loss curve and measurements."""
     data = corpus if corpus is not None else load_corpus(cfg.data, max_bytes=cfg.max_corpus_bytes)
-    return _Run.start(arch, cfg, steps=_num_steps(cfg, tokens), data=data).loop(report, progress)
+    try:
+        run = _Run.start(arch, cfg, steps=_num_steps(cfg, tokens), data=data)
+        return run.loop(report, progress)
+    except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+        if not isinstance(exc, MemoryError | torch.OutOfMemoryError) and (
+            "allocate memory" not in str(exc)
+        ):
+            raise
+        raise EvaluationFailed(
+            f"{OUT_OF_MEMORY} for the proxy; lower width_factor, seq_len or batch_size"
+        ) from None
+
+
+OUT_OF_MEMORY = "out of memory"
+"""Start of the :class:`EvaluationFailed` reason when the proxy does not fit in memory."""
 
 
 @dataclass(kw_only=True)
@@ -248,4 +262,11 @@ class ProxyTrainEvaluator:
         raise NotImplementedError("proxy_train trains one model at a time; use evaluate()")
 
 
-__all__ = ["ProgressFn", "ProxyConfig", "ProxyResult", "ProxyTrainEvaluator", "train_proxy"]
+__all__ = [
+    "OUT_OF_MEMORY",
+    "ProgressFn",
+    "ProxyConfig",
+    "ProxyResult",
+    "ProxyTrainEvaluator",
+    "train_proxy",
+]
