@@ -182,8 +182,9 @@ class SearchSettings(_Model):
     backend: Literal["optuna", "exhaustive", "ray"] = "optuna"
     sampler: Literal["nsga2", "tpe", "random", "nsga3", "gp"] = "nsga2"
     trials: int = Field(default=100, gt=0)
-    seed: int = 0
-    workers: int = Field(default=1, gt=0)
+    seed: int = Field(default=0, ge=0, lt=2**32)  # numpy/Optuna seeds are 32-bit unsigned
+    # local processes on one machine: more than 1024 is a typo, not a plan (it would fork them)
+    workers: int = Field(default=1, gt=0, le=1024)
     # "sqlite" (study.db in the run directory), "journal" (study.log, safest for many
     # workers) or an RDB URL such as postgresql://user@host/db.
     storage: str = "sqlite"
