@@ -83,6 +83,8 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("jobs-address-not-a-url", ("jobs", "status", "x", "--address", "not a url"), "--address"),
     ("jobs-status-no-address", ("jobs", "status", "raysubmit_1"), "--address"),
     # run directories, dashboards, collectives
+    ("run-negative-seed", ("run", QUICKSTART, "--seed", "-1", "--out", "{tmp}/o"), "search.seed"),
+    ("run-huge-workers", ("run", QUICKSTART, "--workers", "100000", "--out", "{tmp}/o"), "workers"),
     ("run-out-is-a-file", ("run", QUICKSTART, "--out", "{tmp}/file.txt"), "--out"),
     ("runs-list-missing-root", ("runs", "list", "--root", "{tmp}/nope"), "--root"),
     ("runs-show-limit-zero", ("runs", "show", "{tmp}", "--limit", "0"), "--limit"),
@@ -147,3 +149,71 @@ def test_bad_objective_leaves_no_half_made_run_directory(tmp_path: Path) -> None
     )
     assert result.returncode == 2 and "objectives.losss" in result.stderr, result.stderr
     assert not out.exists()
+
+
+# (id, text replaced in quickstart.yaml -> replacement, field the error line must name)
+EXPERIMENT_MISTAKES: list[tuple[str, tuple[str, str], str]] = [
+    ("unknown-top-key", ("name: quickstart", "name: quickstart\nbogus: 1"), "bogus"),
+    ("unknown-hardware-key", ("num_devices: 8}", "num_devices: 8, bogus: 1}"), "hardware.bogus"),
+    ("unknown-knob", ("num_devices: 8}", "num_devices: 8, knobs: {fast: 2}}"), "knobs.fast"),
+    ("unknown-search-key", ("seed: 0,", "seed: 0, bogus: 1,"), "search.bogus"),
+    ("bad-constraint", ("fits: true}", "fits: true, params_total: '<<= 5'}"), "params_total"),
+    ("serve-metric-in-train", ("params_total: min}", "decode_tpot_s: min}"), "decode_tpot_s"),
+    ("wrong-mode", ("mode: train", "mode: inference"), "workload.mode"),
+    ("storage-no-driver", ("seed: 0,", "seed: 0, storage: 'notadb://x',"), "search.storage"),
+    (
+        "storage-unwritable",
+        ("seed: 0,", "seed: 0, storage: 'sqlite:////nonexistent/dir/x.db',"),
+        "search.storage",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"), [c[1:] for c in EXPERIMENT_MISTAKES], ids=[c[0] for c in EXPERIMENT_MISTAKES]
+)
+def test_experiment_mistake_exits_2_naming_the_field(
+    edit: tuple[str, str], field: str, tmp_path: Path
+) -> None:
+    text = Path(QUICKSTART).read_text()
+    assert edit[0] in text
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(text.replace(edit[0], edit[1]))
+    out = ("--out", str(tmp_path / "o"), "--quiet", "--trials", "2")
+    result = subprocess.run(
+        [sys.executable, "-m", "nas", "run", str(experiment), *out],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert field in lines[0], lines[0]
+
+
+def test_proxy_out_of_memory_is_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """torch's allocation failure (a huge --width-factor or --seq-len) used to be a traceback,
+    exit 1; simulated here, since really allocating would be unsafe on a shared machine."""
+    import nas.evaluators.proxy_train as proxy_train
+    from nas.cli import main
+
+    def no_memory(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 3e14")
+
+    data = tmp_path / "corpus"  # 40 files: some land in the held-out split (by path hash)
+    data.mkdir()
+    for i in range(40):
+        (data / f"f{i}.txt").write_text(f"file {i}: the quick brown fox jumps\n" * 200)
+    monkeypatch.setattr(proxy_train._Run, "start", no_memory)
+    argv = ["nas", "train-proxy", "gpt2-124m", "--steps", "1", "--data", str(data)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert exit_info.value.code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: --width-factor"), err
+    assert "out of memory" in lines[0]
