@@ -58,10 +58,35 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     )
     for metric, best in summary["best"].items():
         console.print(f"  best {metric}: {best['value']:.6g} (trial {best['number']})")
+    if summary["failed"]:
+        _print_top_failure(run_dir)
     console.print(f"run directory: {run_dir}")
     dashboard = run_dir / "dashboard.html"
     if dashboard.is_file():
         console.print(f"dashboard: {dashboard} (open it in a browser; works offline)")
+
+
+def _print_top_failure(run_dir: Path) -> None:
+    """The most common failure reason, so a run whose trials all failed (say, an MoE-only law
+    on a dense space) says why instead of just 'front 0'."""
+    import pandas as pd
+
+    path = run_dir / "trials.parquet"
+    if not path.is_file():
+        return
+    reasons = pd.read_parquet(path)
+    if "fail_reason" not in reasons or "state" not in reasons:
+        return
+    failed = reasons.loc[reasons["state"] == "FAIL", "fail_reason"].astype(str)
+    failed = failed[failed != ""]
+    if failed.empty:
+        return
+    counts = failed.value_counts()
+    console.print(
+        f"  most common failure ({int(counts.iloc[0])} of {len(reasons)} trials): "
+        f"{counts.index[0]}",
+        markup=False,
+    )
 
 
 @app.command("run")

@@ -217,3 +217,25 @@ def test_proxy_out_of_memory_is_one_error_line(
     assert exit_info.value.code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: --width-factor"), err
     assert "out of memory" in lines[0]
+
+
+def test_run_whose_trials_all_fail_says_why(tmp_path: Path) -> None:
+    """An MoE-only law on the dense quickstart space: every trial fails; the summary names
+    the reason instead of only 'front 0'."""
+    text = Path(QUICKSTART).read_text()
+    old = "accuracy: {evaluator: scaling_law}"
+    assert old in text
+    experiment = tmp_path / "exp.yaml"
+    new = "accuracy: {evaluator: scaling_law, settings: {law: krajewski2024}}"
+    experiment.write_text(text.replace(old, new))
+    out = ("--out", str(tmp_path / "o"), "--quiet", "--trials", "2")
+    result = subprocess.run(
+        [sys.executable, "-m", "nas", "run", str(experiment), *out],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "400", "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "most common failure (2 of 2 trials)" in result.stdout, result.stdout
+    assert "krajewski2024 covers MoE models only" in result.stdout
