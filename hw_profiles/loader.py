@@ -277,9 +277,24 @@ def system_from_mapping(data: dict[str, Any], *, where: str, path: Path | None =
     )
 
 
+def _refuse_device_as_system(name: str) -> None:
+    """A device name where a system is wanted: say so, and which systems use that device."""
+    if name not in list_devices():
+        return
+    using = [
+        s
+        for s in list_systems()
+        if read_yaml_mapping(SYSTEMS_DIR / f"{s}.yaml").get("device") == name
+    ]
+    hint = f"systems with it: {', '.join(using)}" if using else "no built-in system uses it"
+    raise ProfileError(f"system: {name!r} is a device profile, not a system; {hint}")
+
+
 def load_system(name_or_path: str, num_devices: int | None = None) -> System:
     """A system profile by name (``dgx-h100``) or YAML path, scaled to ``num_devices``
     (default: one node). More devices than the topology allows is a :class:`ProfileError`."""
+    if not _is_path(name_or_path) and name_or_path not in list_systems():
+        _refuse_device_as_system(name_or_path)
     path = _resolve(name_or_path, SYSTEMS_DIR, "system")
     system = system_from_mapping(read_yaml_mapping(path), where=str(path), path=path)
     if num_devices is None:

@@ -82,6 +82,11 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ),
     ("jobs-address-not-a-url", ("jobs", "status", "x", "--address", "not a url"), "--address"),
     ("jobs-status-no-address", ("jobs", "status", "raysubmit_1"), "--address"),
+    (
+        "device-as-system",
+        ("estimate", M, "--hardware", "h100-sxm"),
+        "system: 'h100-sxm' is a device",
+    ),
     # run directories, dashboards, collectives
     ("run-negative-seed", ("run", QUICKSTART, "--seed", "-1", "--out", "{tmp}/o"), "search.seed"),
     ("run-huge-workers", ("run", QUICKSTART, "--workers", "100000", "--out", "{tmp}/o"), "workers"),
