@@ -251,8 +251,10 @@ def _reference_rows(problem: Problem, experiment: Experiment) -> pd.DataFrame | 
         kind = ["objectives"] * len(problem.objectives) + ["constraints"] * len(problem.constraints)
         for name, where in zip(names, kind, strict=True):
             if name not in ok.columns:
+                mode = experiment.workload.mode  # train and serve records differ
                 raise ExperimentError(
-                    f"{where}.{name}: not a metric of the trial record; known: {', '.join(numeric)}"
+                    f"{where}.{name}: not a metric of the trial record of workload.mode "
+                    f"{mode}; known: {', '.join(numeric)}"
                 )
     return refs
 

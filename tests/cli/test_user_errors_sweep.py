@@ -163,7 +163,11 @@ EXPERIMENT_MISTAKES: list[tuple[str, tuple[str, str], str]] = [
     ("unknown-knob", ("num_devices: 8}", "num_devices: 8, knobs: {fast: 2}}"), "knobs.fast"),
     ("unknown-search-key", ("seed: 0,", "seed: 0, bogus: 1,"), "search.bogus"),
     ("bad-constraint", ("fits: true}", "fits: true, params_total: '<<= 5'}"), "params_total"),
-    ("serve-metric-in-train", ("params_total: min}", "decode_tpot_s: min}"), "decode_tpot_s"),
+    (
+        "serve-metric-in-train",
+        ("params_total: min}", "decode_tpot_s: min}"),
+        "objectives.decode_tpot_s: not a metric of the trial record of workload.mode train",
+    ),
     ("wrong-mode", ("mode: train", "mode: inference"), "workload.mode"),
     ("storage-no-driver", ("seed: 0,", "seed: 0, storage: 'notadb://x',"), "search.storage"),
     (
