@@ -173,9 +173,10 @@ class DecoderSpace:
         new = dict(self.params)
         for key, spec in overrides.items():
             if key not in current:
+                colon = " (YAML needs a space after ':')" if ":" in str(key) else ""
                 raise SpecError(
                     f"space_overrides.{key}: unknown parameter of {self.name}; "
-                    f"allowed: {', '.join(allowed)}"
+                    f"allowed: {', '.join(allowed)}{colon}"
                 )
             new[key] = self._param(key, spec, current=current[key])
         return dataclasses.replace(self, params=new)

@@ -64,6 +64,11 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     # nas spaces sample: a huge -n and a negative --seed
     ("sample-huge-n", ("spaces", "sample", "dense_decoder", "-n", "100000000000"), "n:"),
     ("sample-negative-seed", ("spaces", "sample", "dense_decoder", "--seed", "-1"), "seed"),
+    (
+        "override-without-space-after-colon",
+        ("spaces", "show", "dense_decoder", "--override", "{num_layers: [8, 16],d_model:3}"),
+        "space after ':'",
+    ),
     # nas submit / jobs: the experiment is checked before any cluster is contacted
     (
         "submit-missing-file",
