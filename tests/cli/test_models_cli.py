@@ -6,10 +6,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from nas.cli import main
+if TYPE_CHECKING:  # the fixture lives in tests/conftest.py
+    from conftest import NasRun
 
 LLAMA_YAML = (
     "name: mine\nnum_layers: 2\nd_model: 64\nnum_heads: 4\nnum_kv_heads: 2\n"
@@ -17,23 +19,8 @@ LLAMA_YAML = (
 )
 
 
-def run(
-    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> tuple[int, str, str]:
-    """Run the real entry point (``nas.cli.main``) in-process; return (code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["nas", *args])
-    monkeypatch.setenv("COLUMNS", "200")
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_models_list(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out, _ = run(["models", "list"], capsys, monkeypatch)
+def test_models_list(nas_cli: NasRun) -> None:
+    code, out, _ = nas_cli(["models", "list"])
     assert code == 0
     for name in ("llama3-8b", "deepseek-v3", "mixtral-8x7b", "gpt3-175b", "gpt-oss-120b"):
         assert name in out
@@ -41,10 +28,8 @@ def test_models_list(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mon
     assert "moe" in out and "dense" in out
 
 
-def test_models_show_json_deepseek_v3(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    code, out, _ = run(["models", "show", "deepseek-v3", "--json"], capsys, monkeypatch)
+def test_models_show_json_deepseek_v3(nas_cli: NasRun) -> None:
+    code, out, _ = nas_cli(["models", "show", "deepseek-v3", "--json"])
     assert code == 0
     data = json.loads(out)
     # DeepSeek-V3 (arXiv 2412.19437): MLA caches 61 * (512 + 64) bf16 values per token.
@@ -56,13 +41,14 @@ def test_models_show_json_deepseek_v3(
 
 
 def test_models_show_table_and_files(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    nas_cli: NasRun,
+    tmp_path: Path,
 ) -> None:
-    code, out, _ = run(["models", "show", "llama3-8b"], capsys, monkeypatch)
+    code, out, _ = nas_cli(["models", "show", "llama3-8b"])
     assert code == 0 and "8,030,261,248" in out
     path = tmp_path / "mine.yaml"
     path.write_text(LLAMA_YAML)
-    code, out, _ = run(["models", "show", str(path), "--json"], capsys, monkeypatch)
+    code, out, _ = nas_cli(["models", "show", str(path), "--json"])
     assert code == 0 and json.loads(out)["name"] == "mine"
     cfg = tmp_path / "config.json"
     cfg.write_text(
@@ -78,29 +64,21 @@ def test_models_show_table_and_files(
             }
         )
     )
-    code, out, _ = run(["models", "show", str(cfg), "--json"], capsys, monkeypatch)
+    code, out, _ = nas_cli(["models", "show", str(cfg), "--json"])
     assert code == 0 and json.loads(out)["num_kv_heads"] == 2
 
 
-def test_spaces_list_show_sample(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    code, out, _ = run(["spaces", "list"], capsys, monkeypatch)
+def test_spaces_list_show_sample(nas_cli: NasRun) -> None:
+    code, out, _ = nas_cli(["spaces", "list"])
     assert code == 0 and "dense_decoder" in out and "moe_decoder" in out
-    code, out, _ = run(
-        ["spaces", "show", "moe_decoder", "--override", "{num_layers: [16, 64]}"],
-        capsys,
-        monkeypatch,
+    code, out, _ = nas_cli(
+        ["spaces", "show", "moe_decoder", "--override", "{num_layers: [16, 64]}"]
     )
     assert code == 0 and "range [16, 64] step 8" in out and "granularity" in out
     assert "size:" in out
-    code, out, _ = run(
-        ["spaces", "sample", "moe_decoder", "-n", "5", "--seed", "2"], capsys, monkeypatch
-    )
+    code, out, _ = nas_cli(["spaces", "sample", "moe_decoder", "-n", "5", "--seed", "2"])
     assert code == 0 and "#4" in out and "d_expert" in out
-    _, out2, _ = run(
-        ["spaces", "sample", "moe_decoder", "-n", "5", "--seed", "2"], capsys, monkeypatch
-    )
+    _, out2, _ = nas_cli(["spaces", "sample", "moe_decoder", "-n", "5", "--seed", "2"])
     assert out2 == out  # same seed, same candidates
 
 
@@ -178,18 +156,17 @@ BAD_INPUTS: list[tuple[list[str], str, str]] = [
 
 @pytest.mark.parametrize(("args", "content", "expected"), BAD_INPUTS)
 def test_bad_input_exits_2_with_one_line(
+    nas_cli: NasRun,
     args: list[str],
     content: str,
     expected: str,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     yaml_path, json_path = tmp_path / "model.yaml", tmp_path / "config.json"
     yaml_path.write_text(content)
     json_path.write_text(content)
     argv = [a.replace("{file}", str(yaml_path)).replace("{json}", str(json_path)) for a in args]
-    code, out, err = run(argv, capsys, monkeypatch)
+    code, out, err = nas_cli(argv)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err

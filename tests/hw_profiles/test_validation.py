@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
 from hw_profiles import ProfileError, load_device, load_system
 from hw_profiles.loader import DEVICES_DIR, SYSTEMS_DIR
-from nas.cli import main
 
-
-def run(
-    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["nas", *args])
-    monkeypatch.setenv("COLUMNS", "200")
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+if TYPE_CHECKING:  # the fixture lives in tests/conftest.py
+    from conftest import NasRun
 
 
 def _system() -> dict[str, Any]:
@@ -88,16 +75,15 @@ SYSTEM_CASES = [
     ("path", "value", "expected"), SYSTEM_CASES, ids=[c[0] + "=" + str(c[1]) for c in SYSTEM_CASES]
 )
 def test_bad_system_via_cli(
+    nas_cli: NasRun,
     path: str,
     value: Any,
     expected: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     bad = tmp_path / "bad-system.yaml"
     bad.write_text(yaml.safe_dump(_set(_system(), path, value)))
-    code, out, err = run(["hw", "show", str(bad)], monkeypatch, capsys)
+    code, out, err = nas_cli(["hw", "show", str(bad)])
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
     assert lines[0].startswith(f"error: {bad}"), lines[0]  # names the file
@@ -142,37 +128,35 @@ DEVICE_CASES = [
     ("path", "value", "expected"), DEVICE_CASES, ids=[c[0] for c in DEVICE_CASES]
 )
 def test_bad_device_via_cli(
+    nas_cli: NasRun,
     path: str,
     value: Any,
     expected: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     bad = tmp_path / "bad-device.yaml"
     bad.write_text(yaml.safe_dump(_set(_device(), path, value)))
-    code, _, err = run(["hw", "show", str(bad)], monkeypatch, capsys)
+    code, _, err = nas_cli(["hw", "show", str(bad)])
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
     assert str(bad) in lines[0] and expected in lines[0], lines[0]
 
 
 def test_invalid_yaml_and_missing_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    nas_cli: NasRun,
+    tmp_path: Path,
 ) -> None:
     bad = tmp_path / "broken.yaml"
     bad.write_text("name: [unclosed\n")
-    code, _, err = run(["hw", "show", str(bad)], monkeypatch, capsys)
+    code, _, err = nas_cli(["hw", "show", str(bad)])
     assert code == 2 and "invalid YAML" in err and str(bad) in err
-    code, _, err = run(["hw", "show", str(tmp_path / "absent.yaml")], monkeypatch, capsys)
+    code, _, err = nas_cli(["hw", "show", str(tmp_path / "absent.yaml")])
     assert code == 2 and "no such" in err
     with pytest.raises(ProfileError, match="unknown device 'nope'; known: a100-40gb"):
         load_device("nope")
 
 
-def test_scaling_beyond_max_via_cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, err = run(["hw", "show", "h100-pcie-8", "--num-devices", "16"], monkeypatch, capsys)
+def test_scaling_beyond_max_via_cli(nas_cli: NasRun) -> None:
+    code, _, err = nas_cli(["hw", "show", "h100-pcie-8", "--num-devices", "16"])
     assert code == 2
     assert err.strip() == "error: num_devices: h100-pcie-8 allows at most 8 devices, got 16"
