@@ -70,7 +70,13 @@ class TrainOptions:
     probabilities (GPT-3-era configs). ``moe_imbalance``: tokens on the busiest expert rank
     over the mean; 1.0 is perfect balance. ``ep_overlap``/``tp_overlap``: the framework hides
     expert all-to-alls / TP collectives behind compute. ``overhead_bytes``: framework memory beyond
-    tensors (CUDA context, cuBLAS workspaces, NCCL buffers, allocator slack)."""
+    tensors (CUDA context, cuBLAS workspaces, NCCL buffers, allocator slack).
+    ``elementwise``: ``fused`` (Megatron/Transformer Engine kernels, or ``torch.compile``) or
+    ``eager`` (PyTorch eager mode: each element-wise op its own kernel, see
+    :mod:`cost_models.ops_memory`). ``selective_recompute``: what ``recompute: selective``
+    re-runs: ``attention`` (the attention core; Korthikanti et al. 2022, Megatron-LM) or
+    ``alternate_mm`` (torchtitan's op-level selective activation checkpointing: every op of
+    the block except the attention kernel and every other matmul's output is recomputed)."""
 
     attention_kernel: Literal["flash", "unfused"] = "flash"
     dropout: bool = False
@@ -95,6 +101,8 @@ class TrainOptions:
     # Node-limited MoE routing: each token goes to at most this many nodes (0 = unlimited;
     # DeepSeek-V3 uses 4, arXiv 2412.19437 section 2.1.2)
     moe_max_nodes: int = 0
+    elementwise: Literal["fused", "eager"] = "fused"
+    selective_recompute: Literal["attention", "alternate_mm"] = "attention"
     # Calibrated efficiencies (cost_models/data/train_calibration.json) or the identity
     calibrated: bool = True
 
@@ -102,6 +110,13 @@ class TrainOptions:
         if self.attention_kernel not in ("flash", "unfused"):
             raise ValueError(
                 f"attention_kernel: must be flash or unfused; got {self.attention_kernel!r}"
+            )
+        if self.elementwise not in ("fused", "eager"):
+            raise ValueError(f"elementwise: must be fused or eager; got {self.elementwise!r}")
+        if self.selective_recompute not in ("attention", "alternate_mm"):
+            raise ValueError(
+                "selective_recompute: must be attention or alternate_mm; "
+                f"got {self.selective_recompute!r}"
             )
         if not 1.0 <= self.moe_imbalance <= 4.0:
             raise ValueError(f"moe_imbalance: must lie in [1, 4], got {self.moe_imbalance}")
