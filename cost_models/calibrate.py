@@ -7,7 +7,7 @@ absolute log error of tokens/s per device over the training throughput rows; pla
 those the planner chose without calibration (so fitting does not chase its own choices).
 
 Run ``python -m cost_models.calibrate`` to refit, rewrite ``data/train_calibration.json``
-and print the leave-one-out table.
+and print the leave-one-out and leave-one-source-out table.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from cost_models.calibration import CALIBRATION_FILE, IDENTITY, Calibration
+from cost_models.calibration import CALIBRATION_FILE, IDENTITY, Calibration, calibration_device
 from cost_models.validation import (
     PreparedRow,
     load_train_measurements,
@@ -45,7 +45,7 @@ class ErrorTable:
 def error_table(rows: list[PreparedRow]) -> ErrorTable:
     errs = np.zeros((len(rows), len(OVERLAPS), len(FRACTIONS), len(ZERO3)))
     for i, p in enumerate(rows):
-        dev = p.system.device.name
+        dev = calibration_device(p.system.device.name)
         measured = measured_tokens_per_s_per_device(p.measurement, p.arch)
         zeros = ZERO3 if p.plan.zero == 3 else ZERO3[:1]  # only ZeRO-3 rows depend on it
         for j, e in enumerate(OVERLAPS):
@@ -60,7 +60,7 @@ def error_table(rows: list[PreparedRow]) -> ErrorTable:
                     errs[i, j, k, :] = errs[i, j, k, 0]
     return ErrorTable(
         labels=[p.measurement.label for p in rows],
-        devices=[p.system.device.name for p in rows],
+        devices=[calibration_device(p.system.device.name) for p in rows],
         log_error=errs,
     )
 
@@ -109,6 +109,18 @@ def leave_one_out(table: ErrorTable) -> list[float]:
     return out
 
 
+def leave_one_source_out(table: ErrorTable, sources: list[str]) -> list[float]:
+    """Each row's error when the calibration is fitted without any row of its source (a
+    stricter hold-out than leave-one-out: rows of one paper share setup and conventions)."""
+    out = [0.0] * len(table.labels)
+    for source in sorted(set(sources)):
+        held = np.array([s == source for s in sources])
+        cal, _ = fit(table, ~held)
+        for i in np.flatnonzero(held):
+            out[int(i)] = predicted_error(table, int(i), cal)
+    return out
+
+
 def main() -> None:
     rows = [
         prepare_row(m, calibration=IDENTITY)
@@ -118,6 +130,7 @@ def main() -> None:
     table = error_table(rows)
     cal, loss = fit(table, np.ones(len(rows), dtype=bool))
     loo = leave_one_out(table)
+    loso = leave_one_source_out(table, [p.measurement.source for p in rows])
     fitted = [predicted_error(table, i, cal) for i in range(len(rows))]
     uncal = [
         float(np.exp(table.log_error[i, -1, FRACTIONS.index(1.0), 0]) - 1.0)
@@ -137,13 +150,20 @@ def main() -> None:
         + "\n"
     )
     print(f"fit: {cal} mean|log err| {loss:.3f}")
-    print("| row | device | uncalibrated | fitted on all | leave-one-out |")
-    print("|---|---|---|---|---|")
+    print("| row | device | uncalibrated | fitted on all | leave-one-out | leave-source-out |")
+    print("|---|---|---|---|---|---|")
     for i, label in enumerate(table.labels):
         print(
-            f"| {label} | {table.devices[i]} | {uncal[i]:+.1%} | {fitted[i]:+.1%} | {loo[i]:+.1%} |"
+            f"| {label} | {table.devices[i]} | {uncal[i]:+.1%} | {fitted[i]:+.1%} "
+            f"| {loo[i]:+.1%} | {loso[i]:+.1%} |"
         )
-    for name, errs in (("uncalibrated", uncal), ("fitted on all", fitted), ("leave-one-out", loo)):
+    summaries = (
+        ("uncalibrated", uncal),
+        ("fitted on all", fitted),
+        ("leave-one-out", loo),
+        ("leave-source-out", loso),
+    )
+    for name, errs in summaries:
         a = np.abs(errs)
         print(
             f"{name}: median {np.median(a):.1%}, worst {a.max():.1%} ({table.labels[int(a.argmax())]})"

@@ -4,7 +4,8 @@ Two kinds of parameter, both properties of a device or an op class, never of a r
 
 * ``compute_fraction[device]``: the fraction of the profile's kernel speed a device sustains
   inside a training loop (clock throttling at the power limit under back-to-back GEMMs,
-  framework gaps between kernels). Devices not in the table use the mean of the fitted ones.
+  framework gaps between kernels). Devices not in the table use the mean of the fitted ones;
+  devices in :data:`SAME_SILICON` use the fraction of the die they share.
 * ``overlap_efficiency``: the fraction of communication that overlapping with compute
   actually hides (NCCL kernels take SMs and HBM bandwidth from the overlapped GEMMs).
 * ``zero3_comm_efficiency``: the fraction of the collectives model's speed that ZeRO-3/FSDP
@@ -25,6 +26,17 @@ from pathlib import Path
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "data" / "train_calibration.json"
 
+# Profiles of the same die and software stack as another profile, whose differences (power
+# limit, memory) are in the profile itself: they share its sustained fraction, both when the
+# model runs and when it is fitted (fitting a separate value on the few rows of one source
+# would fit those rows).
+SAME_SILICON: dict[str, str] = {"h100-sxm-96gb-500w": "h100-sxm"}
+
+
+def calibration_device(device_name: str) -> str:
+    """The device whose ``compute_fraction`` applies to ``device_name``."""
+    return SAME_SILICON.get(device_name, device_name)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Calibration:
@@ -42,6 +54,7 @@ class Calibration:
             )
 
     def fraction(self, device_name: str) -> float:
+        device_name = calibration_device(device_name)
         if device_name in self.compute_fraction:
             return self.compute_fraction[device_name]
         values = list(self.compute_fraction.values())
@@ -64,4 +77,11 @@ def load_calibration(path: Path = CALIBRATION_FILE) -> Calibration:
     )
 
 
-__all__ = ["CALIBRATION_FILE", "IDENTITY", "Calibration", "load_calibration"]
+__all__ = [
+    "CALIBRATION_FILE",
+    "IDENTITY",
+    "SAME_SILICON",
+    "Calibration",
+    "calibration_device",
+    "load_calibration",
+]
