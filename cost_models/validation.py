@@ -7,6 +7,9 @@ row is read (all stated in the row, none fitted):
 * ``system``: the system profile; ``arch_ref``: ``row`` (shape from the row's columns) or a
   reference model name where the row lacks shape details (MLA, MoE);
 * ``attention_kernel``, ``dropout``, ``dtype``: what the framework of that time ran;
+  ``elementwise`` (``eager`` for PyTorch eager mode, else fused) and ``selective_recompute``
+  (``alternate_mm`` for torchtitan's op-level selective checkpointing, else the attention
+  core): see :class:`cost_models.ops.TrainOptions`;
 * ``use_*``: the plan; ``auto`` where the source does not state a value (the planner
   picks the fastest that fits, as a tuned benchmark would);
 * ``measured_kind`` and ``measured_value``: the figure and how it converts to tokens/s per
@@ -135,6 +138,8 @@ def measurement_options(m: TrainMeasurement, *, calibrated: bool = True) -> Trai
         tp_overlap=r["tp_overlap"] == "1",
         grad_bytes=float(r["grad_bytes"]) if r["grad_bytes"] else TrainOptions.grad_bytes,
         moe_max_nodes=int(r["moe_max_nodes"] or 0),
+        elementwise=r.get("elementwise") or "fused",  # type: ignore[arg-type]
+        selective_recompute=r.get("selective_recompute") or "attention",  # type: ignore[arg-type]
         calibrated=calibrated,
     )
 
