@@ -31,6 +31,7 @@ from cost_models.efficiency import (
     memory_time_s,
 )
 from cost_models.plan_batch import PlanBatch
+from cost_models.recompute import SELECTIVE_POLICIES, SelectivePolicy
 from hw_profiles.types import Device
 from search_spaces.counts import ArchBatch, matmuls, qk_head_dim, v_head_dim
 
@@ -102,7 +103,7 @@ class TrainOptions:
     # DeepSeek-V3 uses 4, arXiv 2412.19437 section 2.1.2)
     moe_max_nodes: int = 0
     elementwise: Literal["fused", "eager"] = "fused"
-    selective_recompute: Literal["attention", "alternate_mm"] = "attention"
+    selective_recompute: SelectivePolicy = "attention"
     # Calibrated efficiencies (cost_models/data/train_calibration.json) or the identity
     calibrated: bool = True
 
@@ -113,9 +114,9 @@ class TrainOptions:
             )
         if self.elementwise not in ("fused", "eager"):
             raise ValueError(f"elementwise: must be fused or eager; got {self.elementwise!r}")
-        if self.selective_recompute not in ("attention", "alternate_mm"):
+        if self.selective_recompute not in SELECTIVE_POLICIES:
             raise ValueError(
-                "selective_recompute: must be attention or alternate_mm; "
+                f"selective_recompute: must be one of {', '.join(SELECTIVE_POLICIES)}; "
                 f"got {self.selective_recompute!r}"
             )
         if not 1.0 <= self.moe_imbalance <= 4.0:

@@ -34,6 +34,7 @@ from cost_models.ops import FLASH_BWD_FLOPS_RATIO, OpCost, StageShape, TrainOpti
 from cost_models.ops_memory import stage_ops
 from cost_models.plan import TrainWorkload
 from cost_models.plan_batch import PlanBatch
+from cost_models.recompute import selective_flops_per_token, selective_share
 from cost_models.train_comm import LocalParams, dp_comm_exposed, microbatch_comm
 from hw_profiles.types import Device, System
 from search_spaces.counts import (
@@ -41,7 +42,6 @@ from search_spaces.counts import (
     attention_flops_per_token,
     lm_head,
     matmul_flops_per_token,
-    matmuls,
 )
 
 FloatArray = npt.NDArray[np.float64]
@@ -90,41 +90,6 @@ def model_flops_per_token(arch: ArchBatch, *, seq_len: int) -> FloatArray:
     return 3.0 * (matmul_flops_per_token(arch) + full)
 
 
-def alternate_mm_share(arch: ArchBatch, name: str) -> FloatArray | float:
-    """Fraction of an op record that torchtitan's op-level selective checkpointing re-runs.
-
-    Its policy (torchtitan ``apply_ac``, ``selective_ac_option = "op"``) saves the output of
-    every compute op on a list (matmuls, the attention kernel) except every second matmul
-    of a block, and re-runs everything else in the backward pass. In a dense block the
-    matmuls run q, k, v, o, then gate, up, down (gated) or up, down: k, o and up (gated) or
-    down are recomputed. Element-wise ops are all recomputed, the attention kernel is not,
-    the LM head and loss lie outside the blocks. Matmuls of MLA and MoE blocks are counted
-    as half recomputed (every second one, on average)."""
-    gated = arch.gated > 0
-    shares: dict[str, FloatArray | float] = {
-        "attn_q": 0.0,
-        "attn_kv": 0.5,  # k of the fused k, v record
-        "attn_o": 1.0,
-        "ffn_up": np.where(gated, 0.5, 0.0),  # up of gate, up
-        "ffn_down": np.where(gated, 0.0, 1.0),
-        "attention": 0.0,
-        "attention_bmm": 0.0,
-        "softmax": 1.0,
-        "lm_head": 0.0,
-        "cross_entropy": 0.0,
-    }
-    if name in shares:
-        return shares[name]
-    return 0.5 if name.startswith(("attn_", "expert_", "shared_", "router")) else 1.0
-
-
-def _alternate_mm_flops_per_token(arch: ArchBatch) -> FloatArray:
-    out = np.zeros_like(arch.d_model)
-    for mm in matmuls(arch):
-        out = out + 2.0 * mm.active_params * alternate_mm_share(arch, mm.name)
-    return out
-
-
 def hardware_flops_per_token(
     arch: ArchBatch, plan: PlanBatch, *, seq_len: int, options: TrainOptions
 ) -> FloatArray:
@@ -137,10 +102,9 @@ def hardware_flops_per_token(
         attn_fwd = attention_flops_per_token(arch, seq_len=seq_len, convention="full")
         attn = 3.0 * attn_fwd
     rc = plan.recompute
-    if options.selective_recompute == "alternate_mm":
-        selective = _alternate_mm_flops_per_token(arch)
-    else:
-        selective = attn_fwd
+    selective = selective_flops_per_token(
+        arch, attention_fwd_flops=attn_fwd, policy=options.selective_recompute
+    )
     extra = np.where(rc == 2, mm - head + attn_fwd, np.where(rc == 1, selective, 0.0))
     return 3.0 * mm + attn + extra
 
@@ -151,7 +115,6 @@ def _microbatch_compute(
     """Forward, backward, recompute and attention (fwd, bwd) seconds of one micro-batch."""
     zero = np.zeros_like(plan.tp)
     fwd, bwd, rc_full, rc_sel, attn_f, attn_b = zero, zero, zero, zero, zero, zero
-    alternate = options.selective_recompute == "alternate_mm"
     for op in ops:
         fwd = fwd + op.fwd_s
         bwd = bwd + op.bwd_s
@@ -160,10 +123,7 @@ def _microbatch_compute(
         if op.recompute == "selective":  # the attention core
             attn_f = attn_f + op.fwd_s
             attn_b = attn_b + op.bwd_s
-        if alternate:
-            rc_sel = rc_sel + alternate_mm_share(arch, op.name) * op.fwd_s
-        elif op.recompute == "selective":
-            rc_sel = rc_sel + op.fwd_s
+        rc_sel = rc_sel + selective_share(arch, op.name, options.selective_recompute) * op.fwd_s
     rc = np.where(plan.recompute == 2, rc_full, np.where(plan.recompute == 1, rc_sel, 0.0))
     return fwd, bwd, rc, attn_f, attn_b
 
@@ -283,7 +243,6 @@ __all__ = [
     "OPTIMIZER_STEP_BYTES",
     "TIME_KEYS",
     "TrainCost",
-    "alternate_mm_share",
     "hardware_flops_per_token",
     "mfu_peak_flops_per_s",
     "model_flops_per_token",
