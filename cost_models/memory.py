@@ -13,7 +13,13 @@ the same tensors: the norm inputs, the inputs of the QKV and FFN GEMMs and the d
 are replicated across TP ranks unless sequence parallelism shards them; Q, K, V, the
 attention output and the FFN intermediates are split by TP; an unfused attention also keeps
 the S x S softmax output (and dropout mask and output). Selective recompute drops the S x S
-part, full recompute keeps only the layer input. Pipelining keeps ``min(pp, m)``
+part, full recompute keeps only the layer input. Selective recompute of the MLA
+up-projections and dense MLPs (``mla_up_proj_mlp``, :mod:`cost_models.recompute`) keeps the
+latents and the attention output instead of Q, K and V, and only the MLP input of dense
+layers. With FP8 training, the saved input of every GEMM is its FP8 copy, 1 byte per element
+(Transformer Engine's ``Linear`` saves the quantised input for the weight-gradient GEMM);
+the norm inputs, the attention kernel's Q, K, V and output, and the activation-function
+inputs stay in bf16. Pipelining keeps ``min(pp, m)``
 micro-batches in flight on the first stage, and interleaving multiplies that by
 ``1 + (pp-1)/(pp*vpp)`` (section 4.2.3).
 """
@@ -38,36 +44,49 @@ MEMORY_KEYS: tuple[str, ...] = ("weights", "gradients", "optimizer", "activation
 
 
 def activation_bytes_per_token(
-    arch: ArchBatch, plan: PlanBatch, shape: StageShape, *, options: TrainOptions
+    arch: ArchBatch,
+    plan: PlanBatch,
+    shape: StageShape,
+    *,
+    options: TrainOptions,
+    dtype: str = "bf16",
 ) -> tuple[FloatArray, FloatArray]:
     """Bytes one device keeps per token for one dense layer and one MoE layer."""
     a, d, t = ACT_BYTES, arch.d_model, shape.tp
+    g = 1.0 if dtype == "fp8" else a  # bytes per saved GEMM input element
     sp_div = np.where(plan.sp > 0, t, 1.0)
     drop = 1.0 if options.dropout else 0.0
     latents = (
         arch.q_lora_rank + arch.kv_lora_rank + np.where(arch.is_mla, arch.qk_rope_head_dim, 0.0)
     )
     # norm inputs (2d), QKV and FFN GEMM inputs (2d), two 1-byte dropout masks; MLA latents
-    # and their norm inputs
-    rep = a * 4.0 * d + drop * 2.0 * d + 2.0 * a * latents
+    # (up-projection GEMM inputs) and their norm inputs
+    rep = (2.0 * a + 2.0 * g) * d + drop * 2.0 * d + (a + g) * latents
     heads = arch.num_heads
     kv_heads = np.where(arch.is_mla, heads, arch.num_kv_heads)
     dqk, dv = qk_head_dim(arch), v_head_dim(arch)
     attn = a * (heads * dqk + kv_heads * dqk + kv_heads * dv + heads * dv)
+    up_proj_mlp = options.selective_recompute == "mla_up_proj_mlp"
     if options.attention_kernel == "unfused":
         scores = heads * shape.seq_len * (2.0 + drop * 3.0)  # softmax out; dropout mask + out
     else:
         scores = 4.0 * heads  # flash attention keeps only the fp32 log-sum-exp per row
     up = 1.0 + arch.gated
-    dense_ffn = a * (up + 1.0) * arch.d_ff
-    routed = arch.top_k * options.moe_imbalance * a * (d + (up + 1.0) * arch.d_expert)
-    shared = a * (up + 1.0) * arch.d_expert * arch.num_shared_experts
+    # the up-projection output (activation input, bf16) and the activation output (down
+    # GEMM input)
+    dense_ffn = (a * up + g) * arch.d_ff
+    routed = arch.top_k * options.moe_imbalance * (g * d + (a * up + g) * arch.d_expert)
+    shared = (a * up + g) * arch.d_expert * arch.num_shared_experts
     moe_ffn = routed + shared + 4.0 * arch.num_experts  # fp32 router probabilities
 
     rc = plan.recompute
     keep_scores = np.where(rc == 0, scores, 0.0)
-    dense = rep / sp_div + (attn + dense_ffn + keep_scores) / t
-    moe = rep / sp_div + (attn + moe_ffn + keep_scores) / t
+    sel = rc == 1
+    # mla_up_proj_mlp: MLA keeps the latents (in rep) and the attention output, not Q, K, V
+    attn_kept = np.where(sel & up_proj_mlp & (arch.is_mla > 0), a * heads * dv + 4.0 * heads, attn)
+    dense_ffn_kept = np.where(sel & up_proj_mlp, 0.0, dense_ffn)
+    dense = rep / sp_div + (attn_kept + dense_ffn_kept + keep_scores) / t
+    moe = rep / sp_div + (attn_kept + moe_ffn + keep_scores) / t
     layer_input = a * d / sp_div
     dense = np.where(rc == 2, layer_input, dense)
     moe = np.where(rc == 2, layer_input, moe)
@@ -75,10 +94,15 @@ def activation_bytes_per_token(
 
 
 def activation_memory_bytes(
-    arch: ArchBatch, plan: PlanBatch, shape: StageShape, *, options: TrainOptions
+    arch: ArchBatch,
+    plan: PlanBatch,
+    shape: StageShape,
+    *,
+    options: TrainOptions,
+    dtype: str = "bf16",
 ) -> FloatArray:
     """Peak activation bytes on the first pipeline stage (the one with most in flight)."""
-    dense, moe = activation_bytes_per_token(arch, plan, shape, options=options)
+    dense, moe = activation_bytes_per_token(arch, plan, shape, options=options, dtype=dtype)
     per_mb = shape.tokens * (dense * shape.dense_layers + moe * shape.moe_layers)
     m = plan.num_microbatches
     p, v = plan.pp, plan.vpp
@@ -110,7 +134,7 @@ def train_memory(
         "weights": weights + WEIGHT_BYTES * prefetch,
         "gradients": options.grad_bytes * np.where(z >= 2, sharded, local),
         "optimizer": OPTIMIZER_BYTES * np.where(z >= 1, sharded, local),
-        "activations": activation_memory_bytes(arch, plan, shape, options=options),
+        "activations": activation_memory_bytes(arch, plan, shape, options=options, dtype=dtype),
         "other": np.full_like(local, options.overhead_bytes),
     }
 

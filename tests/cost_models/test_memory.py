@@ -128,3 +128,41 @@ def test_a_plan_that_does_not_fit_is_flagged() -> None:
     )
     assert not bool(c.fits[0])
     assert float(c.memory_per_device_bytes[0]) > 80e9
+
+
+def _gpt_bytes(dtype: str, options: TrainOptions = KOR) -> float:
+    arch = ArchBatch.from_architectures([GPT])
+    plan = ParallelPlan(tp=8, dp=1, sequence_parallel=True, micro_batch=1, global_batch=1)
+    pb = PlanBatch.from_plans([plan])
+    shape = StageShape.of(arch, pb, seq_len=S)
+    dense, _ = activation_bytes_per_token(arch, pb, shape, options=options, dtype=dtype)
+    return float(dense[0])
+
+
+def test_fp8_saves_gemm_inputs_in_one_byte() -> None:
+    """Of KOR22's 34 sbh (+ scores), the QKV input (2sbh), FFN-up input (2sbh) and FFN-down
+    input (8sbh) are GEMM inputs saved as FP8, in half the bytes. The attention output (the
+    projection's input) stays in bf16 because the attention backward needs it, and KOR22
+    counts it once."""
+    saved = _gpt_bytes("bf16") - _gpt_bytes("fp8")
+    gemm_inputs_bf16 = (2 * H + 2 * H + 8 * H) / 8  # QKV in, FFN-up in, FFN-down in (per TP rank)
+    assert saved == pytest.approx(gemm_inputs_bf16 / 2, rel=1e-9)
+
+
+def test_mla_up_projection_recompute_keeps_latents_not_qkv() -> None:
+    arch = ArchBatch.from_architectures([load_model("deepseek-v3")])
+    plan = ParallelPlan(
+        tp=2, pp=8, dp=64, ep=64, vpp=4, sequence_parallel=True, micro_batch=1,
+        global_batch=8192, recompute="selective",
+    )  # fmt: skip
+    pb = PlanBatch.from_plans([plan])
+    shape = StageShape.of(arch, pb, seq_len=4096)
+    core = activation_bytes_per_token(arch, pb, shape, options=TrainOptions())
+    up = activation_bytes_per_token(
+        arch, pb, shape, options=TrainOptions(selective_recompute="mla_up_proj_mlp")
+    )
+    heads, dqk, dv = 128, 192, 128
+    qkv = 2.0 * heads * (dqk + dqk + dv) / 2  # Q, K, V per TP rank, bf16
+    lse = 4.0 * heads / 2
+    assert float(core[1][0] - up[1][0]) == pytest.approx(qkv - lse, rel=1e-9)  # MoE layer
+    assert float(up[0][0]) < float(core[0][0])  # dense layers also drop their MLP
