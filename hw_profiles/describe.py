@@ -55,6 +55,16 @@ def device_rows(device: Device) -> list[Row]:
             f"{device.attention_efficiency:.2f}",
             _source(s, "attention_efficiency"),
         ),
+    ]
+    if device.attention_efficiency_fa2 is not None:
+        rows.append(
+            (
+                "attention efficiency, FlashAttention-2",
+                f"{device.attention_efficiency_fa2:.3f}",
+                _source(s, "attention_efficiency_fa2"),
+            )
+        )
+    rows += [
         ("memory efficiency", f"{device.memory_efficiency:.2f}", _source(s, "memory_efficiency")),
         ("kernel launch", f"{device.kernel_launch_s * 1e6:.1f} us", _source(s, "kernel_launch_us")),
         ("power (TDP)", f"{device.power_w:,.0f} W", _source(s, "tdp_w")),

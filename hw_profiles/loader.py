@@ -64,6 +64,7 @@ _DEVICE_KEYS = {
     "gemm_efficiency",
     "gemm_efficiency_curve",
     "attention_efficiency",
+    "attention_efficiency_fa2",
     "memory_efficiency",
     "kernel_launch_us",
     "tdp_w",
@@ -161,6 +162,9 @@ def device_from_mapping(data: dict[str, Any], *, where: str) -> Device:
         onchip_memory_bytes=f.number("onchip_mb", positive=False) * _MEGA,
         gemm_efficiency=f.fraction("gemm_efficiency"),
         attention_efficiency=f.fraction("attention_efficiency"),
+        attention_efficiency_fa2=(
+            f.fraction("attention_efficiency_fa2") if f.has("attention_efficiency_fa2") else None
+        ),
         memory_efficiency=f.fraction("memory_efficiency"),
         kernel_launch_s=f.number("kernel_launch_us", positive=False) / _PER_MICRO,
         power_w=f.number("tdp_w", positive=False),  # 0 = unknown (profiled CPUs)

@@ -78,6 +78,9 @@ class Device:
     kernel_launch_s: float
     power_w: float  # TDP; 0 = unknown (e.g. a profiled CPU)
     gemm_efficiency_curve: EfficiencyCurve | None = None
+    # FlashAttention-2 where the best kernel is faster (Hopper: FA2 lacks wgmma/TMA);
+    # None = FA2 is the device's best fused kernel (``attention_efficiency``)
+    attention_efficiency_fa2: float | None = None
     price_per_hour_usd: float | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -87,6 +90,13 @@ class Device:
         if self.gemm_efficiency_curve is None:
             return self.gemm_efficiency
         return self.gemm_efficiency_curve.at(flops)
+
+    def attention_efficiency_for(self, kernel: str) -> float:
+        """Fraction of the bf16 peak of fused attention: ``flash`` is the best kernel for the
+        device, ``flash2`` FlashAttention-2."""
+        if kernel == "flash2" and self.attention_efficiency_fa2 is not None:
+            return self.attention_efficiency_fa2
+        return self.attention_efficiency
 
     def peak(self, dtype: str) -> float:
         """Dense peak FLOP/s for ``dtype``; an error lists the dtypes the device has."""
