@@ -102,12 +102,13 @@ def grouped_gemm_time_s(
 
 
 def attention_time_s(
-    device: Device, *, flops: npt.ArrayLike, calls: npt.ArrayLike = 1.0
+    device: Device, *, flops: npt.ArrayLike, calls: npt.ArrayLike = 1.0, kernel: str = "flash"
 ) -> FloatArray:
-    """Fused (flash) attention: FLOPs at the device's ``attention_efficiency`` of the bf16 peak
-    (attention stays in bf16 in FP8 recipes: NVIDIA Transformer Engine FP8 primer)."""
+    """Fused attention: FLOPs at the device's attention efficiency for ``kernel`` (``flash``:
+    the best fused kernel, ``flash2``: FlashAttention-2) of the bf16 peak (attention stays in
+    bf16 in FP8 recipes: NVIDIA Transformer Engine FP8 primer)."""
     f = _as_array(flops)
-    t = f / (device.peak("bf16") * device.attention_efficiency)
+    t = f / (device.peak("bf16") * device.attention_efficiency_for(kernel))
     return np.where(f > 0, np.maximum(t, device.kernel_launch_s * _as_array(calls)), 0.0)
 
 

@@ -65,7 +65,9 @@ TP_SPLIT: dict[str, Literal["col", "row", "rep"]] = {
 class TrainOptions:
     """Facts about the training software that change its cost (not tuning knobs).
 
-    ``attention_kernel``: ``flash`` (fused, no S x S matrix; Dao et al. 2022) or ``unfused``
+    ``attention_kernel``: ``flash`` (the device's best fused kernel, no S x S matrix; Dao et
+    al. 2022), ``flash2`` (FlashAttention-2, e.g. PyTorch SDPA's default flash backend, slower
+    than FA3/cuDNN on Hopper; see the device's ``attention_efficiency_fa2``) or ``unfused``
     (Megatron-LM 2021-22: batched GEMMs plus a fused scale-mask-softmax that materialises
     the S x S scores). ``dropout``: dropout after attention and FFN and on the attention
     probabilities (GPT-3-era configs). ``moe_imbalance``: tokens on the busiest expert rank
@@ -79,7 +81,7 @@ class TrainOptions:
     ``alternate_mm`` (torchtitan's op-level selective activation checkpointing: every op of
     the block except the attention kernel and every other matmul's output is recomputed)."""
 
-    attention_kernel: Literal["flash", "unfused"] = "flash"
+    attention_kernel: Literal["flash", "flash2", "unfused"] = "flash"
     dropout: bool = False
     # Switch Transformer (Fedus et al. 2021, arXiv 2101.03961, section 2.2) trains with
     # capacity factors 1.0-1.25; a dropless router's busiest rank sits in that range. We
@@ -108,9 +110,9 @@ class TrainOptions:
     calibrated: bool = True
 
     def __post_init__(self) -> None:
-        if self.attention_kernel not in ("flash", "unfused"):
+        if self.attention_kernel not in ("flash", "flash2", "unfused"):
             raise ValueError(
-                f"attention_kernel: must be flash or unfused; got {self.attention_kernel!r}"
+                f"attention_kernel: must be flash, flash2 or unfused; got {self.attention_kernel!r}"
             )
         if self.elementwise not in ("fused", "eager"):
             raise ValueError(f"elementwise: must be fused or eager; got {self.elementwise!r}")
@@ -270,11 +272,14 @@ def attention_ops(
     heads = arch.num_heads / shape.tp
     dqk, dv = qk_head_dim(arch), v_head_dim(arch)
     s, tok, layers = shape.seq_len, shape.tokens, shape.layers
-    if options.attention_kernel == "flash":
+    if options.attention_kernel != "unfused":
         # causal: each query attends to s/2 keys on average; CP's load-balanced split keeps it
         flops = tok * s * heads * (dqk + dv) * layers
-        fwd = attention_time_s(device, flops=flops, calls=layers)
-        bwd = attention_time_s(device, flops=FLASH_BWD_FLOPS_RATIO * flops, calls=layers)
+        kernel = options.attention_kernel
+        fwd = attention_time_s(device, flops=flops, calls=layers, kernel=kernel)
+        bwd = attention_time_s(
+            device, flops=FLASH_BWD_FLOPS_RATIO * flops, calls=layers, kernel=kernel
+        )
         return [
             OpCost(
                 name="attention",

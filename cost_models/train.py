@@ -95,7 +95,7 @@ def hardware_flops_per_token(
 ) -> FloatArray:
     mm = matmul_flops_per_token(arch)
     head = 2.0 * lm_head(arch).active_params
-    if options.attention_kernel == "flash":
+    if options.attention_kernel != "unfused":
         attn_fwd = attention_flops_per_token(arch, seq_len=seq_len, convention="causal")
         attn = (1.0 + FLASH_BWD_FLOPS_RATIO) * attn_fwd
     else:

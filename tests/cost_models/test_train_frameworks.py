@@ -88,3 +88,28 @@ def test_grand_teton_h100_profile_is_bounded_by_its_sources() -> None:
     # same die: it shares the H100 SXM sustained fraction instead of fitting its own
     cal = load_calibration()
     assert cal.fraction(dev.name) == cal.fraction(sxm.name)
+
+
+def test_flashattention2_is_slower_on_hopper_only() -> None:
+    """FA2 lacks Hopper's wgmma/TMA paths: on H100 its attention runs at the measured
+    FA2/cuDNN ratio of the profile's efficiency, on A100 (where FA2 is the best kernel) the
+    same as ``flash``."""
+    flash2 = TrainOptions(attention_kernel="flash2")
+
+    def attention_s(system: str, options: TrainOptions) -> float:
+        cost = train_cost(
+            ArchBatch.from_architectures([LLAMA8B]),
+            PlanBatch.from_plans([PLAN]),
+            system=load_system(system, 8),
+            workload=WORKLOAD,
+            options=options,
+            keep_ops=True,
+        )
+        return float(next(op.fwd_s for op in cost.ops if op.name == "attention")[0])
+
+    h100 = load_device("h100-sxm")
+    ratio = attention_s("dgx-h100", flash2) / attention_s("dgx-h100", TrainOptions())
+    assert h100.attention_efficiency_fa2 is not None
+    assert ratio == pytest.approx(h100.attention_efficiency / h100.attention_efficiency_fa2)
+    assert ratio == pytest.approx(631.338 / 329.483, rel=0.01)  # pytorch/pytorch issue 142132
+    assert attention_s("dgx-a100", flash2) == attention_s("dgx-a100", TrainOptions())
