@@ -125,7 +125,7 @@ def main() -> None:
     rows = [
         prepare_row(m, calibration=IDENTITY)
         for m in load_train_measurements()
-        if m.row["measured_kind"] != "activation_gib"
+        if m.row["measured_kind"] != "activation_gib" and m.row.get("holdout") != "1"
     ]
     table = error_table(rows)
     cal, loss = fit(table, np.ones(len(rows), dtype=bool))

@@ -209,6 +209,8 @@ def predict_row(m: TrainMeasurement, *, calibration: Calibration | None = None) 
         measured = measured_tokens_per_s_per_device(m, arch)
         predicted = float(cost.tokens_per_s_per_device[0])
         metric, unit = "tokens/s per device", "tok/s"
+        if r.get("holdout") == "1":  # never used to fit the calibration
+            metric = "tokens/s per device (held out)"
     return {
         "id": m.label,
         "kind": "train",
