@@ -19,20 +19,31 @@ latents and the attention output instead of Q, K and V, and only the MLP input o
 layers. With FP8 training, the saved input of every GEMM is its FP8 copy, 1 byte per element
 (Transformer Engine's ``Linear`` saves the quantised input for the weight-gradient GEMM);
 the norm inputs, the attention kernel's Q, K, V and output, and the activation-function
-inputs stay in bf16. Pipelining keeps ``min(pp, m)``
+inputs stay in bf16. Under torchtitan's op-level
+selective checkpointing (``alternate_mm``) a layer keeps its input, the outputs of the matmuls
+it does not recompute and the attention output (:mod:`cost_models.recompute`).
+
+Peak memory also holds, for a moment, tensors no formula above keeps (``transient``, added to
+``activations``): the loss gradient on the device that holds the LM head (fp32 logits
+gradient and its bf16 copy, 6 bytes per logit), or the rematerialised activations of the one
+layer whose backward is running (what recompute dropped, for one layer and one micro-batch),
+whichever is larger. Pipelining keeps ``min(pp, m)``
 micro-batches in flight on the first stage, and interleaving multiplies that by
 ``1 + (pp-1)/(pp*vpp)`` (section 4.2.3).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import numpy.typing as npt
 
-from cost_models.ops import ACT_BYTES, StageShape, TrainOptions
+from cost_models.ops import ACT_BYTES, TP_SPLIT, StageShape, TrainOptions
 from cost_models.plan_batch import PlanBatch
+from cost_models.recompute import selective_share
 from cost_models.train_comm import LocalParams
-from search_spaces.counts import ArchBatch, qk_head_dim, v_head_dim
+from search_spaces.counts import ArchBatch, matmuls, qk_head_dim, v_head_dim
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -80,6 +91,8 @@ def activation_bytes_per_token(
     moe_ffn = routed + shared + 4.0 * arch.num_experts  # fp32 router probabilities
 
     rc = plan.recompute
+    if options.selective_recompute == "alternate_mm":
+        alt_dense, alt_moe = _alternate_mm_kept(arch, shape, sp_div=sp_div, heads=heads, dv=dv)
     keep_scores = np.where(rc == 0, scores, 0.0)
     sel = rc == 1
     # mla_up_proj_mlp: MLA keeps the latents (in rep) and the attention output, not Q, K, V
@@ -87,10 +100,79 @@ def activation_bytes_per_token(
     dense_ffn_kept = np.where(sel & up_proj_mlp, 0.0, dense_ffn)
     dense = rep / sp_div + (attn_kept + dense_ffn_kept + keep_scores) / t
     moe = rep / sp_div + (attn_kept + moe_ffn + keep_scores) / t
+    if options.selective_recompute == "alternate_mm":
+        dense = np.where(sel, alt_dense, dense)
+        moe = np.where(sel, alt_moe, moe)
     layer_input = a * d / sp_div
     dense = np.where(rc == 2, layer_input, dense)
     moe = np.where(rc == 2, layer_input, moe)
     return dense, moe
+
+
+def _alternate_mm_kept(
+    arch: ArchBatch, shape: StageShape, *, sp_div: FloatArray, heads: FloatArray, dv: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Bytes per token one dense and one MoE layer keep under op-level selective
+    checkpointing: the layer input, the outputs of the matmuls it saves (column-parallel
+    outputs split by TP, row-parallel and replicated ones by SP) and the attention output
+    with its log-sum-exp."""
+    a, t = ACT_BYTES, shape.tp
+    base = a * arch.d_model / sp_div + (a * heads * dv + 4.0 * heads) / t
+    dense, moe = base, base
+    for mm in matmuls(arch):
+        kept = 1.0 - selective_share(arch, mm.name, "alternate_mm")
+        split = TP_SPLIT.get(mm.name, "col")
+        per_token = a * mm.n * kept / np.where(split == "col", t, sp_div)
+        present = np.where(mm.stored > 0, 1.0, 0.0)
+        if mm.name.startswith("attn_"):
+            dense, moe = dense + present * per_token, moe + present * per_token
+        elif mm.name.startswith("ffn_"):
+            dense = dense + per_token
+        elif mm.name.startswith("expert_"):
+            moe = moe + per_token * arch.top_k
+        else:  # shared experts, router
+            moe = moe + per_token
+    return dense, moe
+
+
+def transient_bytes(
+    arch: ArchBatch,
+    plan: PlanBatch,
+    shape: StageShape,
+    *,
+    options: TrainOptions,
+    dtype: str = "bf16",
+) -> FloatArray:
+    """Working memory at the peak beyond the stored activations (see the module docstring)."""
+    loss = np.where(plan.pp > 1, 0.0, shape.tokens * arch.vocab_size / shape.tp * 6.0)
+    kept = activation_bytes_per_token(arch, plan, shape, options=options, dtype=dtype)
+    none_plan = replace(plan, recompute=np.zeros_like(plan.recompute))
+    full = activation_bytes_per_token(arch, none_plan, shape, options=options, dtype=dtype)
+    dense_layer = np.where(shape.dense_layers > 0, full[0] - kept[0], 0.0)
+    moe_layer = np.where(shape.moe_layers > 0, full[1] - kept[1], 0.0)
+    remat = shape.tokens * np.maximum(dense_layer, moe_layer)
+    return np.maximum(loss, remat)
+
+
+def stored_activation_bytes(
+    arch: ArchBatch,
+    plan: PlanBatch,
+    shape: StageShape,
+    *,
+    options: TrainOptions,
+    dtype: str = "bf16",
+) -> FloatArray:
+    """Activations kept between forward and backward on the first pipeline stage (the one with
+    most in flight): what Korthikanti et al. 2022 count."""
+    dense, moe = activation_bytes_per_token(arch, plan, shape, options=options, dtype=dtype)
+    per_mb = shape.tokens * (dense * shape.dense_layers + moe * shape.moe_layers)
+    m = plan.num_microbatches
+    p, v = plan.pp, plan.vpp
+    in_flight = np.where(p > 1, np.minimum(p, m), 1.0)
+    interleave = np.where(v > 1, 1.0 + (p - 1.0) / (p * v), 1.0)
+    # with one stage the same device also holds the bf16 logits and their fp32 copy
+    logits = np.where(p > 1, 0.0, shape.tokens * arch.vocab_size / shape.tp * (ACT_BYTES + 4.0))
+    return per_mb * in_flight * interleave + logits
 
 
 def activation_memory_bytes(
@@ -101,16 +183,9 @@ def activation_memory_bytes(
     options: TrainOptions,
     dtype: str = "bf16",
 ) -> FloatArray:
-    """Peak activation bytes on the first pipeline stage (the one with most in flight)."""
-    dense, moe = activation_bytes_per_token(arch, plan, shape, options=options, dtype=dtype)
-    per_mb = shape.tokens * (dense * shape.dense_layers + moe * shape.moe_layers)
-    m = plan.num_microbatches
-    p, v = plan.pp, plan.vpp
-    in_flight = np.where(p > 1, np.minimum(p, m), 1.0)
-    interleave = np.where(v > 1, 1.0 + (p - 1.0) / (p * v), 1.0)
-    # with one stage the same device also holds the bf16 logits and their fp32 copy
-    logits = np.where(p > 1, 0.0, shape.tokens * arch.vocab_size / shape.tp * (ACT_BYTES + 4.0))
-    return per_mb * in_flight * interleave + logits
+    """Peak activation bytes: the stored activations plus the transient peak."""
+    stored = stored_activation_bytes(arch, plan, shape, options=options, dtype=dtype)
+    return stored + transient_bytes(arch, plan, shape, options=options, dtype=dtype)
 
 
 def train_memory(
@@ -143,5 +218,7 @@ __all__ = [
     "MEMORY_KEYS",
     "activation_bytes_per_token",
     "activation_memory_bytes",
+    "stored_activation_bytes",
     "train_memory",
+    "transient_bytes",
 ]

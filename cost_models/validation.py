@@ -16,7 +16,9 @@ row is read (all stated in the row, none fitted):
   device (``tflops_nar21``: NAR21 eq. 3 FLOPs, recompute included; ``tflops_model``:
   6 x active matmul + full attention; ``step_s``: ``gbs * seq / (time * devices)``;
   ``tokens_per_s_per_device``: as reported; ``activation_gib``: activation memory of the
-  first stage, compared in GiB).
+  first stage, compared in GiB; ``peak_memory_gib``: the whole memory per device, compared
+  with a reported peak);
+* ``holdout``: 1 for rows never used to fit the calibration (reported as their own group).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from cost_models.calibration import Calibration
-from cost_models.ops import TrainOptions
+from cost_models.memory import stored_activation_bytes
+from cost_models.ops import StageShape, TrainOptions
 from cost_models.plan import ParallelPlan, TrainWorkload
 from cost_models.plan_batch import PlanBatch
 from cost_models.planner import FixedValue, plan_training
@@ -196,6 +199,14 @@ def row_cost(p: PreparedRow, *, calibration: Calibration | None = None) -> Train
     )
 
 
+def stored_activations_gib(p: PreparedRow) -> float:
+    """Activations kept between forward and backward (what KOR22's Figure 1 counts), GiB."""
+    arch, plan = ArchBatch.from_architectures([p.arch]), PlanBatch.from_plans([p.plan])
+    shape = StageShape.of(arch, plan, seq_len=p.workload.seq_len)
+    stored = stored_activation_bytes(arch, plan, shape, options=p.options, dtype=p.workload.dtype)
+    return float(stored[0]) / GIB
+
+
 def predict_row(m: TrainMeasurement, *, calibration: Calibration | None = None) -> dict[str, Any]:
     """Measured vs predicted for one row (tokens/s per device, or activation GiB)."""
     prepared = prepare_row(m, calibration=calibration)
@@ -203,14 +214,18 @@ def predict_row(m: TrainMeasurement, *, calibration: Calibration | None = None) 
     cost = row_cost(prepared, calibration=calibration)
     if r["measured_kind"] == "activation_gib":
         measured = float(r["measured_value"])
-        predicted = float(cost.memory_breakdown_bytes["activations"][0]) / GIB
+        predicted = stored_activations_gib(prepared)
         metric, unit = "activation memory", "GiB"
+    elif r["measured_kind"] == "peak_memory_gib":
+        measured = float(r["measured_value"])
+        predicted = float(cost.memory_per_device_bytes[0]) / GIB
+        metric, unit = "peak memory", "GiB"
     else:
         measured = measured_tokens_per_s_per_device(m, arch)
         predicted = float(cost.tokens_per_s_per_device[0])
         metric, unit = "tokens/s per device", "tok/s"
-        if r.get("holdout") == "1":  # never used to fit the calibration
-            metric = "tokens/s per device (held out)"
+    if r.get("holdout") == "1":  # never used to fit the calibration
+        metric = f"{metric} (held out)"
     return {
         "id": m.label,
         "kind": "train",

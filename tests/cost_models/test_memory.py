@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cost_models.memory import activation_bytes_per_token
+from cost_models.memory import activation_bytes_per_token, transient_bytes
 from cost_models.ops import StageShape, TrainOptions
 from cost_models.plan import ParallelPlan, Recompute, TrainWorkload
 from cost_models.plan_batch import PlanBatch
@@ -166,3 +166,36 @@ def test_mla_up_projection_recompute_keeps_latents_not_qkv() -> None:
     lse = 4.0 * heads / 2
     assert float(core[1][0] - up[1][0]) == pytest.approx(qkv - lse, rel=1e-9)  # MoE layer
     assert float(up[0][0]) < float(core[0][0])  # dense layers also drop their MLP
+
+
+def test_op_level_checkpointing_keeps_saved_matmul_outputs() -> None:
+    """torchtitan's op-level SAC on a Llama block keeps the input, q, v, the attention output
+    (+ fp32 LSE), w1 and w2 outputs; k, wo and w3 outputs are recomputed."""
+    arch = ArchBatch.from_architectures([load_model("llama3-8b")])
+    plan = PlanBatch.from_plans(
+        [ParallelPlan(dp=8, micro_batch=2, global_batch=16, recompute="selective")]
+    )
+    shape = StageShape.of(arch, plan, seq_len=8192)
+    dense, _ = activation_bytes_per_token(
+        arch, plan, shape, options=TrainOptions(selective_recompute="alternate_mm")
+    )
+    d, q, v, ff, heads = 4096, 4096, 1024, 14336, 32
+    expected = 2 * (d + q + v + d + ff + d) + 4 * heads
+    assert float(dense[0]) == pytest.approx(expected, rel=1e-9)
+
+
+def test_transient_is_the_loss_gradient_or_one_rematerialised_layer() -> None:
+    arch = ArchBatch.from_architectures([load_model("llama3-8b")])
+    tokens = 2 * 8192
+
+    def transient(recompute: Recompute, pp: int = 1) -> float:
+        plan = ParallelPlan(pp=pp, dp=8 // pp, micro_batch=2, global_batch=16, recompute=recompute)
+        pb = PlanBatch.from_plans([plan])
+        shape = StageShape.of(arch, pb, seq_len=8192)
+        return float(transient_bytes(arch, pb, shape, options=TrainOptions())[0])
+
+    loss = tokens * 128256 * 6.0  # fp32 logits gradient + bf16 copy
+    assert transient("none") == pytest.approx(loss)
+    full_layer = tokens * 2 * (4 * 4096 + 4096 + 2 * 1024 + 4096 + 3 * 14336) + tokens * 4 * 32
+    # full recompute: one layer's activations rematerialised minus its stored input
+    assert transient("full", pp=2) == pytest.approx(full_layer - tokens * 2 * 4096, rel=1e-6)
