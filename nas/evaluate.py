@@ -228,7 +228,7 @@ def evaluate_candidate(problem: ExperimentProblem, candidate: Candidate) -> dict
         fixed.setdefault("global_batch", wl.global_batch_tokens // wl.seq_len)
         seq_len = wl.seq_len
     record.update(arch_record(candidate.arch, seq_len=seq_len))
-    report = _estimate(candidate.arch, system, workload, fixed)
+    report = _estimate(candidate.arch, system, workload, fixed, framework=_framework(wl))
     cost = flatten_report(report)
     record.update({k: v for k, v in cost.items() if k not in ("device_memory_bytes",)})
     if isinstance(wl, ServeWorkload):
@@ -246,15 +246,23 @@ def evaluate_candidate(problem: ExperimentProblem, candidate: Candidate) -> dict
     return record
 
 
+def _framework(wl: Any) -> Mapping[str, Any]:
+    return dict(getattr(wl, "framework", {}) or {})
+
+
 def _estimate(
     arch: Architecture,
     system: System,
     workload: TrainWorkload | InferenceWorkload,
     fixed: Mapping[str, Any],
+    *,
+    framework: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The ``nas estimate --json`` object (decode mode for serving: it carries the prefill
-    figures too); degrees not in ``fixed`` are chosen by the planner."""
+    figures too); degrees not in ``fixed`` are chosen by the planner; ``framework`` is the
+    training workload's software facts (:func:`cost_models.framework.train_options`)."""
     from cost_models.estimate import estimate
+    from cost_models.framework import train_options
 
     degrees = {k: int(v) for k, v in fixed.items() if k in ("tp", "pp", "ep")}
     if isinstance(workload, InferenceWorkload) and degrees:
@@ -265,7 +273,10 @@ def _estimate(
         dp = system.num_devices // (tp * pp)
         plan = ParallelPlan(tp=tp, pp=pp, dp=dp, ep=degrees.get("ep", 1), global_batch=dp)
         return dict(estimate(arch, system, workload, plan=plan))
-    return dict(estimate(arch, system, workload, plan=None, fixed=dict(fixed) or None))
+    options = train_options(framework, where="workload.framework")
+    return dict(
+        estimate(arch, system, workload, plan=None, fixed=dict(fixed) or None, options=options)
+    )
 
 
 def _train_tokens(

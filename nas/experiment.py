@@ -95,7 +95,10 @@ class Hardware(_Model):
 
 
 class TrainWorkload(_Model):
-    """Pre-training: tokens seen come from ``tokens`` or from a GPU-hour budget."""
+    """Pre-training: tokens seen come from ``tokens`` or from a GPU-hour budget.
+    ``framework``: facts about the training software (``cost_models.framework``: attention
+    kernel, fused or eager element-wise kernels, selective-recompute policy, TP/EP overlap,
+    gradient bytes, MoE imbalance); empty means a Megatron-Core/Transformer Engine stack."""
 
     mode: Literal["train"]
     seq_len: int = Field(gt=0)
@@ -103,6 +106,15 @@ class TrainWorkload(_Model):
     tokens: float | None = Field(default=None, gt=0)
     budget_gpu_hours: float | None = Field(default=None, gt=0)
     dtype: TrainDtype = "bf16"
+    framework: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("framework")
+    @classmethod
+    def _known_framework(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from cost_models.framework import train_options
+
+        train_options(value, where="workload.framework")
+        return value
 
     @model_validator(mode="after")
     def _one_token_source(self) -> TrainWorkload:

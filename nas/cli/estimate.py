@@ -139,11 +139,18 @@ def estimate_cmd(
     kv_dtype: str | None = typer.Option(
         None, "--kv-dtype", help="Inference KV cache: bf16, fp16, fp8 or int8. [default: bf16]"
     ),
+    framework: list[str] | None = typer.Option(
+        None,
+        "--framework",
+        help="Train only, KEY=VALUE, repeatable: training-software facts, e.g. "
+        "elementwise=eager, attention_kernel=flash2, tp_overlap=true (docs/experiments.md).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Step time, throughput, MFU and memory (train) or TTFT/TPOT (prefill/decode); the
     planner picks every parallel degree not given."""
     from cost_models.estimate import estimate
+    from cost_models.framework import parse_pairs, train_options
     from cost_models.plan import InferenceWorkload, PlanError, TrainWorkload
     from hw_profiles.loader import load_system
     from search_spaces.catalogue import load_model
@@ -169,15 +176,18 @@ def estimate_cmd(
     fixed = {k: v for k, v in given.items() if v is not None}
     serving: dict[str, object] = {"--batch": batch, "--prompt-len": prompt_len}
     serving |= {"--gen-len": gen_len, "--weight-dtype": weight_dtype, "--kv-dtype": kv_dtype}
+    options = train_options(parse_pairs(framework or []), where="--framework")
     if mode is ModeOpt.train:
         unused = [flag for flag, value in serving.items() if value is not None]
         if unused:
             raise PlanError(f"{unused[0]}: only for --mode prefill or decode")
         workload_t = TrainWorkload(seq_len=4096 if seq_len is None else seq_len, dtype=dtype.value)
-        result = estimate(arch, system, workload_t, fixed=fixed)
+        result = estimate(arch, system, workload_t, fixed=fixed, options=options)
     else:
         if seq_len is not None:
             raise PlanError("--seq-len: only for --mode train (use --prompt-len and --gen-len)")
+        if framework:
+            raise PlanError("--framework: only for --mode train")
         workload = InferenceWorkload(
             batch=1 if batch is None else batch,
             prompt_len=1024 if prompt_len is None else prompt_len,

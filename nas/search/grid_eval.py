@@ -119,12 +119,14 @@ def _valid(b: ArchBatch, p: dict[str, Any], ep: FloatArray) -> npt.NDArray[np.bo
 
 
 def _train_chunk(problem: ExperimentProblem, b: ArchBatch, system: System) -> dict[str, Any]:
+    from cost_models.framework import train_options
     from cost_models.plan import TrainWorkload
     from cost_models.train import train_cost
 
     wl = problem.experiment.workload
     assert not isinstance(wl, ServeWorkload)
     workload = TrainWorkload(seq_len=wl.seq_len, dtype=wl.dtype)
+    options = train_options(wl.framework, where="workload.framework")
     gbs = wl.global_batch_tokens // wl.seq_len
     best: dict[str, Any] | None = None
     key_best = np.full(len(b), np.inf)
@@ -145,7 +147,7 @@ def _train_chunk(problem: ExperimentProblem, b: ArchBatch, system: System) -> di
             zero=_full(len(b), 1),
             recompute=_full(len(b), RECOMPUTE.index(p["recompute"])),
         )
-        cost = train_cost(b, plans, system=system, workload=workload)
+        cost = train_cost(b, plans, system=system, workload=workload, options=options)
         valid = _valid(b, p, ep)
         # rank: fitting plans first (by step time), then non-fitting ones
         key = np.where(valid, cost.step_time_s + np.where(cost.fits, 0.0, 1e12), np.inf)
