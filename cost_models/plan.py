@@ -44,7 +44,9 @@ def check_positive(name: str, value: object) -> int:
 
 
 def check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
-    if value not in choices:
+    """``value`` must be one of ``choices``; a bool never stands for an integer choice."""
+    bool_for_int = isinstance(value, bool) and not any(isinstance(c, bool) for c in choices)
+    if bool_for_int or value not in choices:
         raise PlanError(f"{name}: must be one of {', '.join(map(str, choices))}; got {value!r}")
 
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from cost_models.plan import PlanError, TrainWorkload
+from cost_models.plan import ParallelPlan, PlanError, TrainWorkload
 from cost_models.plan_batch import PlanBatch
 from cost_models.planner import enumerate_plans, plan_training
 from cost_models.train import train_cost
@@ -81,6 +81,7 @@ def test_nothing_fits_returns_fastest_flagged() -> None:
         ({"tp": 2, "pp": 2, "dp": 2, "cp": 1}, "must equal the device count 16"),
         ({"pp": 200}, "pp: must be <= num_layers"),
         ({"zero": 5}, "zero: must be one of"),
+        ({"zero": True}, "zero: must be one of"),
         ({"bogus": 1}, "bogus: unknown plan field"),
     ],
 )
@@ -105,3 +106,8 @@ def test_planner_405b_on_1024_gpus_is_fast() -> None:
     assert elapsed < 3.0  # bench/bench_cost_model.py reports the figure (target < 1 s)
     one = PlanBatch.from_plans([choice.best])
     assert len(one) == 1
+
+
+def test_a_bool_is_not_a_zero_stage() -> None:
+    with pytest.raises(PlanError, match="zero: must be one of 0, 1, 2, 3; got True"):
+        ParallelPlan(zero=True)  # type: ignore[arg-type]
