@@ -28,6 +28,7 @@ import importlib.util
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -125,8 +126,14 @@ def _logger(run_dir: Path) -> logging.Logger:
 
 def finished_trials(run_dir: Path) -> int:
     """Trials of a run (finished or not) that count towards its target, read from its
-    study (0 when there is none yet)."""
+    study (Optuna), or from the trial lines of its log (Ray: one per finished trial, as
+    the Tune callback reports them); 0 when there are none yet."""
     experiment = load_experiment(run_dir / "experiment.yaml")
+    if experiment.search.backend == "ray":
+        log = run_dir / "run.log"
+        if not log.is_file():
+            return 0
+        return len(re.findall(r" trial (?:COMPLETE|FAIL|PRUNED) ", log.read_text()))
     if experiment.search.backend != "optuna":
         return 0
     import optuna

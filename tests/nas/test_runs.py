@@ -185,3 +185,32 @@ def test_same_seed_same_trials_on_the_quickstart(tmp_path: Path) -> None:
     b = start_run(exp, out=tmp_path / "b").trials
     cols = [c for c in a.columns if c.startswith("param_")] + ["loss", "step_time_s"]
     pd.testing.assert_frame_equal(a[cols], b[cols])
+
+
+def test_finished_trials_of_a_ray_run_come_from_its_log(tmp_path: Path) -> None:
+    """``nas run --resume`` starts the progress bar at the trials a Ray run already finished
+    (the Tune callback logs one line per finished trial; retries log nothing)."""
+    from nas.experiment import dump_experiment
+    from nas.runs import finished_trials
+
+    exp = experiment_from_dict(
+        {
+            "name": "r",
+            "space": "dense_decoder",
+            "hardware": {"system": "dgx-h100", "num_devices": 8},
+            "workload": {"mode": "train", "seq_len": 2048, "global_batch_tokens": 1048576,
+                         "tokens": 1e10},
+            "objectives": {"loss": "min"},
+            "search": {"backend": "ray", "trials": 6},
+        }
+    )  # fmt: skip
+    (tmp_path / "experiment.yaml").write_text(dump_experiment(exp))
+    assert finished_trials(tmp_path) == 0  # no log yet
+    (tmp_path / "run.log").write_text(
+        "2026-11-25 10:00:00,001 INFO start\n"
+        "2026-11-25 10:00:01,002 INFO trial COMPLETE [2.1] \n"
+        "2026-11-25 10:00:02,003 INFO trial FAIL [] worker died after its retries\n"
+        "2026-11-25 10:00:03,004 INFO trial PRUNED [] pruned: asha\n"
+        "2026-11-25 10:00:04,005 INFO trial COMPLETE [2.0] \n"
+    )
+    assert finished_trials(tmp_path) == 4
