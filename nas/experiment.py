@@ -202,6 +202,8 @@ class SearchSettings(_Model):
     storage: str = "sqlite"
     population_size: int | None = Field(default=None, gt=1)  # NSGA-II/III generation size
     max_candidates: int = Field(default=5_000_000, gt=0)  # exhaustive refuses larger grids
+    # exhaustive with plan auto: re-plan the leading rows with the full planner (0 = off)
+    replan_rows: int = Field(default=256, ge=0, le=100_000)
     ray: RaySettings = Field(default_factory=RaySettings)  # the ray backend only
 
     @field_validator("storage")

@@ -324,6 +324,9 @@ def summarise(frame: pd.DataFrame, objectives: Sequence[Objective]) -> dict[str,
         "hypervolume_reference": None,
         "best": {},
     }
+    for key in ("candidates_evaluated", "replanned_rows"):  # exhaustive runs
+        if key in frame.attrs:
+            out[key] = int(frame.attrs[key])
     if len(ok) == 0:
         return out
     values = _objective_matrix(ok, objectives)

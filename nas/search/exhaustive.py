@@ -25,6 +25,19 @@ if TYPE_CHECKING:
 __all__ = ["STORED_ROWS", "ExhaustiveBackend", "judge_grid"]
 
 STORED_ROWS = 200_000
+_JUDGED = ["number", "state", "feasible", "on_front"]  # judge_grid adds them again
+
+
+def _replan(problem: object, judged: pd.DataFrame, limit: int) -> int:
+    """Re-plan the leading rows with the full planner (``plan: auto`` only; see
+    :mod:`nas.search.refine`); how many rows were re-planned."""
+    from nas.search.refine import leading_rows, refine_rows
+
+    experiment = getattr(problem, "experiment", None)
+    if limit <= 0 or experiment is None or experiment.plan.mode != "auto":
+        return 0
+    rows = leading_rows(problem, judged, limit)  # type: ignore[arg-type]
+    return refine_rows(problem, judged, rows)  # type: ignore[arg-type]
 
 
 def judge_grid(problem: object, frame: pd.DataFrame) -> pd.DataFrame:
@@ -68,10 +81,14 @@ class ExhaustiveBackend(Backend):
         start = time.perf_counter()
         frame = evaluate_grid(max_candidates=job.settings.max_candidates)
         judged = judge_grid(problem, frame)
+        replanned = _replan(problem, judged, job.settings.replan_rows)
+        if replanned:
+            judged = judge_grid(problem, judged.drop(columns=_JUDGED))
         elapsed = time.perf_counter() - start
         judged.insert(2, "duration_s", elapsed / max(len(judged), 1))
         judged.attrs["candidates_evaluated"] = len(judged)
         judged.attrs["grid_seconds"] = elapsed
+        judged.attrs["replanned_rows"] = replanned
         if len(judged) > STORED_ROWS:
             rng = np.random.default_rng(job.settings.seed)
             keep = judged["on_front"].to_numpy().copy()
@@ -79,4 +96,5 @@ class ExhaustiveBackend(Backend):
             judged = judged[keep].reset_index(drop=True)
             judged.attrs["candidates_evaluated"] = len(frame)
             judged.attrs["grid_seconds"] = elapsed
+            judged.attrs["replanned_rows"] = replanned
         return judged

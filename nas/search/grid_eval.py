@@ -9,8 +9,10 @@ Parallel plan per candidate: the fastest plan that fits memory among a small pla
 ``plan.searched`` lists, or the ``plan.fixed`` degrees, or for ``auto`` tensor parallelism
 1/2/4/8 inside a node x pipeline 1/2/4 x recompute none/full, data parallelism filling the
 rest, ZeRO-1, micro-batch 1 (train) — a subset of what the per-candidate planner of the
-Optuna path searches, stated so the exact front is exact *for this plan set*. Expert
-parallelism is the largest power of two dividing the experts and ``dp * tp``.
+Optuna path searches, stated so the exact front is exact *for this plan set*; the
+exhaustive backend then re-plans the leading rows with the full planner
+(:mod:`nas.search.refine`). Expert parallelism is the largest power of two dividing the
+experts and ``dp * tp``.
 """
 
 from __future__ import annotations
@@ -180,8 +182,9 @@ def _train_columns(cost: Any, plans: PlanBatch) -> dict[str, FloatArray]:
         )
     }
     out["fits"] = cost.fits.astype(np.float64)
-    for name in ("tp", "pp", "dp", "ep", "cp", "micro_batch", "recompute"):
+    for name in ("tp", "pp", "dp", "ep", "cp", "vpp", "micro_batch", "zero", "recompute"):
         out[f"plan_{name}"] = getattr(plans, name)
+    out["plan_sequence_parallel"] = plans.sp
     out.update({f"time_{k}_s": v for k, v in cost.time_breakdown_s.items()})
     out.update({f"memory_{k}_bytes": v for k, v in cost.memory_breakdown_bytes.items()})
     return out
