@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cost_models.ops import TrainOptions
+from cost_models.ops import ATTENTION_KERNELS, ELEMENTWISE, TrainOptions
 from cost_models.recompute import SELECTIVE_POLICIES
 
 CHOICES: dict[str, tuple[Any, ...]] = {
-    "attention_kernel": ("flash", "flash2", "unfused"),
-    "elementwise": ("fused", "eager"),
+    "attention_kernel": ATTENTION_KERNELS,
+    "elementwise": ELEMENTWISE,
     "selective_recompute": SELECTIVE_POLICIES,
     "tp_overlap": (False, True),
     "ep_overlap": (False, True),

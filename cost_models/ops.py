@@ -19,7 +19,7 @@ them, are in :mod:`cost_models.ops_memory`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +37,10 @@ from search_spaces.counts import ArchBatch, matmuls, qk_head_dim, v_head_dim
 
 FloatArray = npt.NDArray[np.float64]
 OpKind = Literal["gemm", "attention", "memory"]
+AttentionKernel = Literal["flash", "flash2", "unfused"]
+ATTENTION_KERNELS: tuple[str, ...] = get_args(AttentionKernel)
+Elementwise = Literal["fused", "eager"]
+ELEMENTWISE: tuple[str, ...] = get_args(Elementwise)
 RecomputeSet = Literal["full", "selective"]
 
 ACT_BYTES = 2.0  # bf16/fp16 activations (also in FP8 recipes: only GEMM inputs are FP8)
@@ -77,11 +81,12 @@ class TrainOptions:
     ``elementwise``: ``fused`` (Megatron/Transformer Engine kernels, or ``torch.compile``) or
     ``eager`` (PyTorch eager mode: each element-wise op its own kernel, see
     :mod:`cost_models.ops_memory`). ``selective_recompute``: what ``recompute: selective``
-    re-runs: ``attention`` (the attention core; Korthikanti et al. 2022, Megatron-LM) or
-    ``alternate_mm`` (torchtitan's op-level selective activation checkpointing: every op of
-    the block except the attention kernel and every other matmul's output is recomputed)."""
+    re-runs: ``attention`` (the attention core; Korthikanti et al. 2022, Megatron-LM),
+    ``alternate_mm`` (torchtitan's op-level selective activation checkpointing) or
+    ``mla_up_proj_mlp`` (Megatron-Core recompute modules ``mla_up_proj`` and ``mlp``); see
+    :mod:`cost_models.recompute`."""
 
-    attention_kernel: Literal["flash", "flash2", "unfused"] = "flash"
+    attention_kernel: AttentionKernel = "flash"
     dropout: bool = False
     # Switch Transformer (Fedus et al. 2021, arXiv 2101.03961, section 2.2) trains with
     # capacity factors 1.0-1.25; a dropless router's busiest rank sits in that range. We
@@ -104,18 +109,21 @@ class TrainOptions:
     # Node-limited MoE routing: each token goes to at most this many nodes (0 = unlimited;
     # DeepSeek-V3 uses 4, arXiv 2412.19437 section 2.1.2)
     moe_max_nodes: int = 0
-    elementwise: Literal["fused", "eager"] = "fused"
+    elementwise: Elementwise = "fused"
     selective_recompute: SelectivePolicy = "attention"
     # Calibrated efficiencies (cost_models/data/train_calibration.json) or the identity
     calibrated: bool = True
 
     def __post_init__(self) -> None:
-        if self.attention_kernel not in ("flash", "flash2", "unfused"):
+        if self.attention_kernel not in ATTENTION_KERNELS:
             raise ValueError(
-                f"attention_kernel: must be flash, flash2 or unfused; got {self.attention_kernel!r}"
+                f"attention_kernel: must be one of {', '.join(ATTENTION_KERNELS)}; "
+                f"got {self.attention_kernel!r}"
             )
-        if self.elementwise not in ("fused", "eager"):
-            raise ValueError(f"elementwise: must be fused or eager; got {self.elementwise!r}")
+        if self.elementwise not in ELEMENTWISE:
+            raise ValueError(
+                f"elementwise: must be one of {', '.join(ELEMENTWISE)}; got {self.elementwise!r}"
+            )
         if self.selective_recompute not in SELECTIVE_POLICIES:
             raise ValueError(
                 f"selective_recompute: must be one of {', '.join(SELECTIVE_POLICIES)}; "
@@ -333,6 +341,8 @@ def attention_ops(
 
 __all__ = [
     "ACT_BYTES",
+    "ATTENTION_KERNELS",
+    "ELEMENTWISE",
     "FLASH_BWD_FLOPS_RATIO",
     "TP_SPLIT",
     "OpCost",

@@ -46,6 +46,8 @@ FloatArray = npt.NDArray[np.float64]
 EAGER_NORM_BYTES = 36.0  # per element, eager RMSNorm/LayerNorm (see the module docstring)
 EAGER_SWIGLU_BYTES = 10.0  # per FFN element, eager silu(a) * b
 EAGER_ROPE_BYTES = 20.0  # per rotated element, eager complex RoPE
+FUSED_ELEMENT_BYTES = 4.0  # a fused norm or RoPE kernel: read 2, write 2 per element
+FUSED_SWIGLU_BYTES = 6.0  # fused silu(a) * b: read 4, write 2 per FFN element
 
 
 def _mem_op(
@@ -108,9 +110,10 @@ def memory_ops(
     eager = options.elementwise == "eager"
     norm_calls, rope_calls, act_calls = 2.0 * L, L * rope, L
     if eager:
-        norm_bytes, norm_calls = norm_bytes * EAGER_NORM_BYTES / 4.0, norm_calls * 6.0
-        rope_bytes, rope_calls = rope_bytes * EAGER_ROPE_BYTES / 4.0, rope_calls * 6.0
-        gated_factor = np.where(arch.gated > 0, EAGER_SWIGLU_BYTES / 6.0, 1.0)
+        norm_bytes = norm_bytes * EAGER_NORM_BYTES / FUSED_ELEMENT_BYTES
+        rope_bytes = rope_bytes * EAGER_ROPE_BYTES / FUSED_ELEMENT_BYTES
+        norm_calls, rope_calls = norm_calls * 6.0, rope_calls * 6.0
+        gated_factor = np.where(arch.gated > 0, EAGER_SWIGLU_BYTES / FUSED_SWIGLU_BYTES, 1.0)
         act_dense, act_moe = act_dense * gated_factor, act_moe * gated_factor
         act_calls = L * (1.0 + arch.gated)
     # vocab-parallel cross-entropy (Megatron-LM ``_VocabParallelCrossEntropy``) per logit:
