@@ -40,7 +40,13 @@ import pandas as pd
 
 from nas.experiment import Experiment, ExperimentError, dump_experiment, load_experiment
 from nas.search.base import Objective, Problem, ProgressFn, SearchJob, TrialOutcome, get_backend
-from nas.search.pareto import hypervolume, non_dominated, normalise, to_minimisation
+from nas.search.pareto import (
+    hypervolume,
+    non_dominated,
+    normalise,
+    objective_matrix,
+    to_minimisation,
+)
 
 __all__ = [
     "REFERENCE_MARGIN",
@@ -284,11 +290,6 @@ def _write_dashboard(run_dir: Path, log: logging.Logger) -> None:
 # --- results -----------------------------------------------------------------------------
 
 
-def _objective_matrix(frame: pd.DataFrame, objectives: Sequence[Objective]) -> np.ndarray:
-    cols = [frame[o.metric].to_numpy(dtype=np.float64) for o in objectives]
-    return to_minimisation(np.column_stack(cols), [o.direction for o in objectives])
-
-
 def _feasible(frame: pd.DataFrame) -> pd.Series:
     if len(frame) == 0:
         return pd.Series(dtype=bool)
@@ -300,7 +301,7 @@ def front_frame(frame: pd.DataFrame, objectives: Sequence[Objective]) -> pd.Data
     ok = frame[_feasible(frame)] if len(frame) else frame
     if len(ok) == 0:
         return ok
-    mask = non_dominated(_objective_matrix(ok, objectives))
+    mask = non_dominated(objective_matrix(ok, objectives))
     out: pd.DataFrame = ok[mask].sort_values(
         objectives[0].metric, ascending=objectives[0].direction == "min"
     )
@@ -329,7 +330,7 @@ def summarise(frame: pd.DataFrame, objectives: Sequence[Objective]) -> dict[str,
             out[key] = int(frame.attrs[key])
     if len(ok) == 0:
         return out
-    values = _objective_matrix(ok, objectives)
+    values = objective_matrix(ok, objectives)
     ideal, nadir = values.min(axis=0), values.max(axis=0)
     ref = np.full(len(objectives), REFERENCE_MARGIN)
     out["front_size"] = int(non_dominated(values).sum())

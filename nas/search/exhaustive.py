@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nas.search.base import Backend, BackendUnavailable, ProgressFn, SearchJob
-from nas.search.pareto import non_dominated, to_minimisation
+from nas.search.pareto import non_dominated, objective_matrix
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,10 +45,7 @@ def judge_grid(problem: object, frame: pd.DataFrame) -> pd.DataFrame:
     from nas.evaluate import constraint_frame
 
     objectives = problem.objectives  # type: ignore[attr-defined]
-    values = to_minimisation(
-        np.column_stack([frame[o.metric].to_numpy(dtype=np.float64) for o in objectives]),
-        [o.direction for o in objectives],
-    )
+    values = objective_matrix(frame, objectives)
     finite = np.all(np.isfinite(values), axis=1)
     cons = constraint_frame(problem, frame)
     feasible = finite & (cons.to_numpy() <= 0).all(axis=1) if cons.shape[1] else finite

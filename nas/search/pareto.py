@@ -12,6 +12,7 @@ While et al. 2006, IEEE TEC 10(1)) above that; fine for fronts of a few thousand
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,7 @@ __all__ = [
     "hypervolume",
     "non_dominated",
     "normalise",
+    "objective_matrix",
     "to_minimisation",
 ]
 
@@ -37,6 +39,13 @@ def to_minimisation(values: npt.ArrayLike, directions: Sequence[str]) -> FloatAr
     sign = np.array([-1.0 if d == "max" else 1.0 for d in directions])
     out: FloatArray = arr * sign
     return out
+
+
+def objective_matrix(frame: Any, objectives: Sequence[Any]) -> FloatArray:
+    """The objective columns of a trial table (anything indexable by metric name, such as a
+    DataFrame) as a matrix to minimise; ``objectives`` have ``metric`` and ``direction``."""
+    cols = [np.asarray(frame[o.metric], dtype=np.float64) for o in objectives]
+    return to_minimisation(np.column_stack(cols), [o.direction for o in objectives])
 
 
 def _dominated_by(front: FloatArray, points: FloatArray) -> BoolArray:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nas.search.pareto import non_dominated, to_minimisation
+from nas.search.pareto import non_dominated, objective_matrix
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,11 +30,7 @@ __all__ = ["leading_rows", "refine_rows"]
 
 def leading_rows(problem: ExperimentProblem, judged: pd.DataFrame, limit: int) -> list[int]:
     """Positions of the feasible rows in the first non-dominated layers, at most ``limit``."""
-    objectives = problem.objectives
-    values = to_minimisation(
-        np.column_stack([judged[o.metric].to_numpy(dtype=np.float64) for o in objectives]),
-        [o.direction for o in objectives],
-    )
+    values = objective_matrix(judged, problem.objectives)
     left = np.flatnonzero(judged["feasible"].to_numpy(dtype=bool))
     chosen: list[int] = []
     while len(left) and len(chosen) < limit:
