@@ -144,8 +144,20 @@ def transient_bytes(
     dtype: str = "bf16",
 ) -> FloatArray:
     """Working memory at the peak beyond the stored activations (see the module docstring)."""
-    loss = np.where(plan.pp > 1, 0.0, shape.tokens * arch.vocab_size / shape.tp * 6.0)
     kept = activation_bytes_per_token(arch, plan, shape, options=options, dtype=dtype)
+    return _transient(arch, plan, shape, kept, options=options, dtype=dtype)
+
+
+def _transient(
+    arch: ArchBatch,
+    plan: PlanBatch,
+    shape: StageShape,
+    kept: tuple[FloatArray, FloatArray],
+    *,
+    options: TrainOptions,
+    dtype: str,
+) -> FloatArray:
+    loss = np.where(plan.pp > 1, 0.0, shape.tokens * arch.vocab_size / shape.tp * 6.0)
     none_plan = replace(plan, recompute=np.zeros_like(plan.recompute))
     full = activation_bytes_per_token(arch, none_plan, shape, options=options, dtype=dtype)
     dense_layer = np.where(shape.dense_layers > 0, full[0] - kept[0], 0.0)
@@ -164,7 +176,14 @@ def stored_activation_bytes(
 ) -> FloatArray:
     """Activations kept between forward and backward on the first pipeline stage (the one with
     most in flight): what Korthikanti et al. 2022 count."""
-    dense, moe = activation_bytes_per_token(arch, plan, shape, options=options, dtype=dtype)
+    kept = activation_bytes_per_token(arch, plan, shape, options=options, dtype=dtype)
+    return _stored(arch, plan, shape, kept)
+
+
+def _stored(
+    arch: ArchBatch, plan: PlanBatch, shape: StageShape, kept: tuple[FloatArray, FloatArray]
+) -> FloatArray:
+    dense, moe = kept
     per_mb = shape.tokens * (dense * shape.dense_layers + moe * shape.moe_layers)
     m = plan.num_microbatches
     p, v = plan.pp, plan.vpp
@@ -184,8 +203,9 @@ def activation_memory_bytes(
     dtype: str = "bf16",
 ) -> FloatArray:
     """Peak activation bytes: the stored activations plus the transient peak."""
-    stored = stored_activation_bytes(arch, plan, shape, options=options, dtype=dtype)
-    return stored + transient_bytes(arch, plan, shape, options=options, dtype=dtype)
+    kept = activation_bytes_per_token(arch, plan, shape, options=options, dtype=dtype)
+    transient = _transient(arch, plan, shape, kept, options=options, dtype=dtype)
+    return _stored(arch, plan, shape, kept) + transient
 
 
 def train_memory(

@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -28,7 +28,7 @@ from search_spaces.counts import ArchBatch, matmuls
 
 FloatArray = npt.NDArray[np.float64]
 SelectivePolicy = Literal["attention", "alternate_mm", "mla_up_proj_mlp"]
-SELECTIVE_POLICIES: tuple[str, ...] = ("attention", "alternate_mm", "mla_up_proj_mlp")
+SELECTIVE_POLICIES: tuple[str, ...] = get_args(SelectivePolicy)
 
 _ATTENTION_CORE = ("attention", "attention_bmm", "softmax")
 _MLA_UP_PROJ_MLP = ("attn_q_b", "attn_kv_b", "rope", "ffn_up", "ffn_down")
