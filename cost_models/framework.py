@@ -30,6 +30,13 @@ NUMBERS: dict[str, tuple[float, float]] = {
     "overhead_bytes": (0.0, 1e12),
 }
 FRAMEWORK_KEYS: tuple[str, ...] = (*CHOICES, *NUMBERS)
+# the TrainOptions field types of the numeric keys
+_CASTS: dict[str, type] = {
+    "grad_bytes": float,
+    "moe_imbalance": float,
+    "moe_max_nodes": int,
+    "overhead_bytes": float,
+}
 
 
 def _parse_text(key: str, value: Any) -> Any:
@@ -66,11 +73,7 @@ def train_options(framework: Mapping[str, Any], *, where: str = "framework") -> 
                 raise ValueError(f"{where}.{key}: must be a number; got {raw!r}")
             if not low <= value <= high:
                 raise ValueError(f"{where}.{key}: must lie in [{low:g}, {high:g}]; got {raw!r}")
-        values[key] = float(value) if key in ("grad_bytes", "moe_imbalance") else value
-    if "moe_max_nodes" in values:
-        values["moe_max_nodes"] = int(values["moe_max_nodes"])
-    if "overhead_bytes" in values:
-        values["overhead_bytes"] = float(values["overhead_bytes"])
+        values[key] = _CASTS[key](value) if key in _CASTS else value
     return TrainOptions(**values)
 
 
