@@ -7,13 +7,13 @@ Public API (see ``DESIGN.md``): :func:`estimate` returns the ``nas estimate --js
 
 from __future__ import annotations
 
-from cost_models.collectives import collective_time_s
 from cost_models.estimate import estimate, estimate_train
-from cost_models.ops import TrainOptions
+from cost_models.network.collectives import collective_time_s
+from cost_models.options import TrainOptions
 from cost_models.plan import InferenceWorkload, ParallelPlan, PlanError, TrainWorkload
 from cost_models.plan_batch import PlanBatch
-from cost_models.planner import PlanChoice, enumerate_plans, plan_training
-from cost_models.train import TIME_KEYS, TrainCost, train_cost
+from cost_models.train.planner import PlanChoice, enumerate_plans, plan_training
+from cost_models.train.step import TIME_KEYS, TrainCost, train_cost
 
 __all__ = [
     "TIME_KEYS",

@@ -260,9 +260,9 @@ def _estimate(
 ) -> dict[str, Any]:
     """The ``nas estimate --json`` object (decode mode for serving: it carries the prefill
     figures too); degrees not in ``fixed`` are chosen by the planner; ``framework`` is the
-    training workload's software facts (:func:`cost_models.framework.train_options`)."""
+    training workload's software facts (:func:`cost_models.options.train_options`)."""
     from cost_models.estimate import estimate
-    from cost_models.framework import train_options
+    from cost_models.options import train_options
 
     degrees = {k: int(v) for k, v in fixed.items() if k in ("tp", "pp", "ep")}
     if isinstance(workload, InferenceWorkload) and degrees:

@@ -96,7 +96,7 @@ class Hardware(_Model):
 
 class TrainWorkload(_Model):
     """Pre-training: tokens seen come from ``tokens`` or from a GPU-hour budget.
-    ``framework``: facts about the training software (``cost_models.framework``: attention
+    ``framework``: facts about the training software (``cost_models.options``: attention
     kernel, fused or eager element-wise kernels, selective-recompute policy, TP/EP overlap,
     gradient bytes, MoE imbalance); empty means a Megatron-Core/Transformer Engine stack."""
 
@@ -111,7 +111,7 @@ class TrainWorkload(_Model):
     @field_validator("framework")
     @classmethod
     def _known_framework(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from cost_models.framework import train_options
+        from cost_models.options import train_options
 
         train_options(value, where="workload.framework")
         return value

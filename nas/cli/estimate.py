@@ -150,7 +150,7 @@ def estimate_cmd(
     """Step time, throughput, MFU and memory (train) or TTFT/TPOT (prefill/decode); the
     planner picks every parallel degree not given."""
     from cost_models.estimate import estimate
-    from cost_models.framework import parse_pairs, train_options
+    from cost_models.options import parse_pairs, train_options
     from cost_models.plan import InferenceWorkload, PlanError, TrainWorkload
     from hw_profiles.loader import load_system
     from search_spaces.catalogue import load_model

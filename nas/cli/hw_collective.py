@@ -25,7 +25,7 @@ def hw_collective(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Time, algorithm and bus bandwidth of one collective (nccl-tests conventions)."""
-    from cost_models.collectives import collective
+    from cost_models.network.collectives import collective
     from hw_profiles.loader import load_system
 
     if op not in _OPS:

@@ -1,5 +1,5 @@
 """``nas validate``: the cost models against the published measurements the project carries
-(``cost_models/data/*_measurements.csv``): per row measured vs predicted and the error, then
+(``cost_models/validation/data/*_measurements.csv``): per row measured vs predicted and the error, then
 the median and worst absolute error. Parses, calls, prints."""
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ class KindOpt(str, Enum):
 
 
 def _training_rows() -> list[dict[str, Any]]:
-    from cost_models.validation import validate_training_rows
+    from cost_models.validation.train import validate_training_rows
 
     return [dict(r, kind="train") for r in validate_training_rows()]
 
 
 def _inference_rows() -> list[dict[str, Any]]:
-    from cost_models.inference_validation import validate_inference_rows
+    from cost_models.validation.inference import validate_inference_rows
 
     return [dict(r, kind="inference", unit="s") for r in validate_inference_rows()]
 
@@ -53,7 +53,7 @@ def validate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print rows and summaries as JSON."),
 ) -> None:
     """Measured vs predicted for every published row, with median and worst |error|."""
-    from cost_models.validation import summarize
+    from cost_models.validation.train import summarize
 
     kinds = list(VALIDATORS) if kind is KindOpt.all else [kind.value]
     missing = [k for k in kinds if k not in VALIDATORS]

@@ -1,7 +1,7 @@
 """Vectorised evaluation of a whole space grid (the exhaustive backend's evaluator).
 
 Every candidate of ``space.grid()`` on every hardware point is costed with the array cores
-of the cost models (``cost_models.train.train_cost``, ``cost_models.inference_core.
+of the cost models (``cost_models.train.step.train_cost``, ``cost_models.inference.cost.
 inference_arrays``) and scored with the evaluator's ``evaluate_batch``, in chunks.
 
 Parallel plan per candidate: the fastest plan that fits memory among a small plan set
@@ -121,9 +121,9 @@ def _valid(b: ArchBatch, p: dict[str, Any], ep: FloatArray) -> npt.NDArray[np.bo
 
 
 def _train_chunk(problem: ExperimentProblem, b: ArchBatch, system: System) -> dict[str, Any]:
-    from cost_models.framework import train_options
+    from cost_models.options import train_options
     from cost_models.plan import TrainWorkload
-    from cost_models.train import train_cost
+    from cost_models.train.step import train_cost
 
     wl = problem.experiment.workload
     assert not isinstance(wl, ServeWorkload)
@@ -191,7 +191,7 @@ def _train_columns(cost: Any, plans: PlanBatch) -> dict[str, FloatArray]:
 
 
 def _serve_chunk(problem: ExperimentProblem, b: ArchBatch, system: System) -> dict[str, Any]:
-    from cost_models.inference_core import inference_arrays
+    from cost_models.inference.cost import inference_arrays
 
     wl = problem.experiment.workload
     assert isinstance(wl, ServeWorkload)

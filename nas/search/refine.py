@@ -2,7 +2,7 @@
 
 With ``plan: auto`` the grid costs every candidate with a small plan set
 (:func:`nas.search.grid_eval.plan_set`), because the per-candidate planner
-(:func:`cost_models.planner.plan_training`: every tp, pp, dp, ep, cp, vpp, sequence
+(:func:`cost_models.train.planner.plan_training`: every tp, pp, dp, ep, cp, vpp, sequence
 parallelism, micro-batch, ZeRO stage and recompute mode) is too slow for millions of
 candidates. This step takes the feasible rows of the leading non-dominated layers of the
 grid, at most ``limit`` of them, evaluates each again as the Optuna path does (full planner,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from cost_models.framework import train_options
+from cost_models.options import train_options
 from nas.evaluate import Candidate, ExperimentProblem
 from nas.experiment import ExperimentError, experiment_from_dict
 from nas.search.hardware import hardware_grid
