@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 from cost_models.plan import TrainWorkload
-from cost_models.train.planner import enumerate_plans, plan_training
+from cost_models.plans import enumerate_plans
+from cost_models.train.planner import plan_training
 from cost_models.train.step import train_cost
 from hw_profiles.loader import load_system
 from search_spaces.catalogue import load_model

@@ -12,7 +12,8 @@ from cost_models.network.collectives import collective_time_s
 from cost_models.options import TrainOptions
 from cost_models.plan import InferenceWorkload, ParallelPlan, PlanError, TrainWorkload
 from cost_models.plan_batch import PlanBatch
-from cost_models.train.planner import PlanChoice, enumerate_plans, plan_training
+from cost_models.plans import enumerate_plans
+from cost_models.train.planner import PlanChoice, plan_training
 from cost_models.train.step import TIME_KEYS, TrainCost, train_cost
 
 __all__ = [

@@ -14,14 +14,9 @@ from typing import Any
 from cost_models.options import TrainOptions
 from cost_models.plan import InferenceWorkload, Mode, ParallelPlan, PlanError, TrainWorkload
 from cost_models.plan_batch import PlanBatch
+from cost_models.plans import PLAN_FIELDS, FixedValue, check_fixed
 from cost_models.train.memory import MEMORY_KEYS
-from cost_models.train.planner import (
-    PLAN_FIELDS,
-    FixedValue,
-    PlanChoice,
-    check_fixed,
-    plan_training,
-)
+from cost_models.train.planner import PlanChoice, plan_training
 from cost_models.train.step import TIME_KEYS, TrainCost, train_cost
 from hw_profiles.types import System
 from search_spaces.architecture import Architecture

@@ -15,88 +15,22 @@ from cost_models.inference.cost import (
     InferenceArrays,
     inference_arrays,
 )
-from cost_models.plan import InferenceWorkload, ParallelPlan, PlanError, check_positive
+from cost_models.plan import InferenceWorkload, ParallelPlan, PlanError
+from cost_models.plans import FixedValue, check_serve_plan, enumerate_plans
 from hw_profiles.types import System
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch
 
 InferenceMode = Literal["prefill", "decode"]
-INFERENCE_PLAN_FIELDS: tuple[str, ...] = ("tp", "pp", "dp", "ep", "cp")
 _MAX_BATCH = 1 << 24  # upper bound of the batch search (memory per sequence is > 0)
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def check_inference_plan(arch: Architecture, system: System, plan: ParallelPlan) -> None:
-    """Raise :class:`PlanError` (one line naming the field) if ``plan`` cannot serve ``arch``."""
-    n = system.num_devices
-    if plan.cp != 1:
-        raise PlanError(f"cp: context parallelism is not modelled for inference; must be 1, got {plan.cp}")  # fmt: skip
-    if plan.tp * plan.pp * plan.dp != n:
-        raise PlanError(
-            f"tp*pp*dp: must equal the device count {n}, got "
-            f"{plan.tp}*{plan.pp}*{plan.dp} = {plan.tp * plan.pp * plan.dp}"
-        )
-    if arch.num_heads % plan.tp:
-        raise PlanError(f"tp: must divide num_heads ({arch.num_heads}), got {plan.tp}")
-    kvh = arch.num_kv_heads
-    if arch.mla is None and kvh % plan.tp and plan.tp % kvh:
-        raise PlanError(
-            f"tp: must divide num_kv_heads ({kvh}) or be a multiple of it, got {plan.tp}"
-        )
-    if plan.pp > arch.num_layers:
-        raise PlanError(f"pp: must be <= num_layers ({arch.num_layers}), got {plan.pp}")
-    experts = arch.moe.num_experts if arch.moe is not None else 1
-    if experts % plan.ep:
-        raise PlanError(f"ep: must divide the number of experts ({experts}), got {plan.ep}")
-
-
-def _check_fixed(fixed: Mapping[str, object]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for name, value in fixed.items():
-        if name not in INFERENCE_PLAN_FIELDS:
-            raise PlanError(
-                f"{name}: not an inference plan field; inference takes "
-                f"{', '.join(INFERENCE_PLAN_FIELDS)}"
-            )
-        out[name] = check_positive(name, value)
-    return out
-
-
 def candidate_plans(
-    arch: Architecture, system: System, *, fixed: Mapping[str, object] | None = None
+    arch: Architecture, system: System, *, fixed: Mapping[str, FixedValue] | None = None
 ) -> list[ParallelPlan]:
-    """Every feasible (tp, pp, dp, ep) on ``system.num_devices`` devices (see
-    :func:`check_inference_plan`) that agrees with the ``fixed`` degrees; ``dp = devices /
-    (tp * pp)`` replicas share the batch."""
-    want = _check_fixed(fixed or {})
-    n = system.num_devices
-    experts = arch.moe.num_experts if arch.moe is not None else 1
-    plans: list[ParallelPlan] = []
-    for tp in _divisors(n):
-        for pp in _divisors(n // tp):
-            dp = n // (tp * pp)
-            for ep in _divisors(tp * dp):
-                if experts % ep:
-                    continue
-                plan = ParallelPlan(tp=tp, pp=pp, dp=dp, ep=ep, global_batch=dp)
-                if any(getattr(plan, k) != v for k, v in want.items()):
-                    continue
-                try:
-                    check_inference_plan(arch, system, plan)
-                except PlanError:
-                    continue
-                plans.append(plan)
-    if not plans and want:
-        # name the violated rule: build the plan the fixed degrees imply and check it
-        tp, pp = want.get("tp", 1), want.get("pp", 1)
-        dp = want.get("dp", max(n // (tp * pp), 1))
-        implied = ParallelPlan(tp=tp, pp=pp, dp=dp, ep=want.get("ep", 1), cp=want.get("cp", 1),
-                               global_batch=dp)  # fmt: skip
-        check_inference_plan(arch, system, implied)
-    return plans
+    """The serving plans of :func:`cost_models.plans.enumerate_plans` as scalar plans."""
+    batch = enumerate_plans(arch, system, InferenceWorkload(), fixed=fixed)
+    return [batch.plan(i) for i in range(len(batch))]
 
 
 def evaluate_plans(
@@ -134,7 +68,7 @@ def choose_plan(
     workload: InferenceWorkload,
     *,
     mode: InferenceMode = "decode",
-    fixed: Mapping[str, object] | None = None,
+    fixed: Mapping[str, FixedValue] | None = None,
 ) -> ParallelPlan:
     """The fastest feasible plan that fits (by TTFT for ``prefill``, end-to-end latency for
     ``decode``) among those agreeing with ``fixed``; if none fits, the one with the least
@@ -160,7 +94,7 @@ def max_batch_that_fits(
     """The largest batch (sequences of ``prompt_len + gen_len`` tokens) whose memory per
     device fits; 0 if not even one sequence fits. Memory is affine in the per-replica batch,
     so the bound is solved exactly and then checked."""
-    check_inference_plan(arch, system, plan)
+    check_serve_plan(arch, system, plan)
     probe = evaluate_plans(arch, system, workload, [plan, plan], batch=np.array([1, 2]) * plan.dp)
     m1, m2 = probe.memory_per_device_bytes
     cap = system.device.memory_bytes
@@ -180,10 +114,8 @@ def max_batch_that_fits(
 
 
 __all__ = [
-    "INFERENCE_PLAN_FIELDS",
     "InferenceMode",
     "candidate_plans",
-    "check_inference_plan",
     "choose_plan",
     "evaluate_plans",
     "max_batch_that_fits",

@@ -19,12 +19,12 @@ import numpy.typing as npt
 from cost_models.inference.cost import FRAMEWORK_OVERHEAD_BYTES, compute_dtype
 from cost_models.inference.planner import (
     InferenceMode,
-    check_inference_plan,
     choose_plan,
     evaluate_plans,
     max_batch_that_fits,
 )
 from cost_models.plan import InferenceWorkload, ParallelPlan, PlanError
+from cost_models.plans import FixedValue, check_serve_plan
 from hw_profiles.types import System
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, kv_cache_bytes_per_token
@@ -43,7 +43,7 @@ def estimate_inference(
     plan: ParallelPlan | None = None,
     *,
     mode: InferenceMode = "decode",
-    fixed: Mapping[str, object] | None = None,
+    fixed: Mapping[str, FixedValue] | None = None,
 ) -> dict[str, Any]:
     """The ``nas estimate --mode prefill|decode`` JSON object (see the module docstring).
 
@@ -56,7 +56,7 @@ def estimate_inference(
         raise PlanError(f"mode: must be prefill or decode for inference; got {mode!r}")
     if plan is None:
         plan = choose_plan(arch, system, workload, mode=mode, fixed=fixed)
-    check_inference_plan(arch, system, plan)
+    check_serve_plan(arch, system, plan)
     r = evaluate_plans(arch, system, workload, [plan])
     pre, dec = _floats(r.prefill_breakdown_s, 0), _floats(r.decode_breakdown_s, 0)
     b = ArchBatch.from_architectures([arch])

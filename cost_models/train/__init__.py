@@ -11,7 +11,8 @@ time, throughput, MFU), :mod:`~cost_models.train.planner` (the fastest plan that
 
 from __future__ import annotations
 
-from cost_models.train.planner import PlanChoice, enumerate_plans, plan_training
+from cost_models.plans import enumerate_plans
+from cost_models.train.planner import PlanChoice, plan_training
 from cost_models.train.step import TIME_KEYS, TrainCost, train_cost
 
 __all__ = ["TIME_KEYS", "PlanChoice", "TrainCost", "enumerate_plans", "plan_training", "train_cost"]

@@ -34,10 +34,11 @@ import numpy as np
 from cost_models.options import TrainOptions
 from cost_models.plan import ParallelPlan, TrainWorkload
 from cost_models.plan_batch import PlanBatch
+from cost_models.plans import FixedValue
 from cost_models.train.calibration import Calibration
 from cost_models.train.memory import stored_activation_bytes
 from cost_models.train.ops import StageShape
-from cost_models.train.planner import FixedValue, plan_training
+from cost_models.train.planner import plan_training
 from cost_models.train.step import TrainCost, model_flops_per_token, train_cost
 from hw_profiles.loader import load_system
 from hw_profiles.types import System
