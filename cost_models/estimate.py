@@ -22,6 +22,8 @@ from hw_profiles.types import System
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch
 
+__all__ = ["MFU_CONVENTION", "estimate", "estimate_train", "plan_dict", "plan_fields"]
+
 MFU_CONVENTION = (
     "MFU: model FLOPs = 3 x forward matmul FLOPs of the active parameters (LM head included) "
     "+ 3 x full (non-causal) attention, no recompute; HFU: FLOPs the hardware runs (causal "
@@ -152,6 +154,3 @@ def estimate(
     from cost_models.inference.report import estimate_inference
 
     return estimate_inference(arch, system, workload, plan, mode=infer_mode, fixed=fixed)
-
-
-__all__ = ["MFU_CONVENTION", "estimate", "estimate_train", "plan_dict", "plan_fields"]

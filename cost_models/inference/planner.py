@@ -21,6 +21,14 @@ from hw_profiles.types import System
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch
 
+__all__ = [
+    "InferenceMode",
+    "candidate_plans",
+    "choose_plan",
+    "evaluate_plans",
+    "max_batch_that_fits",
+]
+
 InferenceMode = Literal["prefill", "decode"]
 _MAX_BATCH = 1 << 24  # upper bound of the batch search (memory per sequence is > 0)
 
@@ -111,12 +119,3 @@ def max_batch_that_fits(
     elif fits[2] and per_replica < _MAX_BATCH:
         per_replica += 1
     return max(per_replica, 0) * plan.dp
-
-
-__all__ = [
-    "InferenceMode",
-    "candidate_plans",
-    "choose_plan",
-    "evaluate_plans",
-    "max_batch_that_fits",
-]

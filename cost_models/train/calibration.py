@@ -24,6 +24,15 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+__all__ = [
+    "CALIBRATION_FILE",
+    "IDENTITY",
+    "SAME_SILICON",
+    "Calibration",
+    "calibration_device",
+    "load_calibration",
+]
+
 CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
 
 # Profiles of the same die and software stack as another profile, whose differences (power
@@ -75,13 +84,3 @@ def load_calibration(path: Path = CALIBRATION_FILE) -> Calibration:
         overlap_efficiency=float(data.get("overlap_efficiency", 1.0)),
         zero3_comm_efficiency=float(data.get("zero3_comm_efficiency", 1.0)),
     )
-
-
-__all__ = [
-    "CALIBRATION_FILE",
-    "IDENTITY",
-    "SAME_SILICON",
-    "Calibration",
-    "calibration_device",
-    "load_calibration",
-]

@@ -39,6 +39,15 @@ from search_spaces.counts import (
     v_head_dim,
 )
 
+__all__ = [
+    "LocalParams",
+    "MicrobatchComm",
+    "collective_s",
+    "dp_comm_exposed",
+    "exposed",
+    "microbatch_comm",
+]
+
 FloatArray = npt.NDArray[np.float64]
 Op = Literal["all_reduce", "reduce_scatter", "all_gather", "all_to_all", "broadcast", "p2p"]
 
@@ -272,13 +281,3 @@ def dp_comm_exposed(
         + exposed(z3 * (param_ag + regather + grad_rs), bwd_mb_s, e)
     )
     return np.where(z == 0, zero0, np.where(z < 3, zero12, zero3))
-
-
-__all__ = [
-    "LocalParams",
-    "MicrobatchComm",
-    "collective_s",
-    "dp_comm_exposed",
-    "exposed",
-    "microbatch_comm",
-]

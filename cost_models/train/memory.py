@@ -47,6 +47,15 @@ from cost_models.train.ops import ACT_BYTES, StageShape
 from cost_models.train.recompute import selective_share
 from search_spaces.counts import ArchBatch, matmuls, qk_head_dim, v_head_dim
 
+__all__ = [
+    "MEMORY_KEYS",
+    "activation_bytes_per_token",
+    "activation_memory_bytes",
+    "stored_activation_bytes",
+    "train_memory",
+    "transient_bytes",
+]
+
 FloatArray = npt.NDArray[np.float64]
 
 WEIGHT_BYTES = 2.0
@@ -234,13 +243,3 @@ def train_memory(
         "activations": activation_memory_bytes(arch, plan, shape, options=options, dtype=dtype),
         "other": np.full_like(local, options.overhead_bytes),
     }
-
-
-__all__ = [
-    "MEMORY_KEYS",
-    "activation_bytes_per_token",
-    "activation_memory_bytes",
-    "stored_activation_bytes",
-    "train_memory",
-    "transient_bytes",
-]

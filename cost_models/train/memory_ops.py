@@ -42,6 +42,8 @@ from cost_models.train.ops import (
 from hw_profiles.types import Device
 from search_spaces.counts import ArchBatch, matmuls, qk_head_dim, v_head_dim
 
+__all__ = ["memory_ops", "stage_ops"]
+
 FloatArray = npt.NDArray[np.float64]
 EAGER_NORM_BYTES = 36.0  # per element, eager RMSNorm/LayerNorm (see the module docstring)
 EAGER_SWIGLU_BYTES = 10.0  # per FFN element, eager silu(a) * b
@@ -196,6 +198,3 @@ def stage_ops(
         *attention_ops(arch, plan, shape, device=device, options=options),
         *memory_ops(arch, plan, shape, device=device, dtype=dtype, options=options),
     ]
-
-
-__all__ = ["memory_ops", "stage_ops"]

@@ -36,6 +36,15 @@ from cost_models.sharding import TP_SPLIT
 from hw_profiles.types import Device
 from search_spaces.counts import ArchBatch, matmuls, qk_head_dim, v_head_dim
 
+__all__ = [
+    "ACT_BYTES",
+    "FLASH_BWD_FLOPS_RATIO",
+    "OpCost",
+    "StageShape",
+    "attention_ops",
+    "gemm_ops",
+]
+
 FloatArray = npt.NDArray[np.float64]
 OpKind = Literal["gemm", "attention", "memory"]
 RecomputeSet = Literal["full", "selective"]
@@ -244,13 +253,3 @@ def attention_ops(
             bwd_s=sm_bwd,
         ),
     ]
-
-
-__all__ = [
-    "ACT_BYTES",
-    "FLASH_BWD_FLOPS_RATIO",
-    "OpCost",
-    "StageShape",
-    "attention_ops",
-    "gemm_ops",
-]

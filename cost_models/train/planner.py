@@ -21,6 +21,8 @@ from hw_profiles.types import System
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch
 
+__all__ = ["PlanChoice", "plan_training"]
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -63,6 +65,3 @@ def plan_training(
         candidates=len(plans),
         feasible_fitting=int(fits.sum()),
     )
-
-
-__all__ = ["PlanChoice", "plan_training"]

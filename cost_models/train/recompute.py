@@ -25,6 +25,8 @@ import numpy.typing as npt
 from cost_models.options import SelectivePolicy
 from search_spaces.counts import ArchBatch, matmuls
 
+__all__ = ["selective_flops_per_token", "selective_share"]
+
 FloatArray = npt.NDArray[np.float64]
 
 _ATTENTION_CORE = ("attention", "attention_bmm", "softmax")
@@ -70,6 +72,3 @@ def selective_flops_per_token(
     for mm in matmuls(arch):
         out = out + 2.0 * mm.active_params * selective_share(arch, mm.name, policy)
     return out
-
-
-__all__ = ["selective_flops_per_token", "selective_share"]

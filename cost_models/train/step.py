@@ -45,6 +45,17 @@ from search_spaces.counts import (
     matmul_flops_per_token,
 )
 
+__all__ = [
+    "OPTIMIZER_STEP_BYTES",
+    "TIME_KEYS",
+    "TrainCost",
+    "hardware_flops_per_token",
+    "mfu_peak_flops_per_s",
+    "model_flops_per_token",
+    "time_breakdown",
+    "train_cost",
+]
+
 FloatArray = npt.NDArray[np.float64]
 TIME_KEYS: tuple[str, ...] = (
     "compute",
@@ -238,15 +249,3 @@ def train_cost(
         if keep_ops
         else [],
     )
-
-
-__all__ = [
-    "OPTIMIZER_STEP_BYTES",
-    "TIME_KEYS",
-    "TrainCost",
-    "hardware_flops_per_token",
-    "mfu_peak_flops_per_s",
-    "model_flops_per_token",
-    "time_breakdown",
-    "train_cost",
-]

@@ -32,6 +32,17 @@ from hw_profiles.types import System, Tier
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, FloatArray
 
+__all__ = [
+    "DATA_FILE",
+    "Measurement",
+    "layer_linear_time_s",
+    "load_measurements",
+    "predict",
+    "single_device_system",
+    "summarize",
+    "validate_inference_rows",
+]
+
 DATA_FILE = Path(__file__).resolve().parent / "data" / "inference_measurements.csv"
 
 
@@ -198,15 +209,3 @@ def validate_inference_rows(path: Path = DATA_FILE) -> list[dict[str, Any]]:
             "engine": m.engine,
         })  # fmt: skip
     return out
-
-
-__all__ = [
-    "DATA_FILE",
-    "Measurement",
-    "layer_linear_time_s",
-    "load_measurements",
-    "predict",
-    "single_device_system",
-    "summarize",
-    "validate_inference_rows",
-]

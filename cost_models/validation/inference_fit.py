@@ -16,6 +16,8 @@ import numpy.typing as npt
 
 from cost_models.validation.inference import Measurement, load_measurements, predict
 
+__all__ = ["DERATE_GRID", "LeaveOneOut", "leave_one_out"]
+
 FloatArray = npt.NDArray[np.float64]
 DERATE_GRID: tuple[float, ...] = tuple(np.round(np.arange(0.60, 1.0001, 0.02), 2))
 
@@ -80,6 +82,3 @@ def leave_one_out(
         errors=tuple(errors),
         all_rows_fit=grid[best],
     )
-
-
-__all__ = ["DERATE_GRID", "LeaveOneOut", "leave_one_out"]

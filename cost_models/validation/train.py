@@ -46,6 +46,22 @@ from search_spaces.architecture import Architecture
 from search_spaces.catalogue import load_model
 from search_spaces.counts import ArchBatch
 
+__all__ = [
+    "DATA_FILE",
+    "PreparedRow",
+    "TrainMeasurement",
+    "load_train_measurements",
+    "measured_tokens_per_s_per_device",
+    "measurement_arch",
+    "measurement_options",
+    "predict_row",
+    "prepare_row",
+    "row_cost",
+    "shipped_system",
+    "summarize",
+    "validate_training_rows",
+]
+
 DATA_FILE = Path(__file__).resolve().parent / "data" / "train_measurements.csv"
 GIB = 2.0**30
 _MEGATRON_2021 = ("NAR21", "KOR22")  # GPT with biases and learned positions
@@ -273,20 +289,3 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "worst_abs_error": float(errors[worst]),
         "worst_id": rows[worst]["id"],
     }
-
-
-__all__ = [
-    "DATA_FILE",
-    "PreparedRow",
-    "TrainMeasurement",
-    "load_train_measurements",
-    "measured_tokens_per_s_per_device",
-    "measurement_arch",
-    "measurement_options",
-    "predict_row",
-    "prepare_row",
-    "row_cost",
-    "shipped_system",
-    "summarize",
-    "validate_training_rows",
-]
