@@ -1,6 +1,6 @@
 """Analytical cost of training and inference under parallelism.
 
-Public API (see ``DESIGN.md``): :func:`estimate` returns the ``nas estimate --json`` object;
+Public API (see ``docs/design.md``): :func:`estimate` returns the ``nas estimate --json`` object;
 :func:`train_cost` is the vectorised training model over (architecture, plan) arrays;
 :func:`plan_training` the planner; :func:`collective_time_s` the collectives model.
 """

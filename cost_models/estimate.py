@@ -1,5 +1,5 @@
 """The one public entry point: ``estimate(arch, system, workload, plan=None, fixed=None)``
-returns exactly the ``nas estimate --json`` object (``DESIGN.md``, "Contract: nas estimate").
+returns exactly the ``nas estimate --json`` object (``docs/design.md``, "Contracts").
 
 Training goes to :mod:`cost_models.train.step` (with :mod:`cost_models.train.planner` choosing every
 degree not in ``plan``/``fixed``); inference (prefill/decode) to

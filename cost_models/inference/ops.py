@@ -3,7 +3,7 @@
 Each record carries FLOPs and HBM bytes *per call and per device* and the number of calls in
 the phase (summed over all layers: a single batch traverses every pipeline stage in turn, so
 its latency is the sum over stages). :func:`op_times` turns records into time by category;
-the sum is the phase time. Vectorised over candidates (numpy arrays), see ``DESIGN.md``.
+the sum is the phase time. Vectorised over candidates (numpy arrays), see ``docs/design.md``.
 
 Roofline per op (Williams et al. 2009, CACM 52(4); SOURCES.md "Decode is memory-bound"):
 ``t = max(flops / (peak * eff), bytes / (hbm_bw * mem_eff)) + kernel_launch_s``. The fixed

@@ -2,7 +2,7 @@
 memory per device, the fastest plan that fits and the largest batch that fits.
 
 The JSON object returned by :func:`estimate_inference` is the ``nas estimate --mode
-prefill|decode`` contract of ``DESIGN.md``: ``ttft_s``, ``tpot_s``, ``tokens_per_s``,
+prefill|decode`` contract of ``docs/design.md``: ``ttft_s``, ``tpot_s``, ``tokens_per_s``,
 ``kv_cache_bytes``, ``memory_per_device_bytes``, ``fits``, ``plan``, ``time_breakdown_s``,
 ``memory_breakdown_bytes``, plus ``e2e_s = ttft_s + (gen_len - 1) * tpot_s`` and both phase
 breakdowns. Conventions and breakdown keys: :mod:`cost_models.inference.cost`.

@@ -1,4 +1,4 @@
-"""``nas estimate`` (train) against the JSON contract in DESIGN.md, and its bad-input errors."""
+"""``nas estimate`` (train) against the JSON contract in docs/design.md, and its bad-input errors."""
 
 from __future__ import annotations
 
