@@ -24,14 +24,23 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 __all__ = [
     "CALIBRATION_FILE",
     "IDENTITY",
     "SAME_SILICON",
     "Calibration",
+    "CalibrationArrays",
+    "Efficiency",
     "calibration_device",
     "load_calibration",
 ]
+
+FloatArray = npt.NDArray[np.float64]
+# an efficiency or fraction: one value for all candidates, or one per candidate
+Efficiency = float | FloatArray
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
 
@@ -71,6 +80,21 @@ class Calibration:
 
 
 IDENTITY = Calibration()
+
+
+@dataclass(frozen=True, kw_only=True)
+class CalibrationArrays:
+    """Calibration values per candidate (arrays of the candidates' length), so that a fit can
+    evaluate one row at every grid point in one vectorised call. Same meaning and ranges as
+    :class:`Calibration`; ``compute_fraction`` applies to the one device the candidates run on."""
+
+    compute_fraction: FloatArray
+    overlap_efficiency: FloatArray
+    zero3_comm_efficiency: FloatArray
+
+    def fraction(self, device_name: str) -> FloatArray:
+        """The per-candidate sustained fraction (``device_name`` is the candidates' device)."""
+        return self.compute_fraction
 
 
 @cache

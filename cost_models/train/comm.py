@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cost_models.plan_batch import PlanBatch
+from cost_models.train.calibration import Efficiency
 from cost_models.train.ops import ACT_BYTES, StageShape
 from hw_profiles.types import System
 from search_spaces.counts import (
@@ -78,7 +79,7 @@ def collective_s(
     return np.where(active, np.asarray(t, dtype=np.float64), 0.0)
 
 
-def exposed(comm_s: FloatArray, window_s: FloatArray, efficiency: float) -> FloatArray:
+def exposed(comm_s: FloatArray, window_s: FloatArray, efficiency: Efficiency) -> FloatArray:
     """Communication left on the critical path when ``comm_s`` overlaps a compute window:
     ``efficiency`` of the overlapped part is hidden (1 = perfect overlap)."""
     return comm_s - efficiency * np.minimum(comm_s, np.maximum(window_s, 0.0))
@@ -105,7 +106,7 @@ def microbatch_comm(
     attn_fwd_s: FloatArray,
     attn_bwd_s: FloatArray,
     compute_s: FloatArray,
-    overlap_efficiency: float,
+    overlap_efficiency: Efficiency,
     ep_overlap: bool,
     tp_overlap: bool,
     max_nodes: int = 0,
@@ -238,8 +239,8 @@ def dp_comm_exposed(
     system: System,
     fwd_mb_s: FloatArray,
     bwd_mb_s: FloatArray,
-    overlap_efficiency: float,
-    zero3_efficiency: float = 1.0,
+    overlap_efficiency: Efficiency,
+    zero3_efficiency: Efficiency = 1.0,
     grad_bytes: float = 4.0,
 ) -> FloatArray:
     """Exposed data-parallel / ZeRO communication of one step (see the module docstring)."""

@@ -31,7 +31,12 @@ from cost_models.efficiency import memory_time_s
 from cost_models.options import TrainOptions
 from cost_models.plan import TrainWorkload
 from cost_models.plan_batch import PlanBatch
-from cost_models.train.calibration import IDENTITY, Calibration, load_calibration
+from cost_models.train.calibration import (
+    IDENTITY,
+    Calibration,
+    CalibrationArrays,
+    load_calibration,
+)
 from cost_models.train.comm import LocalParams, dp_comm_exposed, microbatch_comm
 from cost_models.train.memory import train_memory
 from cost_models.train.memory_ops import stage_ops
@@ -149,7 +154,7 @@ def time_breakdown(
     *,
     system: System,
     options: TrainOptions,
-    calibration: Calibration,
+    calibration: Calibration | CalibrationArrays,
 ) -> dict[str, FloatArray]:
     """Seconds per step by :data:`TIME_KEYS` (after overlap; they sum to the step time).
     ``params`` is :meth:`LocalParams.of` the same ``arch``, ``plan`` and ``shape``."""
@@ -207,7 +212,7 @@ def train_cost(
     system: System,
     workload: TrainWorkload,
     options: TrainOptions | None = None,
-    calibration: Calibration | None = None,
+    calibration: Calibration | CalibrationArrays | None = None,
     keep_ops: bool = False,
 ) -> TrainCost:
     """Step time, throughput and memory for every (architecture, plan) pair.

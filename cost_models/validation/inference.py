@@ -38,6 +38,7 @@ __all__ = [
     "layer_linear_time_s",
     "load_measurements",
     "predict",
+    "publication",
     "single_device_system",
     "summarize",
     "validate_inference_rows",
@@ -190,6 +191,17 @@ def predict(m: Measurement, *, gemm_derate: float = INFERENCE_GEMM_DERATE) -> fl
     return float(value[0])
 
 
+def publication(source: str) -> str:
+    """The publication a row's ``source`` names: the repository (``owner/name``) of a
+    repository path, else the text before a parenthesis (``"NVIDIA/FasterTransformer
+    docs/gpt_guide.md (Performance: GPT-89B)"`` and ``"... (Performance: GPT-175B)"`` are one
+    source; so are all of Vidur's profiling files)."""
+    first = source.split()[0] if source.split() else source
+    if "/" in first:
+        return first
+    return source.split(" (")[0].strip()
+
+
 def validate_inference_rows(path: Path = DATA_FILE) -> list[dict[str, Any]]:
     """Measured vs predicted for every row: ``id``, ``source``, ``metric``, ``measured``,
     ``predicted`` (seconds), ``error`` (predicted / measured - 1), plus model, hardware and
@@ -200,6 +212,7 @@ def validate_inference_rows(path: Path = DATA_FILE) -> list[dict[str, Any]]:
         out.append({
             "id": m.id,
             "source": m.source_key,
+            "publication": publication(m.source),
             "metric": m.metric,
             "measured": m.measured_s,
             "predicted": predicted,

@@ -248,6 +248,7 @@ def predict_row(m: TrainMeasurement, *, calibration: Calibration | None = None) 
         "id": m.label,
         "kind": "train",
         "source": f"{m.source} {r['locator']}",
+        "publication": m.source,
         "metric": metric,
         "unit": unit,
         "measured": measured,

@@ -146,7 +146,9 @@ def test_package_dependencies(module: str) -> None:
         for t in GRAPH[module]
         if t.split(".")[0] != package and t.split(".")[0] not in ALLOWED_PACKAGES[package]
     )
-    assert not bad, f"{module} imports {bad}; {package} may import {sorted(ALLOWED_PACKAGES[package])}"
+    assert not bad, (
+        f"{module} imports {bad}; {package} may import {sorted(ALLOWED_PACKAGES[package])}"
+    )
 
 
 @pytest.mark.parametrize("package", sorted(LAYERS))
