@@ -9,8 +9,8 @@ The mode follows the workload: a :class:`TrainWorkload` enumerates training plan
   domain (TP's all-reduces need the scale-up network); ``pp`` <= layers and ``pp * vpp`` <=
   layers; interleaving needs the micro-batch count to be a multiple of ``pp``; ``cp`` divides
   half the sequence (load-balanced causal split into 2*cp chunks); ``ep`` divides the experts
-  and ``dp * cp * tp``; ZeRO-3 only without pipelining; sequence parallelism only with
-  ``tp > 1``; ``micro_batch * dp`` divides the global batch.
+  and ``dp * cp * tp``; ZeRO-3/FSDP composes with pipelining (as in torchtitan); sequence
+  parallelism only with ``tp > 1``; ``micro_batch * dp`` divides the global batch.
 * **serve**: ``tp * pp * dp`` = devices (``dp`` model replicas share the request batch,
   ``global_batch = dp``); ``tp`` divides the heads and the KV heads divide by it or it by them
   (MLA caches one latent, so any ``tp`` dividing the heads); ``pp`` <= layers; ``ep`` divides
@@ -202,7 +202,6 @@ def _train_plans(
     ok &= np.mod(dp * cp * tp, ep) == 0
     ok &= (vpp == 1) | ((pp > 1) & (pp * vpp <= arch.num_layers) & (np.mod(m, pp) == 0))
     ok &= (sp == 0) | (tp > 1)
-    ok &= (col["zero"] < 3) | (pp == 1)
     ok &= m == np.floor(m)
     if "dp" in fx:
         ok &= dp == int(fx["dp"])
@@ -210,7 +209,7 @@ def _train_plans(
         raise PlanError(
             f"no feasible plan on {n} devices with {', '.join(f'{k}={v}' for k, v in fx.items()) or 'no fixed degrees'}"
             f" (needs: global_batch {gbs} a multiple of micro_batch*dp; vpp > 1 only with pp > 1,"
-            " pp*vpp <= layers and micro-batches a multiple of pp; zero 3 only with pp = 1;"
+            " pp*vpp <= layers and micro-batches a multiple of pp;"
             " ep dividing dp*cp*tp)"
         )
     idx = np.nonzero(ok)[0]

@@ -18,6 +18,9 @@ What overlaps (stated, because frameworks differ):
   overlaps the first forward (``overlap_param_gather``); ZeRO-3/FSDP gathers each
   micro-batch's parameters during the previous layer's compute (prefetch) and reduce-
   scatters gradients during backward. Only the part longer than the window is exposed.
+  Under pipelining, FSDP gathers a stage's parameters once per step and reduce-scatters the
+  accumulated gradients once, after the last micro-batch (see :mod:`cost_models.train.memory`):
+  the ZeRO-1/2 pattern.
 """
 
 from __future__ import annotations
@@ -281,4 +284,5 @@ def dp_comm_exposed(
         exposed(z3 * param_ag, fwd_mb_s, e)
         + exposed(z3 * (param_ag + regather + grad_rs), bwd_mb_s, e)
     )
-    return np.where(z == 0, zero0, np.where(z < 3, zero12, zero3))
+    once_per_step = (z < 3) | (plan.pp > 1)  # ZeRO-1/2, and FSDP under pipelining
+    return np.where(z == 0, zero0, np.where(once_per_step, zero12, zero3))

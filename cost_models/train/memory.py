@@ -4,7 +4,13 @@ Model states with mixed-precision Adam (Rajbhandari et al. 2020, ZeRO, arXiv 191
 section 3.1): 2 bytes of bf16 weights, 4 bytes of fp32 gradients (Megatron's ``main_grad``;
 2 with ``TrainOptions.grad_bytes`` = 2) and 12 bytes of optimizer state (fp32 master weights, Adam m and v) per parameter, 18 in
 all; ZeRO-1 shards the optimizer over the data-parallel group, ZeRO-2 also the gradients,
-ZeRO-3/FSDP also the weights. FP8 training keeps an FP8 copy of each GEMM weight and its
+ZeRO-3/FSDP also the weights. FSDP under pipelining (``zero`` 3 with ``pp`` > 1) gathers a
+stage's parameters once per step and keeps them (torchtitan ``apply_fsdp``:
+``reshard_after_forward = not pp_enabled``), and accumulates the gradients of every
+micro-batch unsharded in the reduce dtype, reduce-scattering them after the last one
+(``torch.distributed.pipelining`` stage ``backward_maybe_with_nosync``: no gradient sync and no
+reshard after backward until the last backward; FSDP2 keeps the unsharded accumulated
+gradient in ``reduce_dtype``): at its peak it holds what ZeRO-1 holds. FP8 training keeps an FP8 copy of each GEMM weight and its
 transpose (2 more bytes; Transformer Engine caches both for Hopper's TN-only FP8 GEMMs).
 
 Activations per layer follow Korthikanti et al. 2022 (arXiv 2205.05198, section 4.1, eq. 1-2
@@ -229,7 +235,7 @@ def train_memory(
     options: TrainOptions,
 ) -> dict[str, FloatArray]:
     """Memory per device by category (:data:`MEMORY_KEYS`), in bytes."""
-    z = plan.zero
+    z = np.where((plan.zero >= 3) & (plan.pp > 1), 1.0, plan.zero)  # FSDP x PP peaks as ZeRO-1
     dense_w = params.dense / np.where(z >= 3, params.dense_group, 1.0)
     expert_w = params.expert / np.where(z >= 3, params.expert_group, 1.0)
     local = params.dense + params.expert

@@ -86,6 +86,40 @@ def test_model_states_are_18_bytes_per_parameter_and_zero_shards_them() -> None:
     assert z3["activations"] == pytest.approx(z0["activations"])
 
 
+def test_fsdp_under_pipelining_holds_gathered_weights_and_unsharded_gradients() -> None:
+    # torchtitan: reshard_after_forward = not pp_enabled; torch.distributed.pipelining keeps
+    # gradients unsharded until the last micro-batch -> at its peak, ZeRO-1's model states
+    arch = load_model("llama3-8b")
+    plan = {"pp": 2, "dp": 4, "global_batch": 16}
+    fsdp_pp = _memory(arch, ParallelPlan(**plan, zero=3))
+    zero1_pp = _memory(arch, ParallelPlan(**plan, zero=1))
+    for key in ("weights", "gradients", "optimizer"):
+        assert fsdp_pp[key] == pytest.approx(zero1_pp[key])
+    assert fsdp_pp["gradients"] > _memory(arch, ParallelPlan(**plan, zero=2))["gradients"] * 3
+
+
+def test_fsdp_under_pipelining_communicates_once_per_step() -> None:
+    arch = load_model("llama3-8b")
+    system = load_system("dgx-h100", 16)
+
+    def dp_comm_s(plan: ParallelPlan) -> float:
+        cost = train_cost(
+            ArchBatch.from_architectures([arch]),
+            PlanBatch.from_plans([plan]),
+            system=system,
+            workload=TrainWorkload(seq_len=4096),
+        )
+        return float(cost.time_breakdown_s["dp_comm"][0])
+
+    once = {"pp": 2, "dp": 8, "global_batch": 64}
+    assert dp_comm_s(ParallelPlan(**once, zero=3)) == pytest.approx(
+        dp_comm_s(ParallelPlan(**once, zero=1))
+    )
+    # without pipelining FSDP gathers again for every micro-batch
+    per_mb = {"dp": 16, "global_batch": 128}
+    assert dp_comm_s(ParallelPlan(**per_mb, zero=3)) > dp_comm_s(ParallelPlan(**per_mb, zero=1))
+
+
 def test_expert_parallel_shards_expert_weights() -> None:
     arch = load_model("mixtral-8x7b")
     ep1 = _memory(arch, ParallelPlan(dp=8, global_batch=8, recompute="full"))

@@ -29,7 +29,7 @@ def test_every_enumerated_plan_is_feasible() -> None:
     assert np.all(np.mod(plans.dp * plans.cp * plans.tp, plans.ep) == 0)
     assert np.all(plans.tp <= 8)
     assert np.all((plans.sp == 0) | (plans.tp > 1))
-    assert np.all((plans.zero < 3) | (plans.pp == 1))
+    assert np.any((plans.zero == 3) & (plans.pp > 1))  # FSDP composes with pipelining
     assert np.all(np.mod(plans.global_batch, plans.micro_batch * plans.dp) == 0)
     m = plans.global_batch / (plans.micro_batch * plans.dp)
     assert np.all((plans.vpp == 1) | (np.mod(m, plans.pp) == 0))
