@@ -1,6 +1,10 @@
 """Parallel-plan enumeration, one enumerator for both phases: every feasible plan on a
 system's devices that agrees with the fixed degrees, as :class:`PlanBatch` arrays.
 
+The enumerators search ``ep`` among the divisors of the routed experts; a fixed ``ep`` that
+does not divide them is accepted (each rank holds ``ceil(E / ep)`` experts, the surplus as
+redundant copies, as large-EP serving deploys them).
+
 The mode follows the workload: a :class:`TrainWorkload` enumerates training plans, an
 :class:`InferenceWorkload` serving plans.
 
@@ -99,11 +103,7 @@ def _check_train_fixed(
         raise PlanError(
             f"tp: must divide num_kv_heads ({arch.num_kv_heads}) or be a multiple of it, got {tp}"
         )
-    experts = arch.moe.num_experts if arch.moe else 1
-    ep = int(fixed.get("ep", 1))
-    if experts % ep:
-        what = f"num_experts ({experts})" if arch.moe else "1 for a dense model"
-        raise PlanError(f"ep: must divide {what}, got {ep}")
+    _check_expert_parallel(arch, int(fixed.get("ep", 1)))
     if int(fixed.get("pp", 1)) > arch.num_layers:
         raise PlanError(f"pp: must be <= num_layers ({arch.num_layers}), got {fixed['pp']}")
     cp = int(fixed.get("cp", 1))
@@ -247,9 +247,16 @@ def check_serve_plan(arch: Architecture, system: System, plan: ParallelPlan) -> 
         )
     if plan.pp > arch.num_layers:
         raise PlanError(f"pp: must be <= num_layers ({arch.num_layers}), got {plan.pp}")
-    experts = arch.moe.num_experts if arch.moe is not None else 1
-    if experts % plan.ep:
-        raise PlanError(f"ep: must divide the number of experts ({experts}), got {plan.ep}")
+    _check_expert_parallel(arch, plan.ep)
+
+
+def _check_expert_parallel(arch: Architecture, ep: int) -> None:
+    """A dense model has no expert parallelism. A fixed ``ep`` need not divide the experts:
+    each rank then holds ``ceil(E / ep)`` of them, the surplus as redundant copies (large-EP
+    serving; :func:`cost_models.sharding.experts_per_rank`). The enumerators only search
+    ``ep`` dividing the experts; a non-dividing one must be asked for."""
+    if arch.moe is None and ep != 1:
+        raise PlanError(f"ep: must be 1 for a dense model, got {ep}")
 
 
 def _check_serve_fixed(fixed: Mapping[str, object]) -> dict[str, int]:
@@ -279,7 +286,7 @@ def _serve_plans(arch: Architecture, system: System, want: Mapping[str, int]) ->
         for tp in tps
         for pp in pps
         if n % (tp * pp) == 0
-        for ep in divisors(experts)
+        for ep in ([want["ep"]] if "ep" in want else divisors(experts))
         if (n // pp) % ep == 0  # ep divides tp * dp
     ]
     rows = [

@@ -41,6 +41,7 @@ from cost_models.inference.ops import (
     op_times,
 )
 from cost_models.network.collectives import collective_time_s
+from cost_models.sharding import expert_share
 from hw_profiles.types import System
 from search_spaces.counts import (
     ArchBatch,
@@ -165,7 +166,7 @@ def weight_bytes_per_device(b: ArchBatch, s: Shards, *, weight_dtype: str) -> Fl
     expert = np.zeros_like(b.d_model)
     for m in matmuls(b):
         if m.name.startswith("expert_"):
-            expert = expert + m.params / (s.ep * s.etp)
+            expert = expert + m.params * expert_share(b.num_experts, s.ep) / s.etp
         elif m.name in REPLICATED:
             dense = dense + m.params
         elif m.name == "attn_kv":

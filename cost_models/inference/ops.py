@@ -21,7 +21,7 @@ import numpy as np
 
 from cost_models.efficiency import gemm_efficiency, tile_efficiency
 from cost_models.inference.calibration import INFERENCE_GEMM_DERATE
-from cost_models.sharding import TP_SPLIT
+from cost_models.sharding import TP_SPLIT, experts_per_rank
 from hw_profiles.types import Device
 from search_spaces.counts import (
     ArchBatch,
@@ -138,7 +138,7 @@ def _expert_op(
 ) -> Op:
     """A grouped GEMM over the local experts of one MoE layer (one launch per layer)."""
     experts = np.maximum(b.num_experts, 1.0)
-    local = experts / s.ep
+    local = experts_per_rank(experts, s.ep)  # ceil(E / ep) with redundant copies
     # token-slots that reach this device's experts: tokens of the stage's replicas times
     # top_k, spread over ep ranks and shared by the expert copies (balanced routing assumed)
     slots = tokens * s.dp * b.top_k / (s.ep * s.expert_copies)

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cost_models.plan_batch import PlanBatch
+from cost_models.sharding import expert_share
 from cost_models.train.calibration import Efficiency
 from cost_models.train.ops import ACT_BYTES, StageShape
 from hw_profiles.types import System
@@ -229,7 +230,7 @@ class LocalParams:
         tables = arch.vocab_size * arch.d_model * np.where(plan.pp > 1, 1.0, 2.0 - arch.tied)
         return cls(
             dense=((body - experts) * stage_frac + tables) / shape.tp,
-            expert=experts * stage_frac / (plan.ep * shape.etp),
+            expert=experts * stage_frac * expert_share(arch.num_experts, plan.ep) / shape.etp,
             dense_group=plan.dp * plan.cp,
             expert_group=plan.dp * plan.cp * shape.tp / (plan.ep * shape.etp),
         )

@@ -30,7 +30,7 @@ import numpy.typing as npt
 from cost_models.efficiency import memory_time_s
 from cost_models.options import TrainOptions
 from cost_models.plan_batch import PlanBatch
-from cost_models.sharding import TP_SPLIT
+from cost_models.sharding import TP_SPLIT, expert_share
 from cost_models.train.ops import (
     ACT_BYTES,
     OpCost,
@@ -174,9 +174,12 @@ def _fp8_cast_op(arch: ArchBatch, plan: PlanBatch, shape: StageShape, *, device:
         split = TP_SPLIT.get(mm.name, "col")
         k = mm.k / t if split == "row" else mm.k
         act_elems = act_elems + tok * k * mm.active * per_layer
-        weight_elems = weight_elems + mm.params * per_layer / np.where(
-            mm.name.startswith("expert_"), plan.ep * shape.etp, t
+        share = np.where(
+            mm.name.startswith("expert_"),
+            expert_share(arch.num_experts, plan.ep) / shape.etp,
+            1.0 / t,
         )
+        weight_elems = weight_elems + mm.params * per_layer * share
     return _mem_op(
         device, "fp8_cast", fwd_bytes=3.0 * (act_elems + weight_elems), calls=shape.layers * 8.0
     )

@@ -32,7 +32,7 @@ from cost_models.efficiency import (
 )
 from cost_models.options import TrainOptions
 from cost_models.plan_batch import PlanBatch
-from cost_models.sharding import TP_SPLIT
+from cost_models.sharding import TP_SPLIT, experts_per_rank
 from hw_profiles.types import Device
 from search_spaces.counts import ArchBatch, matmuls, qk_head_dim, v_head_dim
 
@@ -160,13 +160,13 @@ def _expert_ops(
     dtype: str,
     imbalance: float,
 ) -> list[OpCost]:
-    """Routed experts as grouped GEMMs: each of the ``E/ep`` local experts receives
-    ``tokens_per_rank * top_k * ep / E`` tokens (times the imbalance of the busiest rank);
+    """Routed experts as grouped GEMMs: each of the ``E/ep`` local experts (``ceil(E/ep)``
+    with redundant copies, :func:`cost_models.sharding.experts_per_rank`) receives
+    ``tokens_per_rank * top_k / local`` tokens (times the imbalance of the busiest rank);
     with ``etp = 1`` the TP ranks dispatch disjoint token shards (Megatron-Core MoE)."""
-    experts = np.maximum(arch.num_experts, 1.0)
-    groups = experts / plan.ep
+    groups = experts_per_rank(arch.num_experts, plan.ep)
     rank_tokens = shape.tokens * shape.etp / shape.tp
-    m = rank_tokens * arch.top_k * plan.ep / experts * imbalance
+    m = rank_tokens * arch.top_k / groups * imbalance
     up = (1.0 + arch.gated) * arch.d_expert / shape.etp
     down_k = arch.d_expert / shape.etp
     out: list[OpCost] = []

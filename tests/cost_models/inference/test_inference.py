@@ -182,7 +182,7 @@ def test_invalid_plans_name_the_field(plan: dict[str, int], field: str) -> None:
         estimate_inference(arch, system, InferenceWorkload(), plan=_plan(**plan))
 
 
-def test_tp_must_divide_heads_and_ep_experts() -> None:
+def test_tp_must_divide_heads_and_ep_may_leave_redundant_experts() -> None:
     system = load_system("dgx-h100", 8)
     odd = dataclasses.replace(load_model("llama3-8b"), name="odd", num_heads=12, num_kv_heads=12)
     with pytest.raises(PlanError, match="tp: must divide num_heads"):
@@ -192,8 +192,17 @@ def test_tp_must_divide_heads_and_ep_experts() -> None:
     six = dataclasses.replace(
         mixtral, name="six", moe=dataclasses.replace(mixtral.moe, num_experts=6)
     )
-    with pytest.raises(PlanError, match="ep: must divide the number of experts"):
-        estimate_inference(six, system, InferenceWorkload(), plan=_plan(tp=1, dp=8, ep=4))
+    # ep 4 over 6 experts: two experts per rank, two of the eight slots redundant copies
+    weights = {
+        ep: estimate_inference(six, system, InferenceWorkload(), plan=_plan(tp=1, dp=8, ep=ep))[
+            "memory_breakdown_bytes"
+        ]["weights"]
+        for ep in (1, 2, 4)
+    }
+    expert_bytes_4 = weights[1] - weights[4]  # what ep 4 saves against a full replica
+    expert_bytes_2 = weights[1] - weights[2]
+    # ep 2 keeps 3 of 6 experts, ep 4 keeps ceil(6/4) = 2 of 6: saves 4/6 vs 3/6 of the experts
+    assert expert_bytes_4 / expert_bytes_2 == pytest.approx((4 / 6) / (3 / 6))
 
 
 def test_vectorised_core_matches_scalar_api() -> None:

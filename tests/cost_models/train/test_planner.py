@@ -78,7 +78,7 @@ def test_nothing_fits_returns_fastest_flagged() -> None:
     ("fixed", "message"),
     [
         ({"tp": 3}, "tp: must divide num_heads"),
-        ({"ep": 3}, "ep: must divide 1 for a dense model"),
+        ({"ep": 3}, "ep: must be 1 for a dense model"),
         ({"tp": 2, "pp": 2, "dp": 2, "cp": 1}, "must equal the device count 16"),
         ({"pp": 200}, "pp: must be <= num_layers"),
         ({"zero": 5}, "zero: must be one of"),
