@@ -94,7 +94,7 @@ def test_plan_shorthand_and_defaults() -> None:
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
 def test_shipped_experiments_validate_and_build(path: Path) -> None:
-    from nas.evaluate import ExperimentProblem
+    from nas.problem import ExperimentProblem
 
     exp = load_experiment(path)
     assert exp.name == path.stem
