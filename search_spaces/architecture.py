@@ -1,6 +1,6 @@
 """The architecture of a decoder-only transformer (dense or MoE), as a frozen, validated type.
 
-The YAML form follows ``DESIGN.md`` (section "Architecture"). Construction validates every
+The YAML form follows ``docs/design.md`` (section "Architecture"). Construction validates every
 field and raises :class:`SpecError` with a one-line message naming the field.
 """
 
@@ -71,7 +71,7 @@ class MoEConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class Architecture:
-    """A decoder-only transformer. Sizes are counts (not bytes); see ``DESIGN.md``."""
+    """A decoder-only transformer. Sizes are counts (not bytes); see ``docs/design.md``."""
 
     name: str
     num_layers: int

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -49,8 +49,12 @@ def _fmt(value: float, unit: str) -> str:
 
 @app.command("validate")
 def validate_cmd(
-    kind: KindOpt = typer.Option(KindOpt.all, "--kind", help="Which measurements to run."),
-    as_json: bool = typer.Option(False, "--json", help="Print rows and summaries as JSON."),
+    kind: Annotated[
+        KindOpt, typer.Option("--kind", help="Which measurements to run.")
+    ] = KindOpt.all,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print rows and summaries as JSON.")
+    ] = False,
 ) -> None:
     """Measured vs predicted for every published row, with median and worst |error|."""
     from cost_models.validation import summarize

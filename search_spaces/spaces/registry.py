@@ -97,15 +97,9 @@ _REGISTRY: dict[str, Callable[[], SearchSpace]] = {
 }
 
 
-def register_space(name: str, factory: Callable[[], SearchSpace]) -> None:
-    """Add a space under ``name`` (a plug-in point; names must be new)."""
-    if name in _REGISTRY:
-        raise SpecError(f"space: {name!r} is already registered")
-    _REGISTRY[name] = factory
-
-
-def list_spaces() -> list[str]:
-    return sorted(_REGISTRY)
+def list_spaces() -> dict[str, str]:
+    """Every registered space name -> its one-line description (from its YAML file)."""
+    return {name: _REGISTRY[name]().description for name in sorted(_REGISTRY)}
 
 
 def get_space(name: str, overrides: Mapping[str, Any] | None = None) -> SearchSpace:
@@ -115,7 +109,7 @@ def get_space(name: str, overrides: Mapping[str, Any] | None = None) -> SearchSp
     factory = _REGISTRY.get(name)
     if factory is None:
         raise SpecError(
-            f"space: unknown name {name!r}; known: {', '.join(list_spaces())} "
+            f"space: unknown name {name!r}; known: {', '.join(sorted(_REGISTRY))} "
             "(or give a space .yaml file)"
         )
     return factory().with_overrides(overrides)
@@ -151,7 +145,6 @@ __all__ = [
     "get_space",
     "list_spaces",
     "load_space",
-    "register_space",
     "sample_space",
     "space_from_dict",
 ]
