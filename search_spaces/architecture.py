@@ -16,6 +16,16 @@ import yaml
 
 from search_spaces.errors import SpecError
 
+__all__ = [
+    "Architecture",
+    "MLAConfig",
+    "MoEConfig",
+    "architecture_from_dict",
+    "load_architecture",
+    "load_yaml_mapping",
+]
+
+
 FfnActivation = Literal["gelu", "relu", "swiglu", "geglu"]
 NormKind = Literal["rmsnorm", "layernorm"]
 GATED_ACTIVATIONS: frozenset[str] = frozenset({"swiglu", "geglu"})
@@ -213,13 +223,3 @@ def load_architecture(path: str | Path) -> Architecture:
         return architecture_from_dict(data)
     except SpecError as exc:
         raise SpecError(f"{p.name}: {exc}") from None
-
-
-__all__ = [
-    "Architecture",
-    "MLAConfig",
-    "MoEConfig",
-    "architecture_from_dict",
-    "load_architecture",
-    "load_yaml_mapping",
-]

@@ -17,6 +17,22 @@ import numpy.typing as npt
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, FloatArray
 
+__all__ = [
+    "EvaluationFailed",
+    "Evaluator",
+    "EvaluatorError",
+    "Pruned",
+    "ReportFn",
+    "batch_tokens",
+    "check_settings",
+    "evaluate_one",
+    "get_evaluator",
+    "list_evaluators",
+    "perplexity",
+    "tokens_from_budget",
+]
+
+
 ReportFn = Callable[[int, float], bool]
 
 
@@ -147,19 +163,3 @@ def perplexity(loss: FloatArray) -> FloatArray:
     """Perplexity of a loss in nats per token (exp; overflow-safe)."""
     out: FloatArray = np.exp(np.minimum(loss, 700.0))
     return out
-
-
-__all__ = [
-    "EvaluationFailed",
-    "Evaluator",
-    "EvaluatorError",
-    "Pruned",
-    "ReportFn",
-    "batch_tokens",
-    "check_settings",
-    "evaluate_one",
-    "get_evaluator",
-    "list_evaluators",
-    "perplexity",
-    "tokens_from_budget",
-]

@@ -38,6 +38,20 @@ from search_spaces import counts
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, FloatArray
 
+__all__ = [
+    "FitReport",
+    "FittedLawEvaluator",
+    "Results",
+    "fit_chinchilla",
+    "fit_law",
+    "load_law",
+    "params_by_convention",
+    "read_results",
+    "relative_errors",
+    "save_law",
+]
+
+
 HUBER_DELTA = 1e-3  # Hoffmann et al. 2022, appendix D.2
 
 
@@ -307,17 +321,3 @@ class FittedLawEvaluator:
         self, arch: Architecture, *, tokens: float, report: ReportFn | None = None
     ) -> dict[str, float]:
         return evaluate_one(self.evaluate_batch, arch, tokens)
-
-
-__all__ = [
-    "FitReport",
-    "FittedLawEvaluator",
-    "Results",
-    "fit_chinchilla",
-    "fit_law",
-    "load_law",
-    "params_by_convention",
-    "read_results",
-    "relative_errors",
-    "save_law",
-]

@@ -20,6 +20,8 @@ from torch import nn
 
 from search_spaces.architecture import Architecture
 
+__all__ = ["Decoder", "RMSNorm", "apply_rope", "moe_layer_flags", "rope_tables"]
+
 
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float = 1e-6) -> None:
@@ -201,6 +203,3 @@ class Decoder(nn.Module):
         return (
             torch.stack(terms).mean() if terms else torch.zeros((), device=self.head.weight.device)
         )
-
-
-__all__ = ["Decoder", "RMSNorm", "apply_rope", "moe_layer_flags", "rope_tables"]

@@ -33,6 +33,17 @@ from search_spaces import counts
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, FloatArray
 
+__all__ = [
+    "OUT_OF_MEMORY",
+    "ProgressFn",
+    "ProxyConfig",
+    "ProxyResult",
+    "ProxyTrainEvaluator",
+    "num_steps",
+    "train_proxy",
+]
+
+
 ProgressFn = Callable[[int, int, "float | None"], None]  # (step, steps, val loss or None)
 DIVERGENCE_FACTOR = 1.5  # a loss above 1.5 x ln(vocab) (worse than uniform) has diverged
 
@@ -262,14 +273,3 @@ class ProxyTrainEvaluator:
 
     def evaluate_batch(self, batch: ArchBatch, *, tokens: FloatArray) -> dict[str, FloatArray]:
         raise NotImplementedError("proxy_train trains one model at a time; use evaluate()")
-
-
-__all__ = [
-    "OUT_OF_MEMORY",
-    "ProgressFn",
-    "ProxyConfig",
-    "ProxyResult",
-    "ProxyTrainEvaluator",
-    "num_steps",
-    "train_proxy",
-]

@@ -18,6 +18,16 @@ from search_spaces.spaces.params import Param
 if TYPE_CHECKING:
     from optuna.trial import BaseTrial
 
+__all__ = [
+    "SearchSpace",
+    "get_space",
+    "list_spaces",
+    "load_space",
+    "sample_space",
+    "space_from_dict",
+]
+
+
 SPACES_DIR = Path(__file__).resolve().parent
 _SPACE_KEYS = ("name", "description", "base", "round_to", "parameters")
 
@@ -138,13 +148,3 @@ def sample_space(
         out.append((dict(trial.params), arch))
         study.tell(trial, 0.0)
     return out
-
-
-__all__ = [
-    "SearchSpace",
-    "get_space",
-    "list_spaces",
-    "load_space",
-    "sample_space",
-    "space_from_dict",
-]
