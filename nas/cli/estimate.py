@@ -15,18 +15,24 @@ from nas.cli.app import app
 
 
 class ModeOpt(str, Enum):
+    """``--mode``: what is estimated."""
+
     train = "train"
     prefill = "prefill"
     decode = "decode"
 
 
 class RecomputeOpt(str, Enum):
+    """``--recompute``: activation recomputation mode."""
+
     none = "none"
     selective = "selective"
     full = "full"
 
 
 class DtypeOpt(str, Enum):
+    """``--dtype``: training precision (weights, for inference, unless --weight-dtype)."""
+
     bf16 = "bf16"
     fp16 = "fp16"
     fp8 = "fp8"

@@ -16,6 +16,8 @@ from nas.cli.app import app
 
 
 class KindOpt(str, Enum):
+    """``--kind``: which measurements are compared."""
+
     all = "all"
     train = "train"
     inference = "inference"

@@ -177,6 +177,10 @@ def relative_errors(law: ChinchillaLaw, results: Results) -> FloatArray:
 
 @dataclass(frozen=True, kw_only=True)
 class FitReport:
+    """A fitted law and its errors: ``rows`` fitted, root-mean-square and worst relative
+    loss error on them (fractions, not %), and the RMS relative error on ``heldout_rows``
+    rows of a fit made without them."""
+
     law: ChinchillaLaw  # fitted on all rows
     rows: int
     rms_rel_error: float  # of the all-rows fit on its own rows

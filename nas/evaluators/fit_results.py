@@ -34,6 +34,9 @@ _ALIASES = {
 
 @dataclass(frozen=True, kw_only=True)
 class Results:
+    """Proxy results as arrays: ``params`` (parameter counts), ``tokens`` (training tokens)
+    and ``loss`` (validation loss, nats/token), one entry per run."""
+
     params: FloatArray
     tokens: FloatArray
     loss: FloatArray

@@ -57,6 +57,8 @@ def judge_grid(problem: Problem, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 class ExhaustiveBackend(Backend):
+    """Evaluates the whole grid of a :class:`GridProblem` (see the module docstring)."""
+
     name = "exhaustive"
 
     def run(self, job: SearchJob, *, progress: ProgressFn | None = None) -> pd.DataFrame:

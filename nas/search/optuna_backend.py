@@ -220,6 +220,8 @@ def _worker(job: SearchJob, index: int, lock: Any) -> None:
 
 
 class OptunaBackend(Backend):
+    """One Optuna study in the run directory, driven by ``search.workers`` processes."""
+
     name = "optuna"
 
     def run(self, job: SearchJob, *, progress: ProgressFn | None = None) -> pd.DataFrame:
