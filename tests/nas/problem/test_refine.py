@@ -13,6 +13,7 @@ from nas.experiment import experiment_from_dict
 from nas.problem import Candidate, ExperimentProblem
 from nas.problem.refine import leading_rows, refine_rows
 from nas.runs import start_run
+from nas.search.base import GridProblem
 from nas.search.exhaustive import judge_grid
 
 SMALL: dict[str, Any] = {
@@ -29,6 +30,7 @@ SMALL: dict[str, Any] = {
 
 def test_replanned_rows_match_the_per_candidate_planner_and_are_no_slower() -> None:
     problem = ExperimentProblem(experiment_from_dict(SMALL))
+    assert isinstance(problem, GridProblem)  # what the exhaustive backend asks for
     grid = judge_grid(problem, problem.evaluate_grid(max_candidates=10**6))
     rows = leading_rows(grid, objectives=problem.objectives, limit=16)
     assert len(rows) == 16
