@@ -101,11 +101,19 @@ class TrainWorkload:
         check_choice("dtype", self.dtype, get_args(TrainDtype))
 
 
+# The default serving request (one user, a 1,024-token prompt, 128 generated tokens): the
+# project's own choice of a short chat turn, not a published figure. Used by
+# InferenceWorkload, the experiment file's serve workload and ``nas estimate``.
+DEFAULT_BATCH = 1
+DEFAULT_PROMPT_LEN = 1024
+DEFAULT_GEN_LEN = 128
+
+
 @dataclass(frozen=True, kw_only=True)
 class InferenceWorkload:
-    batch: int = 1
-    prompt_len: int = 1024
-    gen_len: int = 128
+    batch: int = DEFAULT_BATCH
+    prompt_len: int = DEFAULT_PROMPT_LEN
+    gen_len: int = DEFAULT_GEN_LEN
     weight_dtype: WeightDtype = "bf16"
     kv_dtype: KvDtype = "bf16"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -16,6 +16,8 @@ from nas.cli.app import app
 
 
 class KindOpt(str, Enum):
+    """``--kind``: which measurements are compared."""
+
     all = "all"
     train = "train"
     inference = "inference"
@@ -65,8 +67,12 @@ def _print_headline(heads: dict[str, Any]) -> None:
 
 @app.command("validate")
 def validate_cmd(
-    kind: KindOpt = typer.Option(KindOpt.all, "--kind", help="Which measurements to run."),
-    as_json: bool = typer.Option(False, "--json", help="Print rows and summaries as JSON."),
+    kind: Annotated[
+        KindOpt, typer.Option("--kind", help="Which measurements to run.")
+    ] = KindOpt.all,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print rows and summaries as JSON.")
+    ] = False,
 ) -> None:
     """The cost models against every published row: first the leave-one-source-out error
     (headline), then measured vs predicted per row, with median and worst |error|."""

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from nas.evaluate import Candidate, ExperimentProblem
 from nas.experiment import Experiment, experiment_from_dict
+from nas.problem import Candidate, ExperimentProblem
 
 
 def analytical(*, trials: int = 4, **ray: Any) -> Experiment:

@@ -1,7 +1,7 @@
 """Re-plan the best rows of an exhaustive grid with the full planner.
 
 With ``plan: auto`` the grid costs every candidate with a small plan set
-(:func:`nas.search.grid_eval.plan_set`), because the per-candidate planner
+(:func:`nas.problem.grid_eval.plan_set`), because the per-candidate planner
 (:func:`cost_models.train.planner.plan_training`: every tp, pp, dp, ep, cp, vpp, sequence
 parallelism, micro-batch, ZeRO stage and recompute mode) is too slow for millions of
 candidates. This step takes the feasible rows of the leading non-dominated layers of the
@@ -14,23 +14,27 @@ where it matters.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nas.problem.hardware import HardwarePoint
+from nas.problem.record import Candidate
+from nas.search.base import Objective, TrialFailed, TrialPruned
 from nas.search.pareto import non_dominated, objective_matrix
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nas.evaluate import ExperimentProblem
+    from search_spaces.spaces import SearchSpace
 
 __all__ = ["leading_rows", "refine_rows"]
 
 
-def leading_rows(problem: ExperimentProblem, judged: pd.DataFrame, limit: int) -> list[int]:
+def leading_rows(judged: pd.DataFrame, *, objectives: Sequence[Objective], limit: int) -> list[int]:
     """Positions of the feasible rows in the first non-dominated layers, at most ``limit``."""
-    values = objective_matrix(judged, problem.objectives)
+    values = objective_matrix(judged, objectives)
     left = np.flatnonzero(judged["feasible"].to_numpy(dtype=bool))
     chosen: list[int] = []
     while len(left) and len(chosen) < limit:
@@ -44,13 +48,17 @@ def _point_key(row: Any, scale_keys: list[str]) -> tuple[Any, ...]:
     return (row["system"], *(round(float(row[k]), 12) for k in scale_keys))
 
 
-def refine_rows(problem: ExperimentProblem, frame: pd.DataFrame, rows: list[int]) -> int:
-    """Evaluate ``rows`` of ``frame`` again with the full planner, in place; returns how many
-    were re-planned (a row whose evaluation fails keeps its grid values)."""
-    from nas.evaluate import Candidate
-    from nas.search.base import TrialFailed, TrialPruned
-
-    points = problem.hardware_points()
+def refine_rows(
+    frame: pd.DataFrame,
+    rows: list[int],
+    *,
+    space: SearchSpace,
+    points: Sequence[HardwarePoint],
+    evaluate: Callable[[Candidate], dict[str, Any]],
+) -> int:
+    """Evaluate ``rows`` of ``frame`` again with ``evaluate`` (the full planner), in place;
+    ``points`` are the grid's hardware points; returns how many rows were re-planned (a row
+    whose evaluation fails keeps its grid values)."""
     scale_keys = sorted({k for p in points for k in p.scales})
     by_key = {
         (p.base_name, *(round(float(p.scales.get(k, 1.0)), 12) for k in scale_keys)): p
@@ -61,10 +69,10 @@ def refine_rows(problem: ExperimentProblem, frame: pd.DataFrame, rows: list[int]
     for i in rows:
         row = frame.iloc[i]
         params = {c.removeprefix("param_"): row[c].item() for c in param_cols}
-        arch = problem.space.to_architecture(params)
+        arch = space.to_architecture(params)
         point = by_key[_point_key(row, scale_keys)]
         try:
-            record = problem.evaluate(Candidate(arch=arch, hardware=point))
+            record = evaluate(Candidate(arch=arch, hardware=point))
         except (TrialFailed, TrialPruned):
             continue
         for key, value in record.items():

@@ -1,8 +1,10 @@
 """Vectorised evaluation of a whole space grid (the exhaustive backend's evaluator).
 
 Every candidate of ``space.grid()`` on every hardware point is costed with the array cores
-of the cost models (``cost_models.train.step.train_cost``, ``cost_models.inference.cost.
-inference_arrays``) and scored with the evaluator's ``evaluate_batch``, in chunks.
+of the cost models (``cost_models.train.train_cost``, ``cost_models.inference.cost.
+inference_arrays``) and scored with the evaluator's ``evaluate_batch``, in chunks. It takes
+the experiment's parts as arguments (:meth:`nas.problem.ExperimentProblem.evaluate_grid`
+passes them), so this module does not import the problem class.
 
 Parallel plan per candidate: the fastest plan that fits memory among a small plan set
 (the fastest overall, flagged ``fits = False``, when none fits). The set is the product of
@@ -11,7 +13,7 @@ Parallel plan per candidate: the fastest plan that fits memory among a small pla
 rest, ZeRO-1, micro-batch 1 (train) — a subset of what the per-candidate planner of the
 Optuna path searches, stated so the exact front is exact *for this plan set*; the
 exhaustive backend then re-plans the leading rows with the full planner
-(:mod:`nas.search.refine`). Expert parallelism is the largest power of two dividing the
+(:mod:`nas.problem.refine`). Expert parallelism is the largest power of two dividing the
 experts and ``dp * tp``.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,35 +31,25 @@ import pandas as pd
 from cost_models.plan import RECOMPUTE
 from cost_models.plan_batch import PlanBatch
 from hw_profiles.types import System
-from nas.experiment import ServeWorkload
-from nas.search.hardware import HardwarePoint
+from nas.experiment import Experiment, ServeWorkload, TrainWorkload
+from nas.problem.hardware import HardwarePoint
+from nas.problem.record import MOE_FIELDS, SHAPE_FIELDS
 from search_spaces.counts import ArchBatch, active_params, forward_flops_per_token, total_params
 
 if TYPE_CHECKING:
-    from nas.evaluate import ExperimentProblem
+    from nas.evaluators import Evaluator
+    from search_spaces.spaces import SearchSpace
 
 __all__ = ["CHUNK", "evaluate_grid", "plan_set"]
 
 FloatArray = npt.NDArray[np.float64]
 CHUNK = 131_072
 _NO_PLAN = "no plan of the plan set is valid (tp must divide the heads, pp the layers)"
-_ARCH = (
-    "num_layers",
-    "d_model",
-    "num_heads",
-    "num_kv_heads",
-    "head_dim",
-    "d_ff",
-    "num_experts",
-    "top_k",
-    "d_expert",
-    "num_shared_experts",
-)
 
 
-def plan_set(problem: ExperimentProblem, system: System) -> list[dict[str, Any]]:
+def plan_set(experiment: Experiment, system: System) -> list[dict[str, Any]]:
     """The plans tried for every candidate (see the module docstring)."""
-    spec = problem.experiment.plan
+    spec = experiment.plan
     n = system.num_devices
     node = min(system.scale_up_devices, n)
     if spec.mode == "searched":
@@ -70,7 +63,7 @@ def plan_set(problem: ExperimentProblem, system: System) -> list[dict[str, Any]]
     else:
         tps = [t for t in (1, 2, 4, 8) if node % t == 0]
         combos = [{"tp": t, "pp": p} for t in tps for p in (1, 2, 4) if n % (t * p) == 0]
-    if isinstance(problem.experiment.workload, ServeWorkload):
+    if isinstance(experiment.workload, ServeWorkload):
         recomputes = ["none"]  # no backward pass to recompute for
     elif spec.recompute:
         recomputes = [spec.recompute]
@@ -120,19 +113,18 @@ def _valid(b: ArchBatch, p: dict[str, Any], ep: FloatArray) -> npt.NDArray[np.bo
     return out
 
 
-def _train_chunk(problem: ExperimentProblem, b: ArchBatch, system: System) -> dict[str, Any]:
+def _train_chunk(experiment: Experiment, b: ArchBatch, system: System) -> dict[str, Any]:
     from cost_models.options import train_options
-    from cost_models.plan import TrainWorkload
     from cost_models.train.step import train_cost
 
-    wl = problem.experiment.workload
-    assert not isinstance(wl, ServeWorkload)
-    workload = TrainWorkload(seq_len=wl.seq_len, dtype=wl.dtype)
+    wl = experiment.workload
+    assert isinstance(wl, TrainWorkload)
+    workload = wl.to_cost_workload()
     options = train_options(wl.framework, where="workload.framework")
-    gbs = wl.global_batch_tokens // wl.seq_len
+    gbs = wl.global_batch
     best: dict[str, Any] | None = None
     key_best = np.full(len(b), np.inf)
-    for p in plan_set(problem, system):
+    for p in plan_set(experiment, system):
         if gbs % (p["micro_batch"] * p["dp"]):
             continue
         ep = _expert_parallel(b, p["dp"] * p["tp"], p["ep"])
@@ -190,14 +182,14 @@ def _train_columns(cost: Any, plans: PlanBatch) -> dict[str, FloatArray]:
     return out
 
 
-def _serve_chunk(problem: ExperimentProblem, b: ArchBatch, system: System) -> dict[str, Any]:
+def _serve_chunk(experiment: Experiment, b: ArchBatch, system: System) -> dict[str, Any]:
     from cost_models.inference.cost import inference_arrays
 
-    wl = problem.experiment.workload
+    wl = experiment.workload
     assert isinstance(wl, ServeWorkload)
     best: dict[str, Any] | None = None
     key_best = np.full(len(b), np.inf)
-    for p in plan_set(problem, system):
+    for p in plan_set(experiment, system):
         ep = _expert_parallel(b, p["dp"] * p["tp"], p["ep"])
         r = inference_arrays(
             b,
@@ -238,26 +230,27 @@ def _serve_chunk(problem: ExperimentProblem, b: ArchBatch, system: System) -> di
     return best
 
 
-def _chunk(problem: ExperimentProblem, b: ArchBatch, hw: HardwarePoint) -> dict[str, Any]:
+def _chunk(
+    b: ArchBatch, hw: HardwarePoint, *, experiment: Experiment, evaluator: Evaluator
+) -> dict[str, Any]:
     from nas.evaluators import tokens_from_budget
 
-    wl = problem.experiment.workload
-    seq = wl.prompt_len + wl.gen_len if isinstance(wl, ServeWorkload) else wl.seq_len
-    cols: dict[str, Any] = {k: getattr(b, k) for k in _ARCH}
+    wl = experiment.workload
+    cols: dict[str, Any] = {k: getattr(b, k) for k in (*SHAPE_FIELDS, *MOE_FIELDS)}
     cols["params_total"] = total_params(b)
     cols["params_active"] = active_params(b)
-    cols["flops_per_token"] = forward_flops_per_token(b, seq_len=seq)
+    cols["flops_per_token"] = forward_flops_per_token(b, seq_len=wl.context_len)
     system = hw.system
     if isinstance(wl, ServeWorkload):
-        cols.update(_serve_chunk(problem, b, system))
-        acc = problem.experiment.accuracy
+        cols.update(_serve_chunk(experiment, b, system))
+        acc = experiment.accuracy
         tokens = (
             np.full(len(b), acc.tokens)
             if acc.tokens
             else acc.tokens_per_param * cols["params_total"]
         )
     else:
-        cols.update(_train_chunk(problem, b, system))
+        cols.update(_train_chunk(experiment, b, system))
         rate = cols["tokens_per_s_per_device"]
         tokens = (
             np.full(len(b), wl.tokens)
@@ -274,27 +267,33 @@ def _chunk(problem: ExperimentProblem, b: ArchBatch, hw: HardwarePoint) -> dict[
         cols["cost_usd"] = hours * metrics["price_per_hour_usd"]
         cols["energy_kwh"] = hours * metrics["power_w"] / 1000.0
     cols["tokens"] = tokens
-    acc_cols = problem.evaluator.evaluate_batch(b, tokens=np.maximum(tokens, 1.0))
+    acc_cols = evaluator.evaluate_batch(b, tokens=np.maximum(tokens, 1.0))
     for key, value in acc_cols.items():
         cols[key if key not in cols or key == "tokens" else f"accuracy_{key}"] = value
     return cols
 
 
-def evaluate_grid(problem: ExperimentProblem, *, max_candidates: int) -> pd.DataFrame:
-    """Every candidate x hardware point, one row each (``param_*`` + metrics)."""
-    points = problem.hardware_points()
-    size = problem.space.size() * len(points)
+def evaluate_grid(
+    *,
+    experiment: Experiment,
+    space: SearchSpace,
+    evaluator: Evaluator,
+    points: Sequence[HardwarePoint],
+    max_candidates: int,
+) -> pd.DataFrame:
+    """Every candidate of ``space`` x hardware point, one row each (``param_*`` + metrics)."""
+    size = space.size() * len(points)
     if size > max_candidates:
         raise ValueError(
             f"search.max_candidates: the grid has {size:,} candidates ({len(points)} hardware "
             f"points), over the limit {max_candidates:,}; narrow space_overrides"
         )
-    batch, params = problem.space.grid(max_candidates=max_candidates)
+    batch, params = space.grid(max_candidates=max_candidates)
     frames = []
     for hw in points:
         for start in range(0, len(batch), CHUNK):
             idx = np.arange(start, min(start + CHUNK, len(batch)))
-            cols = _chunk(problem, batch.take(idx), hw)
+            cols = _chunk(batch.take(idx), hw, experiment=experiment, evaluator=evaluator)
             frame = pd.DataFrame({f"param_{k}": v[idx] for k, v in params.items()})
             for key, value in {**hw.metrics(), **cols}.items():
                 frame[key] = value

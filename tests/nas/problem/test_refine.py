@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from nas.evaluate import Candidate, ExperimentProblem
 from nas.experiment import experiment_from_dict
+from nas.problem import Candidate, ExperimentProblem
+from nas.problem.refine import leading_rows, refine_rows
 from nas.runs import start_run
+from nas.search.base import GridProblem
 from nas.search.exhaustive import judge_grid
-from nas.search.refine import leading_rows, refine_rows
 
 SMALL: dict[str, Any] = {
     "name": "replan",
@@ -29,12 +30,15 @@ SMALL: dict[str, Any] = {
 
 def test_replanned_rows_match_the_per_candidate_planner_and_are_no_slower() -> None:
     problem = ExperimentProblem(experiment_from_dict(SMALL))
+    assert isinstance(problem, GridProblem)  # what the exhaustive backend asks for
     grid = judge_grid(problem, problem.evaluate_grid(max_candidates=10**6))
-    rows = leading_rows(problem, grid, 16)
+    rows = leading_rows(grid, objectives=problem.objectives, limit=16)
     assert len(rows) == 16
     assert grid["feasible"].to_numpy()[rows].all()
     before = grid["step_time_s"].to_numpy()[rows].copy()
-    assert refine_rows(problem, grid, rows) == 16
+    points = problem.hardware_points()
+    evaluate = problem.evaluate
+    assert refine_rows(grid, rows, space=problem.space, points=points, evaluate=evaluate) == 16
     after = grid["step_time_s"].to_numpy()[rows]
     assert np.all(after <= before * (1 + 1e-9))  # the plan set is inside the planner's space
     # each re-planned row now holds what the Optuna path would record for that candidate

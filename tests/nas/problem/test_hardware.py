@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 
 from hw_profiles.loader import load_system
-from nas.evaluate import ExperimentProblem, flatten_report
 from nas.experiment import ExperimentError, experiment_from_dict, load_experiment
+from nas.problem import ExperimentProblem, flatten_report
+from nas.problem.hardware import hardware_grid, scale_system
 from nas.runs import start_run
-from nas.search.hardware import hardware_grid, scale_system
 from nas.search.pareto import non_dominated
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_scale_system_scales_each_knob_and_only_the_named_tier() -> None:

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from cost_models.options import train_options
-from nas.evaluate import Candidate, ExperimentProblem
 from nas.experiment import ExperimentError, experiment_from_dict
-from nas.search.hardware import hardware_grid
+from nas.problem import Candidate, ExperimentProblem
+from nas.problem.hardware import hardware_grid
 from search_spaces.catalogue import load_model
 
 if TYPE_CHECKING:  # the fixture lives in tests/conftest.py
