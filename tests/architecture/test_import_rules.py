@@ -45,6 +45,18 @@ LAYERS: dict[str, dict[str, int]] = {
         "cost_models": 5,  # the package's public API (__init__)
         "cost_models.validation": 6,
     },
+    "nas": {
+        "nas": 0,  # the package itself holds only __version__
+        "nas.experiment": 1,
+        "nas.evaluators": 2,
+        "nas.search": 3,  # drivers: never nas.problem, nas.runs, nas.jobs or nas.cli
+        "nas.problem": 4,
+        "nas.dashboard": 4,
+        "nas.runs": 5,
+        "nas.jobs": 6,
+        "nas.cli": 7,
+        "nas.__main__": 8,
+    },
 }
 
 
@@ -131,6 +143,13 @@ def _unit(module: str, layers: dict[str, int]) -> str | None:
         ):
             best = prefix
     return best
+
+
+def test_every_module_of_a_layered_package_has_a_layer() -> None:
+    for package, layers in LAYERS.items():
+        top = {f"{package}.{m.split('.')[1]}" for m in MODULES if m.startswith(package + ".")}
+        missing = sorted(top - set(layers))
+        assert not missing, f"{package}: give these a layer in LAYERS: {missing}"
 
 
 def test_the_walk_finds_the_packages() -> None:
