@@ -52,6 +52,15 @@ def check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class ParallelPlan:
+    """How one training or serving job is laid out on ``tp * pp * dp * cp`` devices.
+
+    Degrees (counts of devices): ``tp`` tensor, ``pp`` pipeline, ``dp`` data, ``ep`` expert
+    (drawn from ``dp * cp * tp``, Megatron-Core), ``cp`` context parallel; ``vpp`` virtual
+    pipeline stages per device. ``micro_batch`` and ``global_batch`` are in sequences (per
+    micro-batch and per optimizer step); ``zero`` is the ZeRO stage (3 = FSDP);
+    ``recompute`` what the backward pass recomputes. Validated when built (:class:`PlanError`
+    naming the field)."""
+
     tp: int = 1
     pp: int = 1
     dp: int = 1
@@ -93,6 +102,9 @@ class ParallelPlan:
 
 @dataclass(frozen=True, kw_only=True)
 class TrainWorkload:
+    """What a training step processes: ``seq_len`` tokens per sequence and the compute
+    ``dtype`` of the GEMMs (bf16, fp16 or fp8)."""
+
     seq_len: int
     dtype: TrainDtype = "bf16"
 
@@ -111,6 +123,10 @@ DEFAULT_GEN_LEN = 128
 
 @dataclass(frozen=True, kw_only=True)
 class InferenceWorkload:
+    """What a serving request batch is: ``batch`` sequences of ``prompt_len`` prompt tokens
+    generating ``gen_len`` tokens each, weights in ``weight_dtype`` and the KV cache in
+    ``kv_dtype``."""
+
     batch: int = DEFAULT_BATCH
     prompt_len: int = DEFAULT_PROMPT_LEN
     gen_len: int = DEFAULT_GEN_LEN
