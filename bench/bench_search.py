@@ -119,9 +119,7 @@ def _search(lookup: LookupProblem, sampler: str, seed: int, trials: int) -> list
     )
     done = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     return [
-        t.values
-        if t.values is not None and all(c <= 0 for c in trial_constraints(t))
-        else None
+        t.values if t.values is not None and all(c <= 0 for c in trial_constraints(t)) else None
         for t in done
     ]
 

@@ -20,10 +20,7 @@ runs_app = typer.Typer(
 app.add_typer(runs_app, name="runs")
 
 
-def _progress_bar(total: int, objectives: Any, initial: int = 0) -> tuple[Progress, Any]:
-    from nas.runs import LiveFront
-
-    live = LiveFront(objectives)
+def _progress_bar(live: Any, total: int, initial: int = 0) -> tuple[Progress, Any]:
     bar = Progress(
         TextColumn("[bold]search"),
         BarColumn(),
@@ -44,7 +41,7 @@ def _progress_bar(total: int, objectives: Any, initial: int = 0) -> tuple[Progre
             advance=1,
             failed=live.failed,
             front=live.front_size,
-            hv=f"{live.hypervolume:.4f}",
+            hv="-" if live.hypervolume is None else f"{live.hypervolume:.4f}",
         )
 
     return bar, on_trial
@@ -110,12 +107,12 @@ def run(
     from nas.experiment import load_experiment
     from nas.runs import (
         finished_trials,
+        live_front,
         refuse_used_run_dir,
         resume_run,
         start_run,
         with_overrides,
     )
-    from nas.search.base import Objective
 
     if (experiment is None) == (resume is None):
         raise UserError("give an EXPERIMENT file or --resume RUN_DIR (not both)")
@@ -141,8 +138,7 @@ def run(
             refuse_used_run_dir(out)  # before the progress bar starts, so the error stands alone
         done = 0
     total = trials if trials is not None else exp.search.trials
-    objectives = tuple(Objective(metric=k, direction=v) for k, v in exp.objectives.items())
-    bar, on_trial = _progress_bar(total, objectives, initial=min(done, total))
+    bar, on_trial = _progress_bar(live_front(exp), total, initial=min(done, total))
     if exp.search.backend == "exhaustive":
         quiet = True
         console.print("evaluating every candidate of the space ...")
