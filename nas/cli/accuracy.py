@@ -130,7 +130,10 @@ def train_proxy_cmd(
     model: str = typer.Argument(..., help="Reference model name, model YAML or HF config.json."),
     steps: int = typer.Option(200, "--steps", help="Optimizer steps."),
     data: list[Path] | None = typer.Option(
-        None, "--data", help="Text file or folder (repeatable); default: the stdlib .py files."
+        None,
+        "--data",
+        help="Text file or folder (repeatable).",
+        show_default="the Python standard library's .py files",
     ),
     width_factor: float | None = typer.Option(
         None, "--width-factor", help="Scale d_model, heads, d_ff, d_expert."

@@ -14,7 +14,10 @@ from nas.cli.app import app
 def dashboard(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories (several: compared)."),
     out: Path | None = typer.Option(
-        None, "--out", help="HTML file [default: RUN_DIR/dashboard.html, or ./dashboard.html]."
+        None,
+        "--out",
+        help="HTML file.",
+        show_default="RUN_DIR/dashboard.html for one run, ./dashboard.html for several",
     ),
     serve: bool = typer.Option(False, "--serve", help="Serve the file on 127.0.0.1 until Ctrl-C."),
     port: int = typer.Option(8000, "--port", help="Port for --serve (0 = any free port)."),

@@ -110,7 +110,8 @@ def estimate_cmd(
     num_devices: int | None = typer.Option(
         None,
         "--num-devices",
-        help="Devices (default: product of tp*pp*dp*cp if all given, else one node).",
+        help="Devices.",
+        show_default="tp*pp*dp*cp if all are given, else one node",
     ),
     mode: ModeOpt = typer.Option(ModeOpt.train, "--mode"),
     tp: int | None = typer.Option(None, "--tp"),
@@ -124,20 +125,32 @@ def estimate_cmd(
     ),
     micro_batch: int | None = typer.Option(None, "--micro-batch"),
     global_batch: int | None = typer.Option(None, "--global-batch"),
-    seq_len: int | None = typer.Option(None, "--seq-len", help="Train only. [default: 4096]"),
+    seq_len: int | None = typer.Option(
+        None, "--seq-len", help="Train: tokens per sequence.", show_default="4096"
+    ),
     recompute: RecomputeOpt | None = typer.Option(None, "--recompute"),
     zero: int | None = typer.Option(None, "--zero", help="0, 1, 2 or 3 (3 = FSDP)."),
     dtype: DtypeOpt = typer.Option(DtypeOpt.bf16, "--dtype"),
-    batch: int | None = typer.Option(None, "--batch", help="Inference batch. [default: 1]"),
-    prompt_len: int | None = typer.Option(None, "--prompt-len", help="[default: 1024]"),
-    gen_len: int | None = typer.Option(None, "--gen-len", help="[default: 128]"),
+    batch: int | None = typer.Option(
+        None, "--batch", help="Prefill/decode: sequences per batch.", show_default="1"
+    ),
+    prompt_len: int | None = typer.Option(
+        None, "--prompt-len", help="Prefill/decode: prompt tokens.", show_default="1024"
+    ),
+    gen_len: int | None = typer.Option(
+        None, "--gen-len", help="Decode: generated tokens.", show_default="128"
+    ),
     weight_dtype: str | None = typer.Option(
         None,
         "--weight-dtype",
-        help="Inference weights: bf16, fp16, fp8, int8 or int4 (default: --dtype).",
+        help="Inference weights: bf16, fp16, fp8, int8 or int4.",
+        show_default="--dtype",
     ),
     kv_dtype: str | None = typer.Option(
-        None, "--kv-dtype", help="Inference KV cache: bf16, fp16, fp8 or int8. [default: bf16]"
+        None,
+        "--kv-dtype",
+        help="Inference KV cache: bf16, fp16, fp8 or int8.",
+        show_default="bf16",
     ),
     framework: list[str] | None = typer.Option(
         None,

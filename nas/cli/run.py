@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nas.cli._common import UserError, console
+from nas.cli._common import JsonFlag, UserError, console, more_note, print_json
 from nas.cli.app import app
 
 runs_app = typer.Typer(
@@ -92,7 +92,8 @@ def run(
     trials: Annotated[int | None, typer.Option(help="Override search.trials.")] = None,
     backend: Annotated[str | None, typer.Option(help="optuna | exhaustive | ray.")] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Run directory (default runs/<name>-<stamp>).")
+        Path | None,
+        typer.Option(help="Run directory.", show_default="ROOT/<name>-<stamp>"),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel worker processes.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override search.seed.")] = None,
@@ -171,21 +172,26 @@ class _Null:
 @runs_app.command("list")
 def runs_list(
     root: Annotated[
-        Path | None, typer.Option(help="Directory holding run directories [default: runs].")
-    ] = None,
+        Path, typer.Option(help="Directory holding run directories.", show_default=True)
+    ] = Path("runs"),
+    json_out: JsonFlag = False,
 ) -> None:
-    """List the runs under ROOT, newest first."""
+    """List the runs under ROOT, newest first (none when ROOT does not exist yet)."""
     from nas.runs import list_runs
 
-    if root is None:
-        root = Path("runs")  # absent before the first run: an empty table
-    elif not root.is_dir():
+    if root.exists() and not root.is_dir():
         raise UserError(f"--root: {root} is not a directory")
-
+    runs = list_runs(root)
+    if json_out:
+        print_json(runs)
+        return
+    if not root.exists():
+        console.print(f"no runs: {root} does not exist yet (nas run creates it)")
+        return
     table = Table(
         "run", "status", "trials", "failed", "front", "hypervolume", title=f"runs in {root}"
     )
-    for r in list_runs(root):
+    for r in runs:
         hv = r.get("hypervolume")
         table.add_row(
             Path(r["run_dir"]).name,
@@ -205,6 +211,10 @@ _SHOW_COLUMNS = ("system", "plan_tp", "plan_pp", "plan_dp", "plan_ep")
 def runs_show(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     limit: Annotated[int, typer.Option(help="Rows of the front to print.")] = 30,
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", help="Print the summary and every front row as JSON."),
+    ] = False,
 ) -> None:
     """Print a run's summary and its Pareto front as a table."""
     import pandas as pd
@@ -220,6 +230,9 @@ def runs_show(
         front = pd.read_csv(front_path)
     except pd.errors.EmptyDataError:
         front = pd.DataFrame()
+    if json_out:
+        print_json({"summary": summary, "front": front.to_dict(orient="records")})
+        return
     objectives = list(summary.get("objectives", {}))
     params = [c for c in front.columns if c.startswith("param_")]
     extra = [c for c in _SHOW_COLUMNS if c in front.columns and c not in objectives]
@@ -232,6 +245,7 @@ def runs_show(
     for _, row in front.head(limit).iterrows():
         table.add_row(*(_cell(row.get(c)) for c in columns))
     console.print(table)
+    more_note(min(limit, len(front)), len(front), what="front rows", flag="--limit or --json")
     _print_summary(summary, run_dir)
 
 

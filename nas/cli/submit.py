@@ -17,11 +17,13 @@ app.add_typer(jobs_app, name="jobs")
 
 Address = Annotated[
     str | None,
-    typer.Option(help="Ray dashboard URL, http://HEAD:8265 [default: $RAY_ADDRESS]."),
+    typer.Option(help="Ray dashboard URL, http://HEAD:8265.", show_default="$RAY_ADDRESS"),
 ]
 Token = Annotated[
     str | None,
-    typer.Option(help="Auth token [default: $RAY_AUTH_TOKEN, or the file $RAY_AUTH_TOKEN_PATH]."),
+    typer.Option(
+        help="Auth token.", show_default="$RAY_AUTH_TOKEN, or the file $RAY_AUTH_TOKEN_PATH"
+    ),
 ]
 
 
@@ -54,11 +56,13 @@ def submit(
     token: Token = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the logs, then fetch.")] = False,
     out: Annotated[
-        Path | None, typer.Option(help="With --wait: where the run lands [runs/<job id>].")
+        Path | None,
+        typer.Option(help="With --wait: where the run lands.", show_default="runs/<job id>"),
     ] = None,
     trials: Annotated[int | None, typer.Option(help="Override search.trials.")] = None,
     project: Annotated[
-        Path | None, typer.Option(help="Project root to ship [the installed nas checkout].")
+        Path | None,
+        typer.Option(help="Project root to ship.", show_default="the installed nas checkout"),
     ] = None,
     timeout: Annotated[float | None, typer.Option(help="With --wait: give up after S s.")] = None,
 ) -> None:
@@ -146,7 +150,9 @@ def jobs_fetch(
     job_id: Annotated[str, typer.Argument(help="Job id of a finished nas submit job.")],
     address: Address = None,
     token: Token = None,
-    out: Annotated[Path | None, typer.Option(help="Where the run lands [runs/<job id>].")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Where the run lands.", show_default="runs/<job id>")
+    ] = None,
 ) -> None:
     """Copy a finished job's run directory to OUT (from the archive in its log)."""
     from nas.jobs import api_errors, fetch_run, job_client
