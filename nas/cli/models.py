@@ -141,11 +141,24 @@ def spaces_list(json_out: JsonFlag = False) -> None:
 def spaces_show(
     name: str = typer.Argument(..., help="Registered space name or a space .yaml file"),
     override: str | None = typer.Option(None, "--override", help=_OVERRIDE_HELP),
+    json_out: JsonFlag = False,
 ) -> None:
     """Parameters, their domains and the number of candidates."""
     from search_spaces.spaces import get_space
 
     space = get_space(name, _parse_override(override))
+    if json_out:
+        params = [{"parameter": p, "domain": d, "values": n} for p, d, n in space.describe()]
+        print_json(
+            {
+                "name": space.name,
+                "description": space.description,
+                "parameters": params,
+                "fixed": dict(space.base),
+                "candidates": space.size(),
+            }
+        )
+        return
     table = Table(title=f"{space.name}: {space.description}")
     for col in ("parameter", "domain", "values"):
         table.add_column(col)

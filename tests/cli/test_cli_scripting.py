@@ -45,6 +45,7 @@ def test_version_flag() -> None:
         (("hw", "devices"), "memory_bytes"),
         (("models", "list"), "params_total"),
         (("spaces", "list"), "candidates"),
+        (("models", "list"), "num_layers"),
     ],
 )
 def test_list_commands_print_json(args: tuple[str, ...], key: str) -> None:
@@ -52,6 +53,12 @@ def test_list_commands_print_json(args: tuple[str, ...], key: str) -> None:
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert len(rows) > 1 and all(isinstance(r[key], (int, float)) for r in rows)
+
+
+def test_spaces_show_json() -> None:
+    result = _nas("spaces", "show", "dense_decoder", "--json")
+    data = json.loads(result.stdout)
+    assert data["candidates"] > 1 and data["parameters"][0]["parameter"] == "num_layers"
 
 
 def test_piped_tables_are_not_cut_at_80_columns() -> None:
