@@ -12,7 +12,7 @@ Serving records add the aliases ``prefill_ttft_s`` and ``decode_tpot_s``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,11 +189,14 @@ class ExperimentProblem:
         table: pd.DataFrame = pd.DataFrame(rows)
         return table
 
-    def evaluate_grid(self, *, max_candidates: int) -> pd.DataFrame:
-        """Every candidate of the space on every hardware point (exhaustive backend)."""
+    def evaluate_grid(
+        self, *, max_candidates: int, on_chunk: Callable[[int, int], None] | None = None
+    ) -> pd.DataFrame:
+        """Every candidate of the space on every hardware point (exhaustive backend);
+        ``on_chunk(done, total)`` reports progress."""
         from nas.search.grid_eval import evaluate_grid
 
-        return evaluate_grid(self, max_candidates=max_candidates)
+        return evaluate_grid(self, max_candidates=max_candidates, on_chunk=on_chunk)
 
     def hardware_points(self) -> list[HardwarePoint]:
         return hardware_grid(self.experiment.hardware, self.systems)

@@ -65,6 +65,7 @@ __all__ = [
 ]
 
 ProblemFactory = Callable[[], Problem]
+GridProgressFn = Callable[[int, int], None]  # (candidates done, total)
 
 
 class RunError(ValueError):
@@ -170,6 +171,7 @@ def start_run(
     root: Path = Path("runs"),
     problem_factory: ProblemFactory | None = None,
     progress: ProgressFn | None = None,
+    grid_progress: GridProgressFn | None = None,
 ) -> RunResult:
     """Evaluate the reference models, create a run directory, search, write the results.
 
@@ -190,7 +192,9 @@ def start_run(
         refs.to_parquet(run_dir / "references.parquet", index=False)
         failed = int((refs["fail_reason"] != "").sum()) if "fail_reason" in refs else 0
         log.info("references: %d evaluated, %d failed", len(refs), failed)
-    return _search(run_dir, experiment, factory, progress=progress, resume=False)
+    return _search(
+        run_dir, experiment, factory, progress=progress, resume=False, grid=grid_progress
+    )
 
 
 def resume_run(
@@ -220,6 +224,7 @@ def _search(
     *,
     progress: ProgressFn | None,
     resume: bool,
+    grid: GridProgressFn | None = None,
 ) -> RunResult:
     log = _logger(run_dir)
     backend = get_backend(experiment.search.backend)
@@ -229,6 +234,7 @@ def _search(
         run_dir=run_dir,
         study_name=experiment.name,
         resume=resume,
+        grid_progress=grid,
     )
 
     def _log_progress(outcome: TrialOutcome) -> None:

@@ -47,6 +47,24 @@ def _progress_bar(live: Any, total: int, initial: int = 0) -> tuple[Progress, An
     return bar, on_trial
 
 
+def _grid_bar() -> tuple[Progress, Any]:
+    """The exhaustive backend's bar: candidates evaluated of the whole grid."""
+    bar = Progress(
+        TextColumn("[bold]every candidate"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    task = bar.add_task("grid", total=None)
+
+    def on_chunk(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return bar, on_chunk
+
+
 def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     console.print(
         f"[bold]{summary['trials']}[/] trials ({summary['failed']} failed, "
@@ -138,11 +156,18 @@ def run(
         if out is not None:
             refuse_used_run_dir(out)  # before the progress bar starts, so the error stands alone
         done = 0
+    if exp.search.backend == "exhaustive":
+        bar, on_chunk = _grid_bar()
+        with bar if not quiet else _Null():
+            result = (
+                start_run(exp, out=out, root=root, grid_progress=None if quiet else on_chunk)
+                if resume is None
+                else resume_run(resume, trials=trials)
+            )
+        _print_summary(result.summary, result.run_dir)
+        return
     total = trials if trials is not None else exp.search.trials
     bar, on_trial = _progress_bar(live_front(exp), total, initial=min(done, total))
-    if exp.search.backend == "exhaustive":
-        quiet = True
-        console.print("evaluating every candidate of the space ...")
     with bar if not quiet else _Null():
         if resume is not None:
             result = resume_run(resume, trials=trials, progress=None if quiet else on_trial)

@@ -188,6 +188,8 @@ class SearchJob:
     run_dir: Path
     study_name: str
     resume: bool = False
+    # grid backends: (candidates done, total) after each chunk, for a progress bar
+    grid_progress: Callable[[int, int], None] | None = None
 
 
 class Backend(ABC):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -280,8 +281,14 @@ def _chunk(problem: ExperimentProblem, b: ArchBatch, hw: HardwarePoint) -> dict[
     return cols
 
 
-def evaluate_grid(problem: ExperimentProblem, *, max_candidates: int) -> pd.DataFrame:
-    """Every candidate x hardware point, one row each (``param_*`` + metrics)."""
+def evaluate_grid(
+    problem: ExperimentProblem,
+    *,
+    max_candidates: int,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """Every candidate x hardware point, one row each (``param_*`` + metrics);
+    ``on_chunk(done, total)`` after each chunk of candidates (a progress bar)."""
     points = problem.hardware_points()
     size = problem.space.size() * len(points)
     if size > max_candidates:
@@ -290,6 +297,7 @@ def evaluate_grid(problem: ExperimentProblem, *, max_candidates: int) -> pd.Data
             f"points), over the limit {max_candidates:,}; narrow space_overrides"
         )
     batch, params = problem.space.grid(max_candidates=max_candidates)
+    total = len(batch) * len(points)
     frames = []
     for hw in points:
         for start in range(0, len(batch), CHUNK):
@@ -299,5 +307,7 @@ def evaluate_grid(problem: ExperimentProblem, *, max_candidates: int) -> pd.Data
             for key, value in {**hw.metrics(), **cols}.items():
                 frame[key] = value
             frames.append(frame)
+            if on_chunk is not None:
+                on_chunk(sum(len(f) for f in frames), total)
     out: pd.DataFrame = pd.concat(frames, ignore_index=True)
     return out
