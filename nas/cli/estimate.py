@@ -9,8 +9,10 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from nas.cli._common import console, print_json
+from nas.cli._common import UserError, console, print_json
 from nas.cli.app import app
+from nas.cli.estimate_explain import batch_note, gib_and_gb, nothing_fits, why_this_plan
+from nas.explain import MEMORY_HEADROOM
 
 
 class ModeOpt(str, Enum):
@@ -39,7 +41,7 @@ def _fmt(key: str, value: Any) -> str:
     if key.endswith("per_s") or key.endswith("per_s_per_device"):
         return f"{value:,.0f}"
     if key.endswith("_bytes"):
-        return f"{value / 2**30:,.2f} GiB"
+        return gib_and_gb(value)
     if key.endswith("_s"):
         return f"{value:,.3f} s" if value >= 1 else f"{value * 1e3:,.3f} ms"
     if key in ("mfu", "hfu"):
@@ -74,11 +76,15 @@ def render(result: dict[str, Any]) -> None:
     console.print(summary)
     plan = result.get("plan", {})
     chosen = set(result.get("planner", {}).get("chosen", []))
+    picked = "chosen by the planner" if result.get("fits", True) else "fastest, does NOT fit"
     console.print(
         "plan: "
         + "  ".join(f"{k}={v}{'*' if k in chosen else ''}" for k, v in plan.items())
-        + ("   (* chosen by the planner)" if chosen else "")
+        + (f"   (* {picked})" if chosen else "")
     )
+    if result.get("mode") == "train":
+        batch_note(result)
+        why_this_plan(result)
     for key, value in result.items():
         if key.endswith("breakdown_s") and isinstance(value, dict):
             console.print(_breakdown(key.replace("_", " "), value, "x_s"))
@@ -158,6 +164,11 @@ def estimate_cmd(
         help="Train only, KEY=VALUE, repeatable: training-software facts, e.g. "
         "elementwise=eager, attention_kernel=flash2, tp_overlap=true (docs/experiments.md).",
     ),
+    memory_headroom: float = typer.Option(
+        MEMORY_HEADROOM,
+        "--memory-headroom",
+        help="Train: share of device memory a plan may use (0 < x <= 1).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Step time, throughput, MFU and memory (train) or TTFT/TPOT (prefill/decode); the
@@ -168,6 +179,8 @@ def estimate_cmd(
     from hw_profiles.loader import load_system
     from search_spaces.catalogue import load_model
 
+    if not 0.0 < memory_headroom <= 1.0:
+        raise UserError(f"--memory-headroom: must be in (0, 1], got {memory_headroom:g}")
     arch = load_model(model)
     degrees = {"tp": tp, "pp": pp, "dp": dp, "cp": cp}
     if num_devices is None and all(v is not None for v in degrees.values()):
@@ -195,7 +208,29 @@ def estimate_cmd(
         if unused:
             raise PlanError(f"{unused[0]}: only for --mode prefill or decode")
         workload_t = TrainWorkload(seq_len=4096 if seq_len is None else seq_len, dtype=dtype.value)
-        result = estimate(arch, system, workload_t, fixed=fixed, options=options)
+        result = estimate(
+            arch,
+            system,
+            workload_t,
+            fixed=fixed,
+            options=options,
+            memory_headroom=memory_headroom,
+        )
+        if not as_json and not result["fits"]:
+            from nas.explain import smallest_fitting_devices
+
+            smallest = smallest_fitting_devices(
+                arch,
+                hardware,
+                workload_t,
+                fixed=fixed,
+                options=options,
+                memory_headroom=memory_headroom,
+                start=system.num_devices,
+            )
+            nothing_fits(
+                result, smallest=smallest, command=f"nas estimate {model} --hardware {hardware}"
+            )
     else:
         if seq_len is not None:
             raise PlanError("--seq-len: only for --mode train (use --prompt-len and --gen-len)")
