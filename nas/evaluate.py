@@ -231,7 +231,14 @@ def evaluate_candidate(problem: ExperimentProblem, candidate: Candidate) -> dict
         fixed.setdefault("global_batch", wl.global_batch_tokens // wl.seq_len)
         seq_len = wl.seq_len
     record.update(arch_record(candidate.arch, seq_len=seq_len))
-    report = _estimate(candidate.arch, system, workload, fixed, framework=_framework(wl))
+    report = _estimate(
+        candidate.arch,
+        system,
+        workload,
+        fixed,
+        framework=_framework(wl),
+        memory_headroom=exp.hardware.memory_headroom,
+    )
     cost = flatten_report(report)
     record.update({k: v for k, v in cost.items() if k not in ("device_memory_bytes",)})
     if isinstance(wl, ServeWorkload):
@@ -260,6 +267,7 @@ def _estimate(
     fixed: Mapping[str, Any],
     *,
     framework: Mapping[str, Any],
+    memory_headroom: float,
 ) -> dict[str, Any]:
     """The ``nas estimate --json`` object (decode mode for serving: it carries the prefill
     figures too); degrees not in ``fixed`` are chosen by the planner; ``framework`` is the
@@ -278,7 +286,15 @@ def _estimate(
         return dict(estimate(arch, system, workload, plan=plan))
     options = train_options(framework, where="workload.framework")
     return dict(
-        estimate(arch, system, workload, plan=None, fixed=dict(fixed) or None, options=options)
+        estimate(
+            arch,
+            system,
+            workload,
+            plan=None,
+            fixed=dict(fixed) or None,
+            options=options,
+            memory_headroom=memory_headroom,
+        )
     )
 
 

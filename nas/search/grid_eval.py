@@ -150,7 +150,14 @@ def _train_chunk(problem: ExperimentProblem, b: ArchBatch, system: System) -> di
             zero=_full(len(b), 1),
             recompute=_full(len(b), RECOMPUTE.index(p["recompute"])),
         )
-        cost = train_cost(b, plans, system=system, workload=workload, options=options)
+        cost = train_cost(
+            b,
+            plans,
+            system=system,
+            workload=workload,
+            options=options,
+            memory_headroom=problem.experiment.hardware.memory_headroom,
+        )
         valid = _valid(b, p, ep)
         # rank: fitting plans first (by step time), then non-fitting ones
         key = np.where(valid, cost.step_time_s + np.where(cost.fits, 0.0, 1e12), np.inf)
