@@ -204,7 +204,11 @@ def _view_buttons(
         {
             "label": label,
             "method": "update",
-            "args": [{"y": list(values.T), "hovertemplate": hover}, {"yaxis.title.text": title}],
+            "args": [
+                {"y": list(values.T), "hovertemplate": hover},
+                {"yaxis.title.text": title},
+                list(range(values.shape[1])),
+            ],
         }
         for label, (values, hover, title) in views.items()
     ]
@@ -218,6 +222,9 @@ def _view_buttons(
         "xanchor": "left",
         "yanchor": "top",
     }
+
+
+LIMIT_COLOUR = "#c62828"
 
 
 def breakdown_bars(
@@ -249,6 +256,24 @@ def breakdown_bars(
         )
         for j, part in enumerate(parts)
     ]
+    if kind == "memory" and "device_memory_bytes" in members:
+        # the device's memory as a red tick over each bar (share view: % of that bar)
+        limit = members["device_memory_bytes"].to_numpy(dtype=np.float64)[:, None] * scale
+        traces.append(
+            go.Scatter(
+                x=labels,
+                y=limit[:, 0],
+                mode="markers",
+                name="device memory",
+                marker={"symbol": "line-ew-open", "size": 34, "line": {"width": 3}},
+                marker_color=LIMIT_COLOUR,
+                hovertemplate=f"device memory: %{{y:.4g}} {unit}<extra></extra>",
+            )
+        )
+        absolute = np.hstack([absolute, limit])
+        share = np.hstack([share, 100.0 * limit / np.where(total > 0, total, 1.0)])
+        templates[unit].append(f"device memory: %{{y:.4g}} {unit}<extra></extra>")
+        templates["%"].append("device memory: %{y:.4g} % of the bar<extra></extra>")
     fig = go.Figure(traces)
     title = f"{what} (s)" if kind == "time" else f"{what} (GB, 10^9 bytes)"
     views = {
