@@ -85,11 +85,20 @@ def render(result: dict[str, Any]) -> None:
     if result.get("mode") == "train":
         batch_note(result)
         why_this_plan(result)
+    shown: list[dict[str, Any]] = []
     for key, value in result.items():
-        if key.endswith("breakdown_s") and isinstance(value, dict):
-            console.print(_breakdown(key.replace("_", " "), value, "x_s"))
-        elif key.endswith("breakdown_bytes") and isinstance(value, dict):
-            console.print(_breakdown(key.replace("_", " "), value, "x_bytes"))
+        if not key.endswith(("breakdown_s", "breakdown_bytes")) or not isinstance(value, dict):
+            continue
+        if value in shown:  # decode: time_breakdown_s is decode_time_breakdown_s
+            continue
+        shown.append(value)
+        unit = "x_s" if key.endswith("breakdown_s") else "x_bytes"
+        console.print(_breakdown(key.replace("_", " "), value, unit))
+    if result.get("mode") in ("prefill", "decode"):
+        console.print(
+            "[dim]time 'other': the fixed launch and gap time of every kernel "
+            "(cost_models.inference_core), outside compute and memory traffic"
+        )
     ops = result.get("ops_per_microbatch", [])
     if ops:
         table = Table(title="ops of one micro-batch on the slowest stage (per device)")

@@ -62,3 +62,11 @@ def test_one_headroom_for_the_planner() -> None:
     assert full["planner"]["fitting"] > default["planner"]["fitting"]
     bad = _nas(*BASE, "--memory-headroom", "0")
     assert bad.returncode == 2 and bad.stderr.startswith("error: --memory-headroom")
+
+
+def test_decode_prints_each_breakdown_once_and_explains_other() -> None:
+    args = ("estimate", "llama3-8b", "--hardware", "dgx-h100", "--num-devices", "8")
+    out = _nas(*args, "--mode", "decode", "--batch", "32").stdout
+    titles = [line.strip() for line in out.splitlines() if "breakdown" in line]
+    assert len(titles) == len(set(titles)) == 3  # time (= decode), prefill, memory
+    assert "time 'other': the fixed launch and gap time" in out
