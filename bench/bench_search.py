@@ -37,7 +37,13 @@ from nas.problem import ExperimentProblem
 from nas.runs import REFERENCE_MARGIN
 from nas.search.base import drive
 from nas.search.exhaustive import judge_grid
-from nas.search.optuna_backend import OptunaSearcher, make_sampler, open_storage
+from nas.search.optuna_backend import (
+    OptunaSearcher,
+    make_sampler,
+    open_storage,
+    trial_constraints,
+    trial_record,
+)
 from nas.search.pareto import hypervolume, non_dominated, normalise, to_minimisation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,9 +119,7 @@ def _search(lookup: LookupProblem, sampler: str, seed: int, trials: int) -> list
     )
     done = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     return [
-        t.values
-        if t.values is not None and all(c <= 0 for c in t.user_attrs["constraints"])
-        else None
+        t.values if t.values is not None and all(c <= 0 for c in trial_constraints(t)) else None
         for t in done
     ]
 
@@ -193,9 +197,9 @@ def bench_overhead(trials: int) -> None:
         drive(OptunaSearcher(study, n_trials=trials), problem)
         total = time.perf_counter() - t0
         evals = [
-            float(__import__("json").loads(t.user_attrs["record"])["eval_s"])
+            float(trial_record(t)["eval_s"])
             for t in study.get_trials()
-            if "record" in t.user_attrs
+            if "eval_s" in trial_record(t)
         ]
     per_trial = total / trials
     in_models = float(np.mean(evals))

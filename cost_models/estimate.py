@@ -51,8 +51,10 @@ def estimate_train(
     fixed: Mapping[str, FixedValue] | None = None,
     options: TrainOptions | None = None,
     top_k: int = 5,
+    memory_headroom: float = 1.0,
 ) -> dict[str, Any]:
-    """The training ``--json`` object; degrees not in ``plan`` or ``fixed`` are planned."""
+    """The training ``--json`` object; degrees not in ``plan`` or ``fixed`` are planned among
+    those within ``memory_headroom`` of device memory."""
     given = plan_fields(plan) if plan is not None else dict(fixed or {})
     if plan is not None and plan.num_devices != system.num_devices:
         raise PlanError(
@@ -60,7 +62,15 @@ def estimate_train(
             f"device count {system.num_devices}"
         )
     check_fixed(arch, system, workload, given)
-    choice = plan_training(arch, system, workload, fixed=given, top_k=top_k, options=options)
+    choice = plan_training(
+        arch,
+        system,
+        workload,
+        fixed=given,
+        top_k=top_k,
+        options=options,
+        memory_headroom=memory_headroom,
+    )
     best = choice.best
     cost = train_cost(
         ArchBatch.from_architectures([arch]),
@@ -69,9 +79,12 @@ def estimate_train(
         workload=workload,
         options=options,
         keep_ops=True,
+        memory_headroom=memory_headroom,
     )
     free = [k for k in plan_fields(best) if k not in given]
-    return _train_report(arch, system, workload, cost, choice, free)
+    report = _train_report(arch, system, workload, cost, choice, free)
+    report["memory_headroom"] = memory_headroom
+    return report
 
 
 def _train_report(
@@ -124,7 +137,14 @@ def _train_report(
             "chosen": free,
             "candidates": choice.candidates,
             "fitting": choice.feasible_fitting,
-            "top": [{"plan": plan_dict(p), "step_time_s": t, "fits": f} for p, t, f in choice.top],
+            "top": [
+                {"plan": plan_dict(p), "step_time_s": t, "fits": f, **d}
+                for (p, t, f), d in zip(choice.top, choice.top_details, strict=True)
+            ],
+            "least_memory": {
+                "plan": plan_dict(choice.least_memory[0]),
+                "memory_per_device_bytes": choice.least_memory[1],
+            },
         },
         "conventions": {"mfu": MFU_CONVENTION},
     }
@@ -139,15 +159,25 @@ def estimate(
     *,
     mode: Mode | None = None,
     options: TrainOptions | None = None,
+    memory_headroom: float = 1.0,
 ) -> dict[str, Any]:
     """The ``nas estimate --json`` object for ``workload`` on ``system`` (its device count).
+    Training plans fit when they need at most ``memory_headroom`` of device memory.
 
     ``mode`` defaults to ``train`` for a :class:`TrainWorkload` and ``decode`` for an
     :class:`InferenceWorkload`; ``fixed`` pins plan fields, the planner picks the rest."""
     if isinstance(workload, TrainWorkload):
         if mode not in (None, "train"):
             raise PlanError(f"mode: a training workload needs mode train, got {mode!r}")
-        return estimate_train(arch, system, workload, plan=plan, fixed=fixed, options=options)
+        return estimate_train(
+            arch,
+            system,
+            workload,
+            plan=plan,
+            fixed=fixed,
+            options=options,
+            memory_headroom=memory_headroom,
+        )
     infer_mode = mode or "decode"
     if infer_mode == "train":
         raise PlanError("mode: an inference workload needs mode prefill or decode, got 'train'")

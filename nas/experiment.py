@@ -26,6 +26,7 @@ from cost_models.plan import (
     WeightDtype,
 )
 from cost_models.plan import TrainWorkload as CostTrainWorkload
+from nas.explain import MEMORY_HEADROOM
 
 __all__ = [
     "Accuracy",
@@ -93,6 +94,10 @@ class Hardware(_Model):
     cost_exponents: dict[
         Literal["peak_flops", "memory_bandwidth", "memory_size", "link_bandwidth"], float
     ] = Field(default_factory=dict)
+    # Share of device memory a training plan may use: the planner's `fits` (and so the
+    # constraint `fits: true`); the same setting and default as `nas estimate
+    # --memory-headroom` (nas.explain.MEMORY_HEADROOM, where the choice is explained).
+    memory_headroom: float = Field(default=MEMORY_HEADROOM, gt=0, le=1)
 
     @property
     def systems(self) -> tuple[str, ...]:

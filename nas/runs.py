@@ -13,12 +13,11 @@
 * ``run.log`` — what happened, one line per event;
 * ``dashboard.html`` — the Pareto dashboard (:func:`nas.dashboard.write_dashboard`).
 
-Hypervolume reference point: objectives are turned into minimisation (max negated) and
-normalised per objective to [0, 1] between the best and worst value over the feasible
-completed trials; the reference point is 1.1 in every normalised coordinate (the usual
-10 % margin beyond the nadir, so the extreme points of the front still contribute). The
-normalised hypervolume therefore lies in [0, 1.1^m]; it compares runs of the same
-experiment, not different experiments.
+Hypervolume: objectives normalised between an ideal and a nadir fixed before the search
+(from the corners of the space where they can be evaluated), reference point 1.1 in every
+normalised coordinate; the progress bar and ``summary.json`` use the same scale, so the bar's
+last value is the summary's and it never goes down (:mod:`nas.search.hv_scale`). It
+compares runs of the same experiment, not different experiments.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -48,13 +47,14 @@ from nas.search.base import (
     get_backend,
     plain_value,
 )
-from nas.search.pareto import (
-    hypervolume,
-    non_dominated,
-    normalise,
-    objective_matrix,
-    to_minimisation,
+from nas.search.hv_scale import (
+    FREEZE_AFTER,
+    REFERENCE_MARGIN,
+    HypervolumeScale,
+    data_scale,
+    space_scale,
 )
+from nas.search.pareto import non_dominated, objective_matrix, to_minimisation
 
 __all__ = [
     "REFERENCE_MARGIN",
@@ -64,6 +64,7 @@ __all__ = [
     "finished_trials",
     "front_frame",
     "list_runs",
+    "live_front",
     "new_run_dir",
     "resume_run",
     "start_run",
@@ -71,7 +72,7 @@ __all__ = [
     "with_overrides",
 ]
 
-REFERENCE_MARGIN = 1.1  # reference point in normalised objective space (see module doc)
+GridProgressFn = Callable[[int, int], None]  # (candidates done, total)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,6 +176,7 @@ def start_run(
     root: Path = Path("runs"),
     problem_factory: ProblemFactory | None = None,
     progress: ProgressFn | None = None,
+    grid_progress: GridProgressFn | None = None,
 ) -> RunResult:
     """Evaluate the reference models, create a run directory, search, write the results.
 
@@ -195,7 +197,9 @@ def start_run(
         refs.to_parquet(run_dir / "references.parquet", index=False)
         failed = int((refs["fail_reason"] != "").sum()) if "fail_reason" in refs else 0
         log.info("references: %d evaluated, %d failed", len(refs), failed)
-    return _search(run_dir, experiment, factory, progress=progress, resume=False)
+    return _search(
+        run_dir, experiment, factory, progress=progress, resume=False, grid=grid_progress
+    )
 
 
 def resume_run(
@@ -225,6 +229,7 @@ def _search(
     *,
     progress: ProgressFn | None,
     resume: bool,
+    grid: GridProgressFn | None = None,
 ) -> RunResult:
     log = _logger(run_dir)
     backend = get_backend(experiment.search.backend)
@@ -234,6 +239,7 @@ def _search(
         run_dir=run_dir,
         study_name=experiment.name,
         resume=resume,
+        grid_progress=grid,
     )
 
     def _log_progress(outcome: TrialOutcome) -> None:
@@ -242,9 +248,10 @@ def _search(
         if progress is not None:
             progress(outcome)
 
+    problem = factory()
+    scale = space_scale(problem, problem.objectives)
     frame = backend.run(job, progress=_log_progress)
-    objectives = factory().objectives
-    summary = _write_results(run_dir, experiment, frame, objectives)
+    summary = _write_results(run_dir, experiment, frame, problem.objectives, scale=scale)
     log.info(
         "done: %d trials, front %d, hypervolume %.6g",
         summary["trials"],
@@ -309,9 +316,14 @@ def front_frame(frame: pd.DataFrame, objectives: Sequence[Objective]) -> pd.Data
     return out
 
 
-def summarise(frame: pd.DataFrame, objectives: Sequence[Objective]) -> dict[str, Any]:
-    """Counts, front size, normalised hypervolume (reference point in the module doc), best
-    trial per objective."""
+def summarise(
+    frame: pd.DataFrame,
+    objectives: Sequence[Objective],
+    *,
+    scale: HypervolumeScale | None = None,
+) -> dict[str, Any]:
+    """Counts, front size, normalised hypervolume in ``scale`` (default: best and worst of
+    the first feasible trials, as the progress bar fixes it), best trial per objective."""
     states = frame["state"].value_counts().to_dict() if len(frame) else {}
     ok = frame[_feasible(frame)] if len(frame) else frame
     out: dict[str, Any] = {
@@ -332,16 +344,12 @@ def summarise(frame: pd.DataFrame, objectives: Sequence[Objective]) -> dict[str,
     if len(ok) == 0:
         return out
     values = objective_matrix(ok, objectives)
-    ideal, nadir = values.min(axis=0), values.max(axis=0)
-    ref = np.full(len(objectives), REFERENCE_MARGIN)
     out["front_size"] = int(non_dominated(values).sum())
-    out["hypervolume"] = hypervolume(normalise(values, ideal=ideal, nadir=nadir), ref)
-    sign = np.array([-1.0 if o.direction == "max" else 1.0 for o in objectives])
-    out["hypervolume_reference"] = {
-        "normalised": ref.tolist(),
-        "ideal": dict(zip([o.metric for o in objectives], (ideal * sign).tolist(), strict=True)),
-        "nadir": dict(zip([o.metric for o in objectives], (nadir * sign).tolist(), strict=True)),
-    }
+    first = values[np.argsort(ok["number"].to_numpy(), kind="stable")[:FREEZE_AFTER]]
+    scale = scale or data_scale(first, source="first feasible trials")
+    if scale is not None:
+        out["hypervolume"] = scale.hypervolume(values)
+        out["hypervolume_reference"] = scale.describe(objectives)
     for i, o in enumerate(objectives):
         row = ok.iloc[int(np.argmin(values[:, i]))]
         params = {k: plain_value(v) for k, v in row.items() if str(k).startswith("param_")}
@@ -354,11 +362,16 @@ def summarise(frame: pd.DataFrame, objectives: Sequence[Objective]) -> dict[str,
 
 
 def _write_results(
-    run_dir: Path, experiment: Experiment, frame: pd.DataFrame, objectives: Sequence[Objective]
+    run_dir: Path,
+    experiment: Experiment,
+    frame: pd.DataFrame,
+    objectives: Sequence[Objective],
+    *,
+    scale: HypervolumeScale | None,
 ) -> dict[str, Any]:
     frame.to_parquet(run_dir / "trials.parquet", index=False)
     front_frame(frame, objectives).to_csv(run_dir / "pareto.csv", index=False)
-    summary = summarise(frame, objectives)
+    summary = summarise(frame, objectives, scale=scale)
     summary = {"name": experiment.name, "backend": experiment.search.backend, **summary}
     summary.update({str(k): plain_value(v) for k, v in frame.attrs.items()})
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=plain_value))
@@ -366,28 +379,45 @@ def _write_results(
 
 
 class LiveFront:
-    """Front size and hypervolume while a search runs (for the progress bar)."""
+    """Front size and hypervolume while a search runs (for the progress bar), in a scale
+    fixed before the first trial (``scale``) or by the first :data:`FREEZE_AFTER` feasible
+    trials, so the hypervolume never goes down (``None`` until the scale is fixed)."""
 
-    def __init__(self, objectives: Sequence[Objective]) -> None:
+    def __init__(
+        self, objectives: Sequence[Objective], *, scale: HypervolumeScale | None = None
+    ) -> None:
         self.objectives = tuple(objectives)
-        self.points: list[tuple[float, ...]] = []
+        self.scale = scale
+        self.front = np.empty((0, len(self.objectives)))  # minimisation values
+        self.first: list[tuple[float, ...]] = []  # feasible values until the scale is fixed
         self.done = 0
         self.failed = 0
         self.front_size = 0
-        self.hypervolume = 0.0
+        self.hypervolume: float | None = None
 
     def add(self, outcome: TrialOutcome) -> None:
         self.done += 1
         if outcome.state != "COMPLETE":
             self.failed += 1
             return
-        if all(c <= 0 for c in outcome.constraints):
-            self.points.append(outcome.values)
-            values = to_minimisation(np.array(self.points), [o.direction for o in self.objectives])
-            ideal, nadir = values.min(axis=0), values.max(axis=0)
-            self.front_size = int(non_dominated(values).sum())
-            ref = np.full(len(self.objectives), REFERENCE_MARGIN)
-            self.hypervolume = hypervolume(normalise(values, ideal=ideal, nadir=nadir), ref)
+        if not all(c <= 0 for c in outcome.constraints):
+            return
+        point = to_minimisation([outcome.values], [o.direction for o in self.objectives])
+        merged = np.vstack([self.front, point])
+        self.front = merged[non_dominated(merged)]
+        self.front_size = len(self.front)
+        if self.scale is None:
+            self.first.append(tuple(point[0]))
+            if len(self.first) >= FREEZE_AFTER:
+                self.scale = data_scale(np.array(self.first), source="first feasible trials")
+        if self.scale is not None:
+            self.hypervolume = self.scale.hypervolume(self.front)
+
+
+def live_front(experiment: Experiment) -> LiveFront:
+    """The progress bar's front for ``experiment``, in the scale its run will summarise in."""
+    problem = _default_factory(experiment)()
+    return LiveFront(problem.objectives, scale=space_scale(problem, problem.objectives))
 
 
 def list_runs(root: Path = Path("runs")) -> list[dict[str, Any]]:

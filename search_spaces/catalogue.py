@@ -16,6 +16,7 @@ from typing import Any
 from search_spaces.architecture import Architecture, load_architecture
 from search_spaces.counts import model_counts
 from search_spaces.errors import SpecError
+from search_spaces.hf_cache import find_cached_config, hub_cache_dir, looks_like_hub_id
 from search_spaces.hf_import import architecture_from_hf_config
 
 __all__ = ["MODELS_DIR", "list_models", "load_model", "model_summary"]
@@ -43,6 +44,21 @@ def _load_reference(name: str) -> Architecture:
     return arch
 
 
+def _from_hub_cache(repo_id: str) -> Architecture:
+    found = find_cached_config(repo_id)
+    if found is None:
+        raise SpecError(
+            f"{repo_id}: no such file or folder, and no config.json for hub id {repo_id} in "
+            f"the local Hugging Face cache ({hub_cache_dir()}); download it first "
+            f"(huggingface-cli download {repo_id} config.json) or give its path"
+        )
+    return architecture_from_hf_config(
+        found,
+        name=repo_id.split("/")[-1],
+        source=f"Hugging Face {repo_id} config.json (local cache: {found})",
+    )
+
+
 def _looks_like_path(spec: str) -> bool:
     return spec.endswith((*_YAML_SUFFIXES, ".json")) or "/" in spec or "\\" in spec
 
@@ -50,12 +66,22 @@ def _looks_like_path(spec: str) -> bool:
 def load_model(spec: str | Path) -> Architecture:
     """Resolve ``spec`` to an :class:`Architecture`.
 
-    Dispatch: an existing file (or anything that looks like a path) is read as a Hugging Face
-    config when it ends in ``.json`` and as a model YAML otherwise; any other string is looked
-    up in the catalogue. Unknown names raise :class:`SpecError` listing the known ones.
+    Dispatch: a folder is read as a Hugging Face model folder (its ``config.json``); an
+    existing file (or anything that looks like a path) as a Hugging Face config when it ends
+    in ``.json`` and as a model YAML otherwise; a catalogue name as that reference model; an
+    ``org/name`` hub id as its ``config.json`` in the local Hugging Face cache
+    (:mod:`search_spaces.hf_cache`, no network). Unknown names raise :class:`SpecError`
+    listing the known ones.
     """
     text = str(spec)
     path = Path(text)
+    if path.is_dir():
+        config = path / "config.json"
+        if not config.is_file():
+            raise SpecError(f"{text}: folder has no config.json (a Hugging Face model folder)")
+        return architecture_from_hf_config(config)
+    if not path.exists() and looks_like_hub_id(text):
+        return _from_hub_cache(text)
     if isinstance(spec, Path) or path.is_file() or _looks_like_path(text):
         if not path.is_file():
             raise SpecError(f"{text}: file not found")
@@ -66,7 +92,8 @@ def load_model(spec: str | Path) -> Architecture:
     if text not in known:
         raise SpecError(
             f"model: unknown name {text!r}; known: {', '.join(known)} "
-            "(or give a model .yaml or a Hugging Face config.json)"
+            "(or give a model .yaml, a Hugging Face config.json or model folder, or a hub "
+            "id in the local Hugging Face cache)"
         )
     return _load_reference(text)
 

@@ -13,6 +13,12 @@ Simplifications, all small against the parameter count and stated here once:
 * Qwen3's per-head QK RMSNorm weights (``2 * head_dim`` per layer) are not counted.
 * MLA models have no GQA head count of their own; ``num_kv_heads`` is set to ``num_heads``
   and ``head_dim`` to ``v_head_dim`` (the MLA dimensions drive every count).
+
+Refused in one line, naming the field, because counts and costs would silently be wrong:
+an active sliding attention window (``sliding_window`` where the family uses it), a
+``quantization_config`` (weights stored in another dtype than the compute dtype), and
+multi-token-prediction layers (``num_nextn_predict_layers`` > 0). Each message says how to
+import the model without the feature.
 """
 
 from __future__ import annotations
@@ -181,6 +187,40 @@ _FAMILIES: dict[str, Callable[[Config, str], dict[str, Any]]] = {
 }
 
 
+def _sliding_window_active(cfg: Config, model_type: str) -> bool:
+    window = cfg.get("sliding_window")
+    if window is None or window is False:
+        return False
+    # Qwen2/Qwen3 configs carry a window that is off unless use_sliding_window is true
+    # (transformers Qwen2Config); Mistral/Mixtral apply it whenever it is set.
+    if model_type.startswith("qwen"):
+        return bool(cfg.get("use_sliding_window", False))
+    return True
+
+
+def _refuse_unmodelled(cfg: Config, model_type: str) -> None:
+    """One line for a config feature the counts and cost models do not represent."""
+    if _sliding_window_active(cfg, model_type):
+        raise SpecError(
+            f"sliding_window: {cfg['sliding_window']!r}: sliding-window attention is not "
+            "modelled (attention FLOPs and KV cache assume full causal attention); set it to "
+            "null in a copy of the config to import the model as full attention"
+        )
+    if cfg.get("quantization_config") is not None:
+        method = (cfg["quantization_config"] or {}).get("quant_method", "?")
+        raise SpecError(
+            f"quantization_config: quant_method {method!r}: stored weight dtypes are not read "
+            "from configs; remove the field and give the dtype to the command "
+            "(nas estimate --weight-dtype fp8)"
+        )
+    mtp = cfg.get("num_nextn_predict_layers")
+    if isinstance(mtp, int) and not isinstance(mtp, bool) and mtp > 0:
+        raise SpecError(
+            f"num_nextn_predict_layers: {mtp}: multi-token-prediction layers are not counted "
+            "or costed; set it to 0 in a copy of the config to import the main model only"
+        )
+
+
 def supported_model_types() -> list[str]:
     return sorted(_FAMILIES)
 
@@ -227,6 +267,7 @@ def architecture_from_hf_config(
             f"supported: {', '.join(supported_model_types())}"
         )
     try:
+        _refuse_unmodelled(cfg, str(model_type))
         fields = family(cfg, name or _default_name(cfg, path))
         fields["source"] = source or (
             f"Hugging Face config.json ({path})" if path else "Hugging Face config"

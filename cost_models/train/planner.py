@@ -35,6 +35,9 @@ class PlanChoice:
     top: list[tuple[ParallelPlan, float, bool]]  # (plan, step_time_s, fits)
     candidates: int
     feasible_fitting: int
+    # per top plan: memory_per_device_bytes, pp_bubble_s, comm_s (all communication)
+    top_details: list[dict[str, float]]
+    least_memory: tuple[ParallelPlan, float]  # the plan needing the least memory, its bytes
 
 
 def plan_training(
@@ -46,22 +49,43 @@ def plan_training(
     top_k: int = 5,
     options: TrainOptions | None = None,
     calibration: Calibration | None = None,
+    memory_headroom: float = 1.0,
 ) -> PlanChoice:
-    """The fastest plan that fits memory (the fastest overall, flagged, if none fits)."""
+    """The fastest plan that fits ``memory_headroom`` of device memory (the fastest overall,
+    flagged, if none fits)."""
     plans = enumerate_plans(arch, system, workload, fixed=fixed)
     batch = ArchBatch.from_architectures([arch]).take(np.zeros(len(plans), dtype=np.int64))
     cost: TrainCost = train_cost(
-        batch, plans, system=system, workload=workload, options=options, calibration=calibration
+        batch,
+        plans,
+        system=system,
+        workload=workload,
+        options=options,
+        calibration=calibration,
+        memory_headroom=memory_headroom,
     )
     t = cost.step_time_s
     fits = cost.fits
     key = np.where(fits, t, np.inf)
     order = np.argsort(key if fits.any() else t, kind="stable")[: max(top_k, 1)]
     top = [(plans.plan(int(i)), float(t[i]), bool(fits[i])) for i in order]
+    mem, parts = cost.memory_per_device_bytes, cost.time_breakdown_s
+    comm = np.sum([v for k, v in parts.items() if k.endswith("_comm")], axis=0)
+    details = [
+        {
+            "memory_per_device_bytes": float(mem[i]),
+            "pp_bubble_s": float(parts["pp_bubble"][i]),
+            "comm_s": float(comm[i]),
+        }
+        for i in order
+    ]
+    low = int(np.argmin(mem))
     return PlanChoice(
         best=top[0][0],
         best_fits=top[0][2],
         top=top,
         candidates=len(plans),
         feasible_fitting=int(fits.sum()),
+        top_details=details,
+        least_memory=(plans.plan(low), float(mem[low])),
     )

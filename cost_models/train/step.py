@@ -214,6 +214,7 @@ def train_cost(
     options: TrainOptions | None = None,
     calibration: Calibration | CalibrationArrays | None = None,
     keep_ops: bool = False,
+    memory_headroom: float = 1.0,
 ) -> TrainCost:
     """Step time, throughput and memory for every (architecture, plan) pair.
 
@@ -247,7 +248,9 @@ def train_cost(
         model_flops_per_token=model,
         hardware_flops_per_token=hw,
         memory_per_device_bytes=total_mem,
-        fits=total_mem <= device.memory_bytes,
+        # fits: within ``memory_headroom`` of device memory (1.0 = all of it; the CLI and
+        # experiments keep 10% free for allocator fragmentation and buffers)
+        fits=total_mem <= memory_headroom * device.memory_bytes,
         time_breakdown_s=breakdown,
         memory_breakdown_bytes=mem,
         ops=[replace(op, fwd_s=op.fwd_s * slow, bwd_s=op.bwd_s * slow) for op in ops]

@@ -6,10 +6,11 @@ Each command group lives in its own module and registers itself on :data:`app`.
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 
-from nas.cli._common import UserError, fail, os_error_line
+from nas.cli._common import UserError, debug_enabled, fail, internal_error, os_error_line
 from nas.cli.app import app
 
 # Command groups: importing a module registers its commands on ``app``.
@@ -30,24 +31,33 @@ _USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, UserError)
 
 
 def main() -> None:
-    """Entry point of the ``nas`` console script: user mistakes exit 2 with one line."""
+    """Entry point of the ``nas`` console script: user mistakes exit 2 with one line, bugs
+    exit 1 with one line saying so; ``nas --debug ...`` shows the traceback of either."""
     try:
         code = app(standalone_mode=False)
-    except typer.TyperException as exc:  # bad option value, missing argument, unknown option
-        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: print its help
-            ctx = getattr(exc, "ctx", None)
-            typer.echo(ctx.get_help() if ctx is not None else "")
-            sys.exit(0)
-        fail(exc.format_message().replace("Value error, ", ""))
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(1)
-    except OSError as exc:
-        fail(os_error_line(exc))
-    except _USER_ERRORS as exc:
-        fail(str(exc))
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:
+        _report(exc)
     # like click's standalone mode: always SystemExit (``ctx.exit(code)`` returns the code here)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _report(exc: Exception) -> NoReturn:
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: print its help
+        ctx = getattr(exc, "ctx", None)
+        typer.echo(ctx.get_help() if ctx is not None else "")
+        sys.exit(0)
+    if isinstance(exc, typer.Abort):
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    if debug_enabled():
+        raise exc
+    if isinstance(exc, typer.TyperException):  # bad option value, missing argument, ...
+        fail(exc.format_message().replace("Value error, ", ""))
+    if isinstance(exc, OSError):
+        fail(os_error_line(exc))
+    if isinstance(exc, _USER_ERRORS):
+        fail(str(exc))
+    internal_error(exc)  # anything else is a bug in nas, not the user's mistake

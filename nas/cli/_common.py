@@ -4,18 +4,57 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
-console = Console()
+# Piped or redirected output (``| cat``, ``> file``) is plain and as wide as a row needs, not
+# cut at 80 columns; ``COLUMNS`` still sets a width. On a terminal rich sizes to the window.
+_PIPE_WIDTH = 10_000
+console = (
+    Console()
+    if sys.stdout.isatty()
+    else Console(width=int(os.environ.get("COLUMNS", "0") or 0) or _PIPE_WIDTH, no_color=True)
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 class UserError(Exception):
     """A mistake in what the user asked for; printed as one line, exit code 2."""
+
+
+def more_note(shown: int, total: int, *, what: str, flag: str) -> None:
+    """``... N more <what> (--flag to see them)`` under a table cut at ``shown`` rows."""
+    if total > shown:
+        console.print(f"... {total - shown} more {what} ({flag} to see them)")
+
+
+_STATE = {"debug": False}
+
+
+def set_debug(on: bool) -> None:
+    """``nas --debug``: errors show their traceback instead of one line."""
+    _STATE["debug"] = on
+
+
+def debug_enabled() -> bool:
+    return _STATE["debug"]
+
+
+def internal_error(exc: BaseException) -> NoReturn:
+    """A bug, not a user mistake: say so in one line, exit 1 (``--debug`` for the traceback)."""
+    what = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+    typer.echo(
+        f"internal error (a bug in nas, please report it with the command): {what}; "
+        "rerun with nas --debug ... for the traceback",
+        err=True,
+    )
+    sys.exit(1)
 
 
 def fail(message: str) -> NoReturn:

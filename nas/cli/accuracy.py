@@ -142,7 +142,9 @@ def train_proxy_cmd(
     data: Annotated[
         list[Path] | None,
         typer.Option(
-            "--data", help="Text file or folder (repeatable); default: the stdlib .py files."
+            "--data",
+            help="Text file or folder (repeatable).",
+            show_default="the Python standard library's .py files",
         ),
     ] = None,
     width_factor: Annotated[

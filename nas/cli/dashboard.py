@@ -17,7 +17,9 @@ def dashboard(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="HTML file [default: RUN_DIR/dashboard.html, or ./dashboard.html]."
+            "--out",
+            help="HTML file.",
+            show_default="RUN_DIR/dashboard.html for one run, ./dashboard.html for several",
         ),
     ] = None,
     serve: Annotated[

@@ -10,8 +10,10 @@ import typer
 from rich.table import Table
 
 from cost_models.plan import DEFAULT_BATCH, DEFAULT_GEN_LEN, DEFAULT_PROMPT_LEN
-from nas.cli._common import console, print_json
+from nas.cli._common import UserError, console, print_json
 from nas.cli.app import app
+from nas.cli.estimate_explain import batch_note, gib_and_gb, nothing_fits, why_this_plan
+from nas.explain import MEMORY_HEADROOM
 
 
 class ModeOpt(str, Enum):
@@ -46,7 +48,7 @@ def _fmt(key: str, value: Any) -> str:
     if key.endswith("per_s") or key.endswith("per_s_per_device"):
         return f"{value:,.0f}"
     if key.endswith("_bytes"):
-        return f"{value / 2**30:,.2f} GiB"
+        return gib_and_gb(value)
     if key.endswith("_s"):
         return f"{value:,.3f} s" if value >= 1 else f"{value * 1e3:,.3f} ms"
     if key in ("mfu", "hfu"):
@@ -81,16 +83,29 @@ def render(result: dict[str, Any]) -> None:
     console.print(summary)
     plan = result.get("plan", {})
     chosen = set(result.get("planner", {}).get("chosen", []))
+    picked = "chosen by the planner" if result.get("fits", True) else "fastest, does NOT fit"
     console.print(
         "plan: "
         + "  ".join(f"{k}={v}{'*' if k in chosen else ''}" for k, v in plan.items())
-        + ("   (* chosen by the planner)" if chosen else "")
+        + (f"   (* {picked})" if chosen else "")
     )
+    if result.get("mode") == "train":
+        batch_note(result)
+        why_this_plan(result)
+    shown: list[dict[str, Any]] = []
     for key, value in result.items():
-        if key.endswith("breakdown_s") and isinstance(value, dict):
-            console.print(_breakdown(key.replace("_", " "), value, "x_s"))
-        elif key.endswith("breakdown_bytes") and isinstance(value, dict):
-            console.print(_breakdown(key.replace("_", " "), value, "x_bytes"))
+        if not key.endswith(("breakdown_s", "breakdown_bytes")) or not isinstance(value, dict):
+            continue
+        if value in shown:  # decode: time_breakdown_s is decode_time_breakdown_s
+            continue
+        shown.append(value)
+        unit = "x_s" if key.endswith("breakdown_s") else "x_bytes"
+        console.print(_breakdown(key.replace("_", " "), value, unit))
+    if result.get("mode") in ("prefill", "decode"):
+        console.print(
+            "[dim]time 'other': the fixed launch and gap time of every kernel "
+            "(cost_models.inference.cost), outside compute and memory traffic"
+        )
     ops = result.get("ops_per_microbatch", [])
     if ops:
         table = Table(title="ops of one micro-batch on the slowest stage (per device)")
@@ -120,7 +135,8 @@ def estimate_cmd(
         int | None,
         typer.Option(
             "--num-devices",
-            help="Devices (default: product of tp*pp*dp*cp if all given, else one node).",
+            help="Devices.",
+            show_default="tp*pp*dp*cp if all are given, else one node",
         ),
     ] = None,
     mode: Annotated[ModeOpt, typer.Option("--mode")] = ModeOpt.train,
@@ -136,31 +152,46 @@ def estimate_cmd(
     micro_batch: Annotated[int | None, typer.Option("--micro-batch")] = None,
     global_batch: Annotated[int | None, typer.Option("--global-batch")] = None,
     seq_len: Annotated[
-        int | None, typer.Option("--seq-len", help="Train only. [default: 4096]")
+        int | None,
+        typer.Option("--seq-len", help="Train: tokens per sequence.", show_default="4096"),
     ] = None,
     recompute: Annotated[RecomputeOpt | None, typer.Option("--recompute")] = None,
     zero: Annotated[int | None, typer.Option("--zero", help="0, 1, 2 or 3 (3 = FSDP).")] = None,
     dtype: Annotated[DtypeOpt, typer.Option("--dtype")] = DtypeOpt.bf16,
     batch: Annotated[
-        int | None, typer.Option("--batch", help=f"Inference batch. [default: {DEFAULT_BATCH}]")
+        int | None,
+        typer.Option(
+            "--batch", help="Prefill/decode: sequences per batch.", show_default=str(DEFAULT_BATCH)
+        ),
     ] = None,
     prompt_len: Annotated[
-        int | None, typer.Option("--prompt-len", help=f"[default: {DEFAULT_PROMPT_LEN}]")
+        int | None,
+        typer.Option(
+            "--prompt-len",
+            help="Prefill/decode: prompt tokens.",
+            show_default=str(DEFAULT_PROMPT_LEN),
+        ),
     ] = None,
     gen_len: Annotated[
-        int | None, typer.Option("--gen-len", help=f"[default: {DEFAULT_GEN_LEN}]")
+        int | None,
+        typer.Option(
+            "--gen-len", help="Decode: generated tokens.", show_default=str(DEFAULT_GEN_LEN)
+        ),
     ] = None,
     weight_dtype: Annotated[
         str | None,
         typer.Option(
             "--weight-dtype",
-            help="Inference weights: bf16, fp16, fp8, int8 or int4 (default: --dtype).",
+            help="Inference weights: bf16, fp16, fp8, int8 or int4.",
+            show_default="--dtype",
         ),
     ] = None,
     kv_dtype: Annotated[
         str | None,
         typer.Option(
-            "--kv-dtype", help="Inference KV cache: bf16, fp16, fp8 or int8. [default: bf16]"
+            "--kv-dtype",
+            help="Inference KV cache: bf16, fp16, fp8 or int8.",
+            show_default="bf16",
         ),
     ] = None,
     framework: Annotated[
@@ -171,6 +202,12 @@ def estimate_cmd(
             "elementwise=eager, attention_kernel=flash2, tp_overlap=true (docs/experiments.md).",
         ),
     ] = None,
+    memory_headroom: Annotated[
+        float,
+        typer.Option(
+            "--memory-headroom", help="Train: share of device memory a plan may use (0 < x <= 1)."
+        ),
+    ] = MEMORY_HEADROOM,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Step time, throughput, MFU and memory (train) or TTFT/TPOT (prefill/decode); the
@@ -181,6 +218,8 @@ def estimate_cmd(
     from hw_profiles.loader import load_system
     from search_spaces.catalogue import load_model
 
+    if not 0.0 < memory_headroom <= 1.0:
+        raise UserError(f"--memory-headroom: must be in (0, 1], got {memory_headroom:g}")
     arch = load_model(model)
     degrees = {"tp": tp, "pp": pp, "dp": dp, "cp": cp}
     if num_devices is None and all(v is not None for v in degrees.values()):
@@ -208,7 +247,29 @@ def estimate_cmd(
         if unused:
             raise PlanError(f"{unused[0]}: only for --mode prefill or decode")
         workload_t = TrainWorkload(seq_len=4096 if seq_len is None else seq_len, dtype=dtype.value)
-        result = estimate(arch, system, workload_t, fixed=fixed, options=options)
+        result = estimate(
+            arch,
+            system,
+            workload_t,
+            fixed=fixed,
+            options=options,
+            memory_headroom=memory_headroom,
+        )
+        if not as_json and not result["fits"]:
+            from nas.explain import smallest_fitting_devices
+
+            smallest = smallest_fitting_devices(
+                arch,
+                hardware,
+                workload_t,
+                fixed=fixed,
+                options=options,
+                memory_headroom=memory_headroom,
+                start=system.num_devices,
+            )
+            nothing_fits(
+                result, smallest=smallest, command=f"nas estimate {model} --hardware {hardware}"
+            )
     else:
         if seq_len is not None:
             raise PlanError("--seq-len: only for --mode train (use --prompt-len and --gen-len)")

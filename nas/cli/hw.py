@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from nas.cli._common import UserError, check_out_file, console, print_json
+from nas.cli._common import JsonFlag, UserError, check_out_file, console, print_json
 from nas.cli.app import app
 
 hw_app = typer.Typer(
@@ -20,40 +20,70 @@ app.add_typer(hw_app, name="hw")
 
 
 @hw_app.command("list")
-def hw_list() -> None:
+def hw_list(json_out: JsonFlag = False) -> None:
     """Table of the system profiles (device, devices per node, max devices, tiers)."""
     from hw_profiles.describe import tier_summary
     from hw_profiles.loader import list_systems, load_system
 
+    rows: list[dict[str, Any]] = []
+    for name in list_systems():
+        system = load_system(name)
+        rows.append(
+            {
+                "name": name,
+                "device": system.device.name,
+                "devices_per_node": system.devices_per_node,
+                "max_devices": system.max_devices,
+                "tiers": [tier_summary(t) for t in system.tiers],
+            }
+        )
+    if json_out:
+        print_json(rows)
+        return
     table = Table(title="Systems")
     for col in ("name", "device", "devices/node", "max devices", "tiers (innermost first)"):
         table.add_column(col, overflow="fold")
-    for name in list_systems():
-        system = load_system(name)
-        tiers = "; ".join(tier_summary(t) for t in system.tiers)
+    for r in rows:
         table.add_row(
-            name,
-            system.device.name,
-            str(system.devices_per_node),
-            f"{system.max_devices:,}",
-            tiers,
+            r["name"],
+            r["device"],
+            str(r["devices_per_node"]),
+            f"{r['max_devices']:,}",
+            "; ".join(r["tiers"]),
         )
     console.print(table)
 
 
 @hw_app.command("devices")
-def hw_devices() -> None:
-    """Table of the device profiles (dense bf16 peak, memory, bandwidth, power)."""
+def hw_devices(json_out: JsonFlag = False) -> None:
+    """Table of the device profiles (dense bf16 peak, memory, bandwidth, power); --json in
+    SI units."""
     from hw_profiles.loader import list_devices, load_device
 
+    devices = [load_device(name) for name in list_devices()]
+    if json_out:
+        print_json(
+            [
+                {
+                    "name": d.name,
+                    "vendor": d.vendor,
+                    "kind": d.kind,
+                    "peak_flops_per_s": dict(d.peak_flops_per_s),
+                    "memory_bytes": d.memory_bytes,
+                    "memory_bandwidth_bytes_per_s": d.memory_bandwidth_bytes_per_s,
+                    "power_w": d.power_w,
+                }
+                for d in devices
+            ]
+        )
+        return
     table = Table(title="Devices")
     for col in ("name", "vendor", "kind", "bf16 TFLOP/s", "memory GB", "TB/s", "TDP W"):
         table.add_column(col, overflow="fold")
-    for name in list_devices():
-        d = load_device(name)
+    for d in devices:
         bf16 = d.peak_flops_per_s.get("bf16")
         table.add_row(
-            name,
+            d.name,
             d.vendor,
             d.kind,
             f"{bf16 / 1e12:,.1f}" if bf16 is not None else "-",
@@ -113,13 +143,13 @@ def _as_dict(profile: Any) -> dict[str, Any]:
 def hw_profile(
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Write the device profile YAML here (default: print it)"),
+        typer.Option("--out", help="Write the device profile YAML here.", show_default="print it"),
     ] = None,
     quick: Annotated[
         bool, typer.Option("--quick", help="Fewer sizes and repeats (~15 s on CPU)")
     ] = False,
     name: Annotated[
-        str | None, typer.Option("--name", help="Profile name (default: from device)")
+        str | None, typer.Option("--name", help="Profile name.", show_default="from the device")
     ] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch")] = None,
 ) -> None:

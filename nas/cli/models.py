@@ -9,7 +9,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from nas.cli._common import UserError, console, print_json
+from nas.cli._common import JsonFlag, UserError, console, print_json
 from nas.cli.app import app
 
 models_app = typer.Typer(
@@ -25,23 +25,30 @@ def _billions(value: float) -> str:
 
 
 @models_app.command("list")
-def models_list() -> None:
-    """Table of the reference models (parameters in billions)."""
+def models_list(json_out: JsonFlag = False) -> None:
+    """Table of the reference models (parameters in billions; --json: counts as numbers)."""
     from search_spaces.catalogue import list_models, load_model, model_summary
 
+    keys = ("type", "params_total", "params_active", "num_layers", "d_model", "source")
+    rows = []
+    for name in list_models():
+        s = model_summary(load_model(name))
+        rows.append({"name": name, **{k: s[k] for k in keys}})
+    if json_out:
+        print_json(rows)
+        return
     table = Table(title="Reference models")
     for col in ("name", "type", "params total", "params active", "layers", "d_model", "source"):
         table.add_column(col, overflow="fold")
-    for name in list_models():
-        s = model_summary(load_model(name))
+    for r in rows:
         table.add_row(
-            name,
-            s["type"],
-            _billions(s["params_total"]),
-            _billions(s["params_active"]),
-            str(s["num_layers"]),
-            str(s["d_model"]),
-            s["source"],
+            r["name"],
+            r["type"],
+            _billions(r["params_total"]),
+            _billions(r["params_active"]),
+            str(r["num_layers"]),
+            str(r["d_model"]),
+            r["source"],
         )
     console.print(table)
 
@@ -108,16 +115,29 @@ _OVERRIDE_HELP = (
 
 
 @spaces_app.command("list")
-def spaces_list() -> None:
+def spaces_list(json_out: JsonFlag = False) -> None:
     """Registered search spaces with their size."""
     from search_spaces.spaces import get_space, list_spaces
 
+    rows: list[dict[str, Any]] = []
+    for name in list_spaces():
+        space = get_space(name)
+        rows.append(
+            {
+                "name": name,
+                "searched": list(space.searched()),
+                "candidates": space.size(),
+                "description": space.description,
+            }
+        )
+    if json_out:
+        print_json(rows)
+        return
     table = Table(title="Search spaces")
     for col in ("name", "searched parameters", "candidates", "description"):
         table.add_column(col, overflow="fold")
-    for name in list_spaces():
-        space = get_space(name)
-        table.add_row(name, ", ".join(space.searched()), f"{space.size():,}", space.description)
+    for r in rows:
+        table.add_row(r["name"], ", ".join(r["searched"]), f"{r['candidates']:,}", r["description"])
     console.print(table)
 
 
@@ -125,11 +145,24 @@ def spaces_list() -> None:
 def spaces_show(
     name: Annotated[str, typer.Argument(help="Registered space name or a space .yaml file")],
     override: Annotated[str | None, typer.Option("--override", help=_OVERRIDE_HELP)] = None,
+    json_out: JsonFlag = False,
 ) -> None:
     """Parameters, their domains and the number of candidates."""
     from search_spaces.spaces import get_space
 
     space = get_space(name, _parse_override(override))
+    if json_out:
+        params = [{"parameter": p, "domain": d, "values": n} for p, d, n in space.describe()]
+        print_json(
+            {
+                "name": space.name,
+                "description": space.description,
+                "parameters": params,
+                "fixed": dict(space.base),
+                "candidates": space.size(),
+            }
+        )
+        return
     table = Table(title=f"{space.name}: {space.description}")
     for col in ("parameter", "domain", "values"):
         table.add_column(col)

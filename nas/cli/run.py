@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nas.cli._common import UserError, console
+from nas.cli._common import JsonFlag, UserError, console, more_note, print_json
 from nas.cli.app import app
 
 runs_app = typer.Typer(
@@ -20,10 +20,7 @@ runs_app = typer.Typer(
 app.add_typer(runs_app, name="runs")
 
 
-def _progress_bar(total: int, objectives: Any, initial: int = 0) -> tuple[Progress, Any]:
-    from nas.runs import LiveFront
-
-    live = LiveFront(objectives)
+def _progress_bar(live: Any, total: int, initial: int = 0) -> tuple[Progress, Any]:
     bar = Progress(
         TextColumn("[bold]search"),
         BarColumn(),
@@ -44,10 +41,28 @@ def _progress_bar(total: int, objectives: Any, initial: int = 0) -> tuple[Progre
             advance=1,
             failed=live.failed,
             front=live.front_size,
-            hv=f"{live.hypervolume:.4f}",
+            hv="-" if live.hypervolume is None else f"{live.hypervolume:.4f}",
         )
 
     return bar, on_trial
+
+
+def _grid_bar() -> tuple[Progress, Any]:
+    """The exhaustive backend's bar: candidates evaluated of the whole grid."""
+    bar = Progress(
+        TextColumn("[bold]every candidate"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    task = bar.add_task("grid", total=None)
+
+    def on_chunk(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return bar, on_chunk
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
@@ -95,7 +110,8 @@ def run(
     trials: Annotated[int | None, typer.Option(help="Override search.trials.")] = None,
     backend: Annotated[str | None, typer.Option(help="optuna | exhaustive | ray.")] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Run directory (default runs/<name>-<stamp>).")
+        Path | None,
+        typer.Option(help="Run directory.", show_default="ROOT/<name>-<stamp>"),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel worker processes.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override search.seed.")] = None,
@@ -110,12 +126,12 @@ def run(
     from nas.experiment import load_experiment
     from nas.runs import (
         finished_trials,
+        live_front,
         refuse_used_run_dir,
         resume_run,
         start_run,
         with_overrides,
     )
-    from nas.search.base import Objective
 
     if (experiment is None) == (resume is None):
         raise UserError("give an EXPERIMENT file or --resume RUN_DIR (not both)")
@@ -140,12 +156,18 @@ def run(
         if out is not None:
             refuse_used_run_dir(out)  # before the progress bar starts, so the error stands alone
         done = 0
-    total = trials if trials is not None else exp.search.trials
-    objectives = tuple(Objective(metric=k, direction=v) for k, v in exp.objectives.items())
-    bar, on_trial = _progress_bar(total, objectives, initial=min(done, total))
     if exp.search.backend == "exhaustive":
-        quiet = True
-        console.print("evaluating every candidate of the space ...")
+        bar, on_chunk = _grid_bar()
+        with bar if not quiet else _Null():
+            result = (
+                start_run(exp, out=out, root=root, grid_progress=None if quiet else on_chunk)
+                if resume is None
+                else resume_run(resume, trials=trials)
+            )
+        _print_summary(result.summary, result.run_dir)
+        return
+    total = trials if trials is not None else exp.search.trials
+    bar, on_trial = _progress_bar(live_front(exp), total, initial=min(done, total))
     with bar if not quiet else _Null():
         if resume is not None:
             result = resume_run(resume, trials=trials, progress=None if quiet else on_trial)
@@ -175,21 +197,26 @@ class _Null:
 @runs_app.command("list")
 def runs_list(
     root: Annotated[
-        Path | None, typer.Option(help="Directory holding run directories [default: runs].")
-    ] = None,
+        Path, typer.Option(help="Directory holding run directories.", show_default=True)
+    ] = Path("runs"),
+    json_out: JsonFlag = False,
 ) -> None:
-    """List the runs under ROOT, newest first."""
+    """List the runs under ROOT, newest first (none when ROOT does not exist yet)."""
     from nas.runs import list_runs
 
-    if root is None:
-        root = Path("runs")  # absent before the first run: an empty table
-    elif not root.is_dir():
+    if root.exists() and not root.is_dir():
         raise UserError(f"--root: {root} is not a directory")
-
+    runs = list_runs(root)
+    if json_out:
+        print_json(runs)
+        return
+    if not root.exists():
+        console.print(f"no runs: {root} does not exist yet (nas run creates it)")
+        return
     table = Table(
         "run", "status", "trials", "failed", "front", "hypervolume", title=f"runs in {root}"
     )
-    for r in list_runs(root):
+    for r in runs:
         hv = r.get("hypervolume")
         table.add_row(
             Path(r["run_dir"]).name,
@@ -209,6 +236,10 @@ _SHOW_COLUMNS = ("system", "plan_tp", "plan_pp", "plan_dp", "plan_ep")
 def runs_show(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     limit: Annotated[int, typer.Option(help="Rows of the front to print.")] = 30,
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", help="Print the summary and every front row as JSON."),
+    ] = False,
 ) -> None:
     """Print a run's summary and its Pareto front as a table."""
     import pandas as pd
@@ -224,6 +255,9 @@ def runs_show(
         front = pd.read_csv(front_path)
     except pd.errors.EmptyDataError:
         front = pd.DataFrame()
+    if json_out:
+        print_json({"summary": summary, "front": front.to_dict(orient="records")})
+        return
     objectives = list(summary.get("objectives", {}))
     params = [c for c in front.columns if c.startswith("param_")]
     extra = [c for c in _SHOW_COLUMNS if c in front.columns and c not in objectives]
@@ -236,6 +270,7 @@ def runs_show(
     for _, row in front.head(limit).iterrows():
         table.add_row(*(_cell(row.get(c)) for c in columns))
     console.print(table)
+    more_note(min(limit, len(front)), len(front), what="front rows", flag="--limit or --json")
     _print_summary(summary, run_dir)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nas.cli._common import UserError, console
+from nas.cli._common import JsonFlag, UserError, console, print_json
 from nas.cli.app import app
 
 jobs_app = typer.Typer(
@@ -17,11 +17,13 @@ app.add_typer(jobs_app, name="jobs")
 
 Address = Annotated[
     str | None,
-    typer.Option(help="Ray dashboard URL, http://HEAD:8265 [default: $RAY_ADDRESS]."),
+    typer.Option(help="Ray dashboard URL, http://HEAD:8265.", show_default="$RAY_ADDRESS"),
 ]
 Token = Annotated[
     str | None,
-    typer.Option(help="Auth token [default: $RAY_AUTH_TOKEN, or the file $RAY_AUTH_TOKEN_PATH]."),
+    typer.Option(
+        help="Auth token.", show_default="$RAY_AUTH_TOKEN, or the file $RAY_AUTH_TOKEN_PATH"
+    ),
 ]
 
 
@@ -54,11 +56,13 @@ def submit(
     token: Token = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the logs, then fetch.")] = False,
     out: Annotated[
-        Path | None, typer.Option(help="With --wait: where the run lands [runs/<job id>].")
+        Path | None,
+        typer.Option(help="With --wait: where the run lands.", show_default="runs/<job id>"),
     ] = None,
     trials: Annotated[int | None, typer.Option(help="Override search.trials.")] = None,
     project: Annotated[
-        Path | None, typer.Option(help="Project root to ship [the installed nas checkout].")
+        Path | None,
+        typer.Option(help="Project root to ship.", show_default="the installed nas checkout"),
     ] = None,
     timeout: Annotated[float | None, typer.Option(help="With --wait: give up after S s.")] = None,
 ) -> None:
@@ -89,19 +93,29 @@ def _wait_and_fetch(client: object, job_id: str, out: Path, timeout: float | Non
 
 
 @jobs_app.command("list")
-def jobs_list(address: Address = None, token: Token = None) -> None:
+def jobs_list(address: Address = None, token: Token = None, json_out: JsonFlag = False) -> None:
     """Jobs of the cluster, newest first."""
     from rich.table import Table
 
     from nas.jobs import api_errors, job_client
 
-    table = Table("job id", "status", "entrypoint", title="Ray jobs")
     client = job_client(address, token)
     with api_errors("jobs list"):
         jobs = client.list_jobs()
-    for job in sorted(jobs, key=lambda j: j.start_time or 0, reverse=True):
-        status = str(job.status).rsplit(".", 1)[-1]
-        table.add_row(str(job.submission_id or job.job_id), status, str(job.entrypoint)[:60])
+    rows = [
+        {
+            "job_id": str(job.submission_id or job.job_id),
+            "status": str(job.status).rsplit(".", 1)[-1],
+            "entrypoint": str(job.entrypoint),
+        }
+        for job in sorted(jobs, key=lambda j: j.start_time or 0, reverse=True)
+    ]
+    if json_out:
+        print_json(rows)
+        return
+    table = Table("job id", "status", "entrypoint", title="Ray jobs")
+    for r in rows:
+        table.add_row(r["job_id"], r["status"], r["entrypoint"])
     console.print(table)
 
 
@@ -110,6 +124,7 @@ def jobs_status(
     job_id: Annotated[str, typer.Argument(help="Job id.")],
     address: Address = None,
     token: Token = None,
+    json_out: JsonFlag = False,
 ) -> None:
     """A job's status (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED) and message."""
     from nas.jobs import api_errors, job_client
@@ -117,6 +132,10 @@ def jobs_status(
     client = job_client(address, token)
     with api_errors(f"job {job_id}"):
         info = client.get_job_info(job_id)
+    if json_out:
+        status = str(info.status).rsplit(".", 1)[-1]
+        print_json({"job_id": job_id, "status": status, "message": info.message or ""})
+        return
     typer.echo(f"{str(info.status).rsplit('.', 1)[-1]}  {info.message or ''}".rstrip())
 
 
@@ -146,7 +165,9 @@ def jobs_fetch(
     job_id: Annotated[str, typer.Argument(help="Job id of a finished nas submit job.")],
     address: Address = None,
     token: Token = None,
-    out: Annotated[Path | None, typer.Option(help="Where the run lands [runs/<job id>].")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Where the run lands.", show_default="runs/<job id>")
+    ] = None,
 ) -> None:
     """Copy a finished job's run directory to OUT (from the archive in its log)."""
     from nas.jobs import api_errors, fetch_run, job_client

@@ -15,6 +15,10 @@ from nas.dashboard._hover import hover_data, hover_text
 
 PALETTE = qualitative.Plotly
 FADED_OPACITY = 0.25
+INFEASIBLE_COLOUR = "#9e9e9e"  # grey crosses: broke a constraint, never on the front
+REFERENCE_COLOUR = "#111111"  # black stars: catalogue models, not a system of the run
+# label positions cycled along x so neighbouring reference labels do not sit on each other
+_LABEL_POSITIONS = ("top center", "bottom center", "middle right", "middle left")
 # 3-D scatter is WebGL whatever its size; past a few thousand faded points it is a cloud that
 # costs seconds to draw in software rendering, so dominated trials are sampled beyond this.
 MAX_3D_DOMINATED = 4000
@@ -70,26 +74,41 @@ def _group_traces(
     data: Dataset, x: str, y: str, *, gl: bool, axes: AxisData | None
 ) -> list[go.Scatter | go.Scattergl]:
     traces: list[go.Scatter | go.Scattergl] = []
+    trials = data.trials
+    feasible = (
+        trials["feasible"].fillna(False).astype(bool)
+        if "feasible" in trials
+        else pd.Series(True, index=trials.index)
+    )
     for i, group in enumerate(data.groups):
-        sub = data.trials[data.trials["group"] == group]
-        for on_front in (False, True):
-            part = sub[sub["on_front"] == on_front]
-            if on_front:
-                part = part.sort_values(x)
-            marker = (
-                {"size": 9, "color": colour(i), "line": {"width": 1, "color": "#222"}}
-                if on_front
-                else {"size": 5, "color": colour(i), "opacity": FADED_OPACITY}
-            )
+        in_group = trials["group"] == group
+        parts = {
+            "infeasible": trials[in_group & ~feasible],
+            "dominated": trials[in_group & feasible & ~trials["on_front"]],
+            "front": trials[in_group & trials["on_front"]].sort_values(x),
+        }
+        markers = {
+            "infeasible": {
+                "size": 5,
+                "symbol": "x",
+                "color": INFEASIBLE_COLOUR,
+                "opacity": FADED_OPACITY + 0.15,
+            },
+            "dominated": {"size": 5, "color": colour(i), "opacity": FADED_OPACITY},
+            "front": {"size": 9, "color": colour(i), "line": {"width": 1, "color": "#222"}},
+        }
+        for kind, part in parts.items():
+            if kind == "infeasible" and len(part) == 0:
+                continue
             traces.append(
                 _scatter(
                     gl,
                     x=part[x],
                     y=part[y],
                     mode="markers",
-                    name=f"{group}: front" if on_front else f"{group}: dominated",
+                    name=f"{group}: {kind}",
                     legendgroup=group,
-                    marker=marker,
+                    marker=markers[kind],
                     **hover_data(part, data.objectives),
                 )
             )
@@ -106,17 +125,25 @@ def _reference_traces(data: Dataset, x: str, y: str, axes: AxisData | None) -> l
     groups = data.groups
     for group, sub in refs.groupby("group", sort=False):
         i = groups.index(str(group)) if group in groups else len(out)
+        sub = sub.sort_values(x)
+        positions = [_LABEL_POSITIONS[k % len(_LABEL_POSITIONS)] for k in range(len(sub))]
         out.append(
             go.Scatter(
                 x=sub[x],
                 y=sub[y],
                 mode="markers+text",
-                name=f"{group}: references" if len(groups) > 1 else "reference models",
+                name=(f"{group}: references" if len(groups) > 1 else "reference models")
+                + " (same workload and budget)",
                 legendgroup=str(group),
                 text=sub["name"].astype(str),
-                textposition="top center",
-                textfont={"size": 11, "color": "#222"},
-                marker={"symbol": "star", "size": 14, "color": colour(i), "line": {"width": 1}},
+                textposition=positions,
+                textfont={"size": 11, "color": REFERENCE_COLOUR},
+                marker={
+                    "symbol": "star",
+                    "size": 14,
+                    "color": REFERENCE_COLOUR,
+                    "line": {"width": 1.5, "color": colour(i)},
+                },
                 hovertext=hover_text(sub, data.objectives, title_col="name"),
                 hovertemplate="%{hovertext}<extra>reference</extra>",
             )

@@ -26,6 +26,35 @@ def fmt(value: object) -> str:
     return "-" if value is None else str(value)
 
 
+# Hardware figures shown on hover when the record has them: (column, label, d3 format with
+# unit). "~s" is d3-format's SI prefix without trailing zeros: 8030261248 -> "8.03G"; bytes
+# are decimal (GB, as device datasheets give them), not GiB.
+HARDWARE_FIELDS = (
+    ("step_time_s", "step", ":.3~s", "s"),
+    ("prefill_ttft_s", "TTFT", ":.3~s", "s"),
+    ("decode_tpot_s", "TPOT", ":.3~s", "s"),
+    ("memory_per_device_bytes", "memory/device", ":.3~s", "B"),
+    ("mfu", "MFU", ":.1%", ""),
+    ("tokens", "tokens", ":.3~s", ""),
+)
+_SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"))
+
+
+def human(value: object, unit: str = "") -> str:
+    """A number with an SI prefix and its unit, as the hover templates print it (3 digits)."""
+    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
+        return fmt(value)
+    v = float(value)
+    if not np.isfinite(v):
+        return "-"
+    if unit == "%":
+        return f"{v:.1%}"
+    for scale, prefix in _SI:
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{prefix}{unit}"
+    return f"{v:.3g}{unit}"
+
+
 _PLAN_LABELS = {"sequence_parallel": "sp", "micro_batch": "mb", "global_batch": "gb"}
 _PLAN_SKIP = {"num_microbatches"}  # derived from the batch sizes
 
@@ -92,9 +121,18 @@ def hover_text(
         lines.append(_other_text(frame, other))
     if plan:
         lines.append("plan: " + _join([lb + " " + _column_text(frame, c) for lb, c in plan], " "))
-    objs = [o.name + " " + _column_text(frame, o.name) for o in objectives if o.name in frame]
+    objs = [
+        o.name + " " + frame[o.name].map(human).astype(str) for o in objectives if o.name in frame
+    ]
     if objs:
         lines.append(_join(objs, " · "))
+    hw = [
+        label + " " + frame[col].map(lambda v, u=unit or ("%" if "%" in spec else ""): human(v, u))
+        for col, label, spec, unit in HARDWARE_FIELDS
+        if col in frame and col not in {o.name for o in objectives}
+    ]
+    if hw:
+        lines.append(_join([s.astype(str) for s in hw], " · "))
     return [str(t) for t in _join(lines, "<br>").tolist()]
 
 
@@ -115,9 +153,17 @@ def hover_data(frame: pd.DataFrame, objectives: tuple[Objective, ...]) -> dict[s
         lines.append("%{text}")
     if plan:
         lines.append("plan: " + " ".join(f"{label} {slot(col)}" for label, col in plan))
-    objs = [f"{o.name} {slot(o.name, ':.4g')}" for o in objectives if o.name in frame.columns]
+    objs = [f"{o.name} {slot(o.name, ':.4~s')}" for o in objectives if o.name in frame.columns]
     if objs:
         lines.append(" · ".join(objs))
+    names = {o.name for o in objectives}
+    hw = [
+        f"{label} {slot(col, spec)}{unit}"
+        for col, label, spec, unit in HARDWARE_FIELDS
+        if col in frame.columns and col not in names
+    ]
+    if hw:
+        lines.append(" · ".join(hw))
     matrix = np.column_stack(
         [pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64) for c in columns]
     )

@@ -36,6 +36,7 @@ p.note{color:#555;font-size:.9em;margin:2px 0 8px} .axis-select{margin:4px 0 6px
 dl.summary{display:grid;grid-template-columns:max-content auto;gap:2px 12px;font-size:.92em;margin:6px 0}
 dl.summary dt{color:#555} dl.summary dd{margin:0}
 .table-wrap{max-height:520px;overflow:auto}
+div.warning{background:#fff4e5;border:1px solid #f0a040;border-radius:6px;padding:8px 12px;margin:10px 0}
 table.sortable{border-collapse:collapse;font-size:.85em;width:100%}
 table.sortable th,table.sortable td{border-bottom:1px solid #e4e4e4;padding:3px 8px;text-align:right;white-space:nowrap}
 table.sortable th{position:sticky;top:0;background:#f0f0f0;cursor:pointer;user-select:none}
@@ -139,12 +140,40 @@ def _front_panel(data: Dataset, *, gl: bool) -> tuple[Panel, dict[str, Any]]:
     panel = Panel(
         key="pareto2d",
         title="Pareto front",
-        note="Front highlighted, dominated trials faded, reference models as stars. "
-        "Hover a point for its architecture and parallel plan.",
+        note="Front highlighted, dominated trials faded, infeasible trials (a constraint "
+        "broken) as grey crosses, never on the front. Black stars: reference models scored "
+        f"under the same workload and budget ({html.escape(_budget(data))}). "
+        "Hover a point for its architecture, parallel plan and hardware figures.",
         controls=chooser,
         figure=fig2d,
     )
     return panel, axes.as_json()
+
+
+def _budget(data: Dataset) -> str:
+    """The first run's workload budget in words (what the references were scored under)."""
+    workload = data.runs[0].experiment.get("workload", {}) if data.runs else {}
+    if workload.get("budget_gpu_hours"):
+        return f"{float(workload['budget_gpu_hours']):,.0f} GPU-hours"
+    if workload.get("tokens"):
+        return f"{float(workload['tokens']):.3g} training tokens"
+    return f"{workload.get('mode', 'the run')} workload"
+
+
+def objectives_warning(data: Dataset) -> str:
+    """A banner when the compared runs do not share their objectives ('' when they do)."""
+
+    def spec(run: Any) -> str:
+        return ", ".join(f"{o.name} {o.direction}" for o in run.objectives)
+
+    if len({spec(r) for r in data.runs}) <= 1:
+        return ""
+    listed = "; ".join(f"{html.escape(r.name)}: {html.escape(spec(r))}" for r in data.runs)
+    used = html.escape(spec(data.runs[0]))
+    return (
+        '<div class="warning" id="objectives-warning">The compared runs differ in objectives '
+        f"({listed}). Fronts, hypervolume and axes use the first run's: {used}.</div>"
+    )
 
 
 def _sampled_note(shown: int, total: int, what: str) -> str:
@@ -182,7 +211,8 @@ def build_panels(data: Dataset) -> tuple[list[Panel], dict[str, Any]]:
     hv_fig, hists = hypervolume_curves(data)
     method = ", ".join(sorted({h.method for h in hists.values()}))
     note = (
-        "Objectives scaled to [0, 1] (best to worst over all runs), "
+        "Objectives scaled to [0, 1] between the ideal and nadir the runs fixed before "
+        "their search (summary.json; else best to worst shown), "
         f"reference point 1.1 in each; {method}."
     )
     panels.append(Panel(key="hypervolume", title="Hypervolume vs trial", note=note, figure=hv_fig))
@@ -251,6 +281,7 @@ def render_page(data: Dataset, *, title: str) -> str:
         f'<meta name="nas-dashboard-figures" content="{n_figs}">',
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
+        objectives_warning(data),
         "".join(
             f'<p class="note">{html.escape(str(r.experiment["description"]))}</p>'
             for r in data.runs

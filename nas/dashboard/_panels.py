@@ -116,12 +116,35 @@ def parallel_coordinates(data: Dataset) -> go.Figure | None:
     return fig
 
 
+def _run_scale(data: Dataset, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ideal and nadir (minimisation) stored by the runs, or those of ``values``."""
+    names = [o.name for o in data.objectives]
+    sign = np.array([-1.0 if o.direction == "max" else 1.0 for o in data.objectives])
+    ideals, nadirs = [], []
+    for run in data.runs:
+        ref = run.summary.get("hypervolume_reference") or {}
+        ideal, nadir = ref.get("ideal") or {}, ref.get("nadir") or {}
+        if not all(n in ideal and n in nadir for n in names):
+            break
+        ideals.append(np.array([ideal[n] for n in names], dtype=np.float64) * sign)
+        nadirs.append(np.array([nadir[n] for n in names], dtype=np.float64) * sign)
+    else:
+        if ideals:
+            return np.min(ideals, axis=0), np.max(nadirs, axis=0)
+    finite = values[np.all(np.isfinite(values), axis=1)]
+    if len(finite) == 0:
+        return np.zeros(len(names)), np.ones(len(names))
+    return finite.min(axis=0), finite.max(axis=0)
+
+
 def hypervolume_curves(data: Dataset) -> tuple[go.Figure, dict[str, HypervolumeHistory]]:
     """Normalised hypervolume of each group's trials so far, against trial number.
 
-    Objectives are scaled so the best value over all groups is 0 and the worst is 1, and the
-    reference point is 1.1 in each (10% beyond the worst), shared by all groups so their curves
-    compare; the box [0, 1.1]^m has volume 1.1^m.
+    Objectives are scaled between the ideal and nadir the runs fixed before their search
+    (``summary.json``'s ``hypervolume_reference``; the widest over several runs), else the
+    best and worst shown value, and the reference point is 1.1 in each (10% beyond the
+    nadir), shared by all groups so their curves compare; for one run the last value is the
+    summary's hypervolume.
     """
     names = [o.name for o in data.objectives]
     dirs = [o.direction for o in data.objectives]
@@ -129,9 +152,7 @@ def hypervolume_curves(data: Dataset) -> tuple[go.Figure, dict[str, HypervolumeH
     values = to_minimisation(data.trials[names].to_numpy(dtype=np.float64), dirs)
     if ok is not None:
         values[~ok.to_numpy()] = np.nan  # infeasible trials add no volume
-    finite = values[np.all(np.isfinite(values), axis=1)]
-    ideal = finite.min(axis=0) if len(finite) else np.zeros(len(names))
-    nadir = finite.max(axis=0) if len(finite) else np.ones(len(names))
+    ideal, nadir = _run_scale(data, values)
     scaled = normalise(values, ideal=ideal, nadir=nadir)
     ref = np.full(len(names), REFERENCE)
     traces, histories = [], {}
@@ -145,7 +166,6 @@ def hypervolume_curves(data: Dataset) -> tuple[go.Figure, dict[str, HypervolumeH
         # the curve only changes at improvements: keep those points (and the last)
         keep = np.flatnonzero(np.diff(hist.hv, prepend=-1.0) != 0)
         keep = np.union1d(keep, [len(rows) - 1]) if len(rows) else keep
-        err = hist.stderr[keep] if hist.method != "exact" else None
         traces.append(
             go.Scatter(
                 x=count[keep],
@@ -155,9 +175,6 @@ def hypervolume_curves(data: Dataset) -> tuple[go.Figure, dict[str, HypervolumeH
                 mode="lines+markers",
                 line={"shape": "hv", "color": colour(i)},
                 marker={"size": 4},
-                error_y={"array": err, "visible": True, "thickness": 1}
-                if err is not None
-                else None,
                 name=f"{group} ({hist.method})",
             )
         )
@@ -196,7 +213,11 @@ def _view_buttons(
         {
             "label": label,
             "method": "update",
-            "args": [{"y": list(values.T), "hovertemplate": hover}, {"yaxis.title.text": title}],
+            "args": [
+                {"y": list(values.T), "hovertemplate": hover},
+                {"yaxis.title.text": title},
+                list(range(values.shape[1])),
+            ],
         }
         for label, (values, hover, title) in views.items()
     ]
@@ -210,6 +231,9 @@ def _view_buttons(
         "xanchor": "left",
         "yanchor": "top",
     }
+
+
+LIMIT_COLOUR = "#c62828"
 
 
 def breakdown_bars(
@@ -241,6 +265,24 @@ def breakdown_bars(
         )
         for j, part in enumerate(parts)
     ]
+    if kind == "memory" and "device_memory_bytes" in members:
+        # the device's memory as a red tick over each bar (share view: % of that bar)
+        limit = members["device_memory_bytes"].to_numpy(dtype=np.float64)[:, None] * scale
+        traces.append(
+            go.Scatter(
+                x=labels,
+                y=limit[:, 0],
+                mode="markers",
+                name="device memory",
+                marker={"symbol": "line-ew-open", "size": 34, "line": {"width": 3}},
+                marker_color=LIMIT_COLOUR,
+                hovertemplate=f"device memory: %{{y:.4g}} {unit}<extra></extra>",
+            )
+        )
+        absolute = np.hstack([absolute, limit])
+        share = np.hstack([share, 100.0 * limit / np.where(total > 0, total, 1.0)])
+        templates[unit].append(f"device memory: %{{y:.4g}} {unit}<extra></extra>")
+        templates["%"].append("device memory: %{y:.4g} % of the bar<extra></extra>")
     fig = go.Figure(traces)
     title = f"{what} (s)" if kind == "time" else f"{what} (GB, 10^9 bytes)"
     views = {

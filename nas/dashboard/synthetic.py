@@ -81,7 +81,8 @@ def _metrics(
     frame["plan_dp"] = 64 // (frame["plan_tp"] * frame["plan_pp"] * frame["plan_cp"])
     frame["plan_ep"] = np.where(e > 0, np.minimum(e, 8), 1).astype(np.int64)
     frame["system"] = system
-    frame["feasible"] = frame["memory_per_device_bytes"] < 80e9
+    frame["device_memory_bytes"] = 80e9  # an 80 GB device
+    frame["feasible"] = frame["memory_per_device_bytes"] < frame["device_memory_bytes"]
     return frame
 
 

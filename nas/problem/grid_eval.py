@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -141,7 +141,14 @@ def _train_chunk(experiment: Experiment, b: ArchBatch, system: System) -> dict[s
             zero=_full(len(b), 1),
             recompute=_full(len(b), RECOMPUTE.index(p["recompute"])),
         )
-        cost = train_cost(b, plans, system=system, workload=workload, options=options)
+        cost = train_cost(
+            b,
+            plans,
+            system=system,
+            workload=workload,
+            options=options,
+            memory_headroom=experiment.hardware.memory_headroom,
+        )
         valid = _valid(b, p, ep)
         # rank: fitting plans first (by step time), then non-fitting ones
         key = np.where(valid, cost.step_time_s + np.where(cost.fits, 0.0, 1e12), np.inf)
@@ -280,8 +287,10 @@ def evaluate_grid(
     evaluator: Evaluator,
     points: Sequence[HardwarePoint],
     max_candidates: int,
+    on_chunk: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
-    """Every candidate of ``space`` x hardware point, one row each (``param_*`` + metrics)."""
+    """Every candidate of ``space`` x hardware point, one row each (``param_*`` + metrics);
+    ``on_chunk(done, total)`` after each chunk of candidates (a progress bar)."""
     size = space.size() * len(points)
     if size > max_candidates:
         raise ValueError(
@@ -289,6 +298,7 @@ def evaluate_grid(
             f"points), over the limit {max_candidates:,}; narrow space_overrides"
         )
     batch, params = space.grid(max_candidates=max_candidates)
+    total = len(batch) * len(points)
     frames = []
     for hw in points:
         for start in range(0, len(batch), CHUNK):
@@ -298,5 +308,7 @@ def evaluate_grid(
             for key, value in {**hw.metrics(), **cols}.items():
                 frame[key] = value
             frames.append(frame)
+            if on_chunk is not None:
+                on_chunk(sum(len(f) for f in frames), total)
     out: pd.DataFrame = pd.concat(frames, ignore_index=True)
     return out

@@ -7,7 +7,7 @@ evaluates the reference models (:mod:`nas.problem.references`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -99,14 +99,18 @@ class ExperimentProblem:
         return float(record["device_memory_bytes"])
 
     # --- GridProblem protocol ---------------------------------------------------------
-    def evaluate_grid(self, *, max_candidates: int) -> pd.DataFrame:
-        """Every candidate of the space on every hardware point (exhaustive backend)."""
+    def evaluate_grid(
+        self, *, max_candidates: int, on_chunk: Callable[[int, int], None] | None = None
+    ) -> pd.DataFrame:
+        """Every candidate of the space on every hardware point (exhaustive backend);
+        ``on_chunk(done, total)`` reports progress."""
         return evaluate_grid(
             experiment=self.experiment,
             space=self.space,
             evaluator=self.evaluator,
             points=self.hardware_points(),
             max_candidates=max_candidates,
+            on_chunk=on_chunk,
         )
 
     def replan(self, judged: pd.DataFrame, *, limit: int) -> int:

@@ -124,7 +124,14 @@ def evaluate_candidate(
         fixed.setdefault("global_batch", wl.global_batch)
     record.update(arch_record(candidate.arch, seq_len=wl.context_len))
     framework = {} if isinstance(wl, ServeWorkload) else dict(wl.framework)
-    report = _estimate(candidate.arch, system, workload, fixed, framework=framework)
+    report = _estimate(
+        candidate.arch,
+        system,
+        workload,
+        fixed,
+        framework=framework,
+        memory_headroom=experiment.hardware.memory_headroom,
+    )
     cost = flatten_report(report)
     record.update({k: v for k, v in cost.items() if k not in ("device_memory_bytes",)})
     if isinstance(wl, ServeWorkload):
@@ -149,6 +156,7 @@ def _estimate(
     fixed: Mapping[str, Any],
     *,
     framework: Mapping[str, Any],
+    memory_headroom: float,
 ) -> dict[str, Any]:
     """The ``nas estimate --json`` object (decode mode for serving: it carries the prefill
     figures too); degrees not in ``fixed`` are chosen by the planner; ``framework`` is the
@@ -167,7 +175,15 @@ def _estimate(
         return dict(estimate(arch, system, workload, plan=plan))
     options = train_options(framework, where="workload.framework")
     return dict(
-        estimate(arch, system, workload, plan=None, fixed=dict(fixed) or None, options=options)
+        estimate(
+            arch,
+            system,
+            workload,
+            plan=None,
+            fixed=dict(fixed) or None,
+            options=options,
+            memory_headroom=memory_headroom,
+        )
     )
 
 

@@ -113,9 +113,11 @@ class Problem(Protocol):
 class GridProblem(Problem, Protocol):
     """A problem whose whole grid can be evaluated at once (the exhaustive backend)."""
 
-    def evaluate_grid(self, *, max_candidates: int) -> pd.DataFrame:
+    def evaluate_grid(
+        self, *, max_candidates: int, on_chunk: Callable[[int, int], None] | None = None
+    ) -> pd.DataFrame:
         """One row per candidate: ``param_*`` columns and every metric; a grid larger than
-        ``max_candidates`` is refused."""
+        ``max_candidates`` is refused; ``on_chunk(done, total)`` reports progress."""
         ...
 
     def replan(self, judged: pd.DataFrame, *, limit: int) -> int:
@@ -272,6 +274,8 @@ class SearchJob:
     run_dir: Path
     study_name: str
     resume: bool = False
+    # grid backends: (candidates done, total) after each chunk, for a progress bar
+    grid_progress: Callable[[int, int], None] | None = None
 
 
 class Backend(ABC):

@@ -68,7 +68,9 @@ class ExhaustiveBackend(Backend):
                 "search.backend: exhaustive needs a problem with a vectorised grid evaluation"
             )
         start = time.perf_counter()
-        frame = problem.evaluate_grid(max_candidates=job.settings.max_candidates)
+        frame = problem.evaluate_grid(
+            max_candidates=job.settings.max_candidates, on_chunk=job.grid_progress
+        )
         judged = judge_grid(problem, frame)
         replanned = problem.replan(judged, limit=job.settings.replan_rows)
         if replanned:

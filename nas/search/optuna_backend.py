@@ -5,18 +5,17 @@
 * ``workers > 1`` starts that many processes on the same storage; each loads the study by
   name. A lock shared by the processes makes "count trials, then ask" atomic, so exactly the
   requested number of trials is run.
-* Constraints use Optuna's ``constraints_func``: the values are stored as the user attribute
-  ``constraints`` before ``tell`` (<= 0 is feasible).
+* Stored the way Optuna and ``optuna-dashboard`` read a study (named objectives, one user
+  attribute per metric, constraint values where Optuna's samplers keep them):
+  :mod:`nas.search.optuna_storage`.
 * Resume: trials left RUNNING by a dead process are marked FAIL (``interrupted``) and not
   counted, so they are asked again; finished trials are kept.
-* The trial record (every metric) is one JSON user attribute ``record``; a failure's reason
-  is the user attribute ``fail_reason``.
+* A failure's reason is the user attribute ``fail_reason``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import multiprocessing as mp
 import signal
@@ -39,6 +38,15 @@ from nas.search.base import (
     drive,
     jsonable,
 )
+from nas.search.optuna_storage import (
+    FAIL_REASON,
+    INTERRUPTED,
+    name_study,
+    set_constraints,
+    set_metrics,
+    trial_constraints,
+    trial_record,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,13 +57,11 @@ __all__ = ["OptunaBackend", "OptunaSearcher", "make_sampler", "open_storage", "t
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-_INTERRUPTED = "interrupted"
 _HAS_SET_CONSTRAINT = hasattr(optuna.Trial, "set_constraint")
 
 
 def _constraints(trial: FrozenTrial) -> Sequence[float]:
-    values = trial.user_attrs.get("constraints")
-    return list(values) if values is not None else []
+    return trial_constraints(trial)
 
 
 def make_sampler(
@@ -63,8 +69,8 @@ def make_sampler(
 ) -> optuna.samplers.BaseSampler:
     """The sampler named in ``settings`` (seeded; ``seed_offset`` differs per worker)."""
     seed = settings.seed + seed_offset
-    # Optuna >= 5 reads constraints set on the trial (Trial.set_constraint); older versions
-    # need constraints_func.
+    # Optuna >= 5 reads the constraints stored on the trial (Trial.constraints); older versions
+    # need constraints_func, which returns the same stored list.
     cons = _constraints if has_constraints and not _HAS_SET_CONSTRAINT else None
     pop: dict[str, Any] = {}
     if settings.population_size is not None:
@@ -126,7 +132,7 @@ def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
 def counted_trials(trials: Sequence[FrozenTrial]) -> int:
     """Trials that count towards the requested number: all but those a dead process left
     RUNNING (marked ``interrupted`` on resume and asked again)."""
-    return sum(1 for t in trials if not t.user_attrs.get(_INTERRUPTED))
+    return sum(1 for t in trials if not t.user_attrs.get(INTERRUPTED))
 
 
 class OptunaSearcher(Searcher):
@@ -153,16 +159,13 @@ class OptunaSearcher(Searcher):
 
     def tell(self, trial: Any, outcome: TrialOutcome) -> None:
         if outcome.state == "COMPLETE":
-            trial.set_user_attr("constraints", list(outcome.constraints))
-            if _HAS_SET_CONSTRAINT:
-                for i, value in enumerate(outcome.constraints):
-                    trial.set_constraint(f"c{i}", value)
-            trial.set_user_attr("record", json.dumps(jsonable(outcome.record)))
+            if outcome.constraints:
+                set_constraints(trial, outcome.constraints)
+            set_metrics(trial, jsonable(outcome.record))
             self.study.tell(trial, list(outcome.values))
             return
-        trial.set_user_attr("fail_reason", outcome.fail_reason)
-        if outcome.record:
-            trial.set_user_attr("record", json.dumps(jsonable(outcome.record)))
+        trial.set_user_attr(FAIL_REASON, outcome.fail_reason)
+        set_metrics(trial, jsonable(outcome.record))
         state = TrialState.PRUNED if outcome.state == "PRUNED" else TrialState.FAIL
         self.study.tell(trial, state=state)
 
@@ -175,13 +178,15 @@ def _load_or_create(job: SearchJob, problem: Problem) -> optuna.Study:
         else optuna.study.StudyDirection.MINIMIZE
         for o in problem.objectives
     ]
-    return optuna.create_study(
+    study = optuna.create_study(
         storage=storage,
         study_name=job.study_name,
         directions=directions,
         load_if_exists=True,
         sampler=make_sampler(job.settings, has_constraints=bool(problem.constraints)),
     )
+    name_study(study, problem)
+    return study
 
 
 def mark_interrupted(study: optuna.Study) -> int:
@@ -189,8 +194,8 @@ def mark_interrupted(study: optuna.Study) -> int:
     storage = study._storage
     count = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-        storage.set_trial_user_attr(t._trial_id, _INTERRUPTED, True)
-        storage.set_trial_user_attr(t._trial_id, "fail_reason", "interrupted: process died")
+        storage.set_trial_user_attr(t._trial_id, INTERRUPTED, True)
+        storage.set_trial_user_attr(t._trial_id, FAIL_REASON, "interrupted: process died")
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         count += 1
     return count
@@ -263,14 +268,14 @@ class OptunaBackend(Backend):
 def _report_new(study: optuna.Study, seen: set[int], progress: ProgressFn) -> None:
     finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
     for t in study.get_trials(deepcopy=False, states=finished):
-        if t.number in seen or t.user_attrs.get(_INTERRUPTED):
+        if t.number in seen or t.user_attrs.get(INTERRUPTED):
             continue
         seen.add(t.number)
-        record = json.loads(t.user_attrs.get("record", "{}"))
+        record = trial_record(t)
         state = t.state.name
         values = tuple(t.values) if t.values is not None else ()
-        cons = tuple(t.user_attrs.get("constraints", ()))
-        reason = str(t.user_attrs.get("fail_reason", ""))
+        cons = tuple(trial_constraints(t))
+        reason = str(t.user_attrs.get(FAIL_REASON, ""))
         progress(
             TrialOutcome(
                 state=state, record=record, values=values, constraints=cons, fail_reason=reason
@@ -290,16 +295,16 @@ def trials_frame(trials: Sequence[FrozenTrial]) -> pd.DataFrame:
             if t.datetime_complete is not None and t.datetime_start is not None
             else math.nan
         )
-        cons = t.user_attrs.get("constraints")
+        cons = trial_constraints(t)
         row: dict[str, Any] = {
             "number": t.number,
             "state": t.state.name,
             "duration_s": duration,
-            "feasible": bool(t.state == TrialState.COMPLETE and all(c <= 0 for c in cons or [])),
-            "fail_reason": str(t.user_attrs.get("fail_reason", "")),
+            "feasible": bool(t.state == TrialState.COMPLETE and all(c <= 0 for c in cons)),
+            "fail_reason": str(t.user_attrs.get(FAIL_REASON, "")),
         }
         row.update({f"param_{k}": v for k, v in t.params.items()})
-        record = json.loads(t.user_attrs.get("record", "{}"))
+        record = trial_record(t)
         row.update({k: v for k, v in record.items() if k not in row})
         rows.append(row)
     out: pd.DataFrame = pd.DataFrame(rows)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,12 +61,16 @@ class ToyProblem:
     def device_memory_bytes(self, record: Mapping[str, Any]) -> float:
         return 1.0
 
-    def evaluate_grid(self, *, max_candidates: int) -> pd.DataFrame:
+    def evaluate_grid(
+        self, *, max_candidates: int, on_chunk: Callable[[int, int], None] | None = None
+    ) -> pd.DataFrame:
         if self.levels**2 > max_candidates:
             raise ValueError(f"toy grid: {self.levels**2:,} candidates exceed {max_candidates:,}")
         grid = toy_grid(self.levels)
         frame = pd.DataFrame({"param_x": grid["x"], "param_y": grid["y"], **grid})
         frame["device_memory_bytes"] = 1.0
+        if on_chunk is not None:
+            on_chunk(len(frame), len(frame))
         out: pd.DataFrame = frame
         return out
 

@@ -47,6 +47,7 @@ LAYERS: dict[str, dict[str, int]] = {
     },
     "nas": {
         "nas": 0,  # the package itself holds only __version__
+        "nas.explain": 0,  # the memory headroom and estimate explanations (cost_models only)
         "nas.experiment": 1,
         "nas.evaluators": 2,
         "nas.search": 3,  # drivers: never nas.problem, nas.runs, nas.jobs or nas.cli

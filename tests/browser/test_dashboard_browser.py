@@ -15,7 +15,8 @@ from nas.dashboard.synthetic import write_synthetic_run
 
 pytestmark = pytest.mark.browser
 
-LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:", "chrome-error:")
+# chrome: is the browser's own pages (its new-tab page loads at start-up), never the network
+LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:", "chrome-error:", "chrome:")
 
 # Figures whose plot area has rendered: an SVG main layer, and a canvas where WebGL is used.
 DRAWN_JS = """

@@ -96,7 +96,7 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("run-negative-seed", ("run", QUICKSTART, "--seed", "-1", "--out", "{tmp}/o"), "search.seed"),
     ("run-huge-workers", ("run", QUICKSTART, "--workers", "100000", "--out", "{tmp}/o"), "workers"),
     ("run-out-is-a-file", ("run", QUICKSTART, "--out", "{tmp}/file.txt"), "--out"),
-    ("runs-list-missing-root", ("runs", "list", "--root", "{tmp}/nope"), "--root"),
+    ("runs-list-root-is-a-file", ("runs", "list", "--root", "{tmp}/file.txt"), "--root"),
     ("runs-show-limit-zero", ("runs", "show", "{tmp}", "--limit", "0"), "--limit"),
     ("runs-show-not-a-run", ("runs", "show", "{tmp}/nope"), "no finished run"),
     ("dashboard-empty-dir", ("dashboard", "{tmp}"), "trials.parquet"),

@@ -4,12 +4,14 @@ the same counts as the reference YAML models."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from search_spaces import SpecError, model_counts
+from search_spaces import SpecError, hf_cache, model_counts
 from search_spaces.catalogue import load_model
 from search_spaces.hf_import import architecture_from_hf_config, supported_model_types
 
@@ -211,3 +213,89 @@ def test_malformed_json_file(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(SpecError, match="malformed JSON"):
         architecture_from_hf_config(path)
+
+
+# --- model folders, hub ids in the local cache, refused features ---------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _fake_cache(root: Path, repo_id: str, config: dict[str, Any], *, pinned: bool) -> Path:
+    """The hub cache layout: blobs, snapshots/<rev>/config.json, refs/main."""
+    folder = root / f"models--{repo_id.replace('/', '--')}"
+    for rev, cfg in (("0ld", {**config, "num_hidden_layers": 2}), ("abc123", config)):
+        snap = folder / "snapshots" / rev
+        snap.mkdir(parents=True)
+        (snap / "config.json").write_text(json.dumps(cfg))
+    if pinned:
+        (folder / "refs").mkdir()
+        (folder / "refs" / "main").write_text("abc123")
+    return folder
+
+
+def test_model_folder(tmp_path: Path) -> None:
+    (tmp_path / "Llama-3-8B").mkdir()
+    (tmp_path / "Llama-3-8B" / "config.json").write_text(json.dumps(LLAMA3_8B))
+    arch = load_model(str(tmp_path / "Llama-3-8B"))
+    assert arch.name == "Llama-3-8B" and arch.num_layers == 32
+    with pytest.raises(SpecError, match=r"folder has no config\.json"):
+        load_model(str(tmp_path))
+
+
+@pytest.mark.parametrize("with_hub_library", [True, False])
+def test_hub_id_from_the_local_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_hub_library: bool
+) -> None:
+    if with_hub_library:
+        pytest.importorskip("huggingface_hub")
+    else:
+        monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # "meta-llama/Meta-Llama-3-8B" is no path here
+    _fake_cache(tmp_path, "meta-llama/Meta-Llama-3-8B", LLAMA3_8B, pinned=True)
+    arch = load_model("meta-llama/Meta-Llama-3-8B")
+    assert arch.name == "Meta-Llama-3-8B" and arch.num_layers == 32  # refs/main, not "0ld"
+    assert model_counts(arch).params_total == pytest.approx(8.03e9, rel=0.01)
+    with pytest.raises(SpecError, match=r"no config.json for hub id org/missing .*download"):
+        load_model("org/missing")
+
+
+def test_cli_reads_a_hub_id(tmp_path: Path) -> None:
+    _fake_cache(tmp_path / "hub", "deepseek-ai/DeepSeek-V3", DEEPSEEK_V3, pinned=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "nas", "models", "show", "deepseek-ai/DeepSeek-V3", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HF_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["name"] == "DeepSeek-V3"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"model_type": "mistral", "sliding_window": 4096}, "sliding_window: 4096"),
+        ({"quantization_config": {"quant_method": "fp8"}}, "quantization_config: quant_method"),
+        ({"num_nextn_predict_layers": 1}, "num_nextn_predict_layers: 1"),
+    ],
+)
+def test_unmodelled_features_are_refused_in_one_line(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError, match=field) as info:
+        architecture_from_hf_config({**LLAMA3_8B, **change})
+    assert "\n" not in str(info.value)
+
+
+def test_inactive_windows_and_zero_mtp_import() -> None:
+    qwen = {**LLAMA3_8B, "model_type": "qwen2", "sliding_window": 4096}
+    assert architecture_from_hf_config({**qwen, "use_sliding_window": False}).num_layers == 32
+    assert architecture_from_hf_config({**LLAMA3_8B, "sliding_window": None}).num_layers == 32
+    assert architecture_from_hf_config({**LLAMA3_8B, "num_nextn_predict_layers": 0})
+
+
+def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", "/x/hf")
+    assert hf_cache.hub_cache_dir() == Path("/x/hf/hub")
