@@ -8,13 +8,23 @@ of the offending key and, where the set is closed, the allowed values
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cost_models.plan import KvDtype, TrainDtype, WeightDtype
 
@@ -47,14 +57,43 @@ class ExperimentError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: .inf / .nan are refused in every float field (issue 17)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# --- physical bounds (judgement calls; the reason of each is next to it) -------------------
+# Devices: the largest training clusters published hold ~1e5 accelerators; 2^20 (~1M) is
+# beyond any machine that exists, so more is a typo.
+MAX_DEVICES = 2**20
+# Sequence lengths: the longest published context windows are ~1e7 tokens (Llama 4 Scout);
+# 2^24 (16.8M) is the bound the issue sets.
+MAX_SEQ_LEN = 2**24
+# Tokens: below 1e6 tokens (a few batches) no scaling law or proxy run says anything; above
+# 1e16 is ~300x the largest published pre-training corpora (~3.6e13, Qwen3), not a plan.
+MIN_TOKENS = 1e6
+MAX_TOKENS = 1e16
+# A GPU-hour budget: under 0.01 GPU-hours (36 GPU-seconds) nothing trains; 1e12 GPU-hours
+# is ~1e4 years of every accelerator ever built (the issue's "budget < 1e12").
+MIN_BUDGET_GPU_HOURS = 0.01
+MAX_BUDGET_GPU_HOURS = 1e12
+# Hardware co-design scale factors: a 1000x faster or larger part is not the same system.
+MAX_KNOB_SCALE = 1e3
+# One parallel degree or micro-batch is at most the device bound above.
+MAX_DEGREE = MAX_DEVICES
+# Sequences of one serving batch: 2^20 concurrent requests is beyond any server.
+MAX_SERVE_BATCH = 2**20
+# A global batch of 2^34 tokens (1.7e10) is ~270x the largest published (~6.3e7, DeepSeek-V3).
+MAX_BATCH_TOKENS = 2**34
+# Metrics of the trial record that are booleans: a constraint on one is true/false, a
+# constraint on any other metric is a comparison.
+BOOLEAN_METRICS: tuple[str, ...] = ("fits", "plan_sequence_parallel")
 
 
 class KnobRange(_Model):
     """A continuous hardware knob: a scale factor searched in ``[low, high]``."""
 
-    low: float = Field(gt=0)
-    high: float = Field(gt=0)
+    low: float = Field(gt=0, le=MAX_KNOB_SCALE)
+    high: float = Field(gt=0, le=MAX_KNOB_SCALE)
     log: bool = True
 
     @model_validator(mode="after")
@@ -64,7 +103,21 @@ class KnobRange(_Model):
         return self
 
 
-Knob = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | KnobRange
+def _knob_kind(value: object) -> str:
+    return "range" if isinstance(value, (Mapping, KnobRange)) else "choices"
+
+
+# A list of choices or a {low, high, log} range, told apart by shape (one message, not one
+# per union member)
+Knob = Annotated[
+    Annotated[
+        list[Annotated[float, Field(gt=0, le=MAX_KNOB_SCALE)]],
+        Field(min_length=1),
+        Tag("choices"),
+    ]
+    | Annotated[KnobRange, Tag("range")],
+    Discriminator(_knob_kind),
+]
 
 
 class HardwareKnobs(_Model):
@@ -80,14 +133,29 @@ class HardwareKnobs(_Model):
 class Hardware(_Model):
     """One system or a list of systems (the system then becomes a search dimension)."""
 
-    system: str | Annotated[list[str], Field(min_length=1)]
-    num_devices: int | None = Field(default=None, gt=0)
+    system: str | list[str]
+    num_devices: int | None = Field(default=None, gt=0, le=MAX_DEVICES)
     knobs: HardwareKnobs | None = None
     # Exponents of the relative hardware cost index prod(scale ** exponent); a modelling
     # assumption (linear in every knob by default), not a published figure: set your own.
+    # |exponent| <= 10: with scales <= 1e3 the index then stays within float range.
     cost_exponents: dict[
-        Literal["peak_flops", "memory_bandwidth", "memory_size", "link_bandwidth"], float
+        Literal["peak_flops", "memory_bandwidth", "memory_size", "link_bandwidth"],
+        Annotated[float, Field(ge=-10, le=10)],
     ] = Field(default_factory=dict)
+
+    @field_validator("system")
+    @classmethod
+    def _systems_listed_once(cls, value: str | list[str]) -> str | list[str]:
+        names = [value] if isinstance(value, str) else value
+        if not names:
+            raise ValueError("give a system name or a non-empty list of names")
+        if any(not n.strip() for n in names):
+            raise ValueError("a system name must not be empty")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"{repeated[0]!r} is listed twice; list each system once")
+        return value
 
     @property
     def systems(self) -> tuple[str, ...]:
@@ -101,10 +169,12 @@ class TrainWorkload(_Model):
     gradient bytes, MoE imbalance); empty means a Megatron-Core/Transformer Engine stack."""
 
     mode: Literal["train"]
-    seq_len: int = Field(gt=0)
-    global_batch_tokens: int = Field(gt=0)
-    tokens: float | None = Field(default=None, gt=0)
-    budget_gpu_hours: float | None = Field(default=None, gt=0)
+    seq_len: int = Field(gt=0, le=MAX_SEQ_LEN)
+    global_batch_tokens: int = Field(gt=0, le=MAX_BATCH_TOKENS)
+    tokens: float | None = Field(default=None, ge=MIN_TOKENS, le=MAX_TOKENS)
+    budget_gpu_hours: float | None = Field(
+        default=None, ge=MIN_BUDGET_GPU_HOURS, lt=MAX_BUDGET_GPU_HOURS
+    )
     dtype: TrainDtype = "bf16"
     framework: dict[str, Any] = Field(default_factory=dict)
 
@@ -132,9 +202,9 @@ class ServeWorkload(_Model):
     """Inference: one prefill of ``prompt_len`` then ``gen_len`` decode steps per request."""
 
     mode: Literal["serve"]
-    batch: int = Field(default=1, gt=0)
-    prompt_len: int = Field(default=1024, gt=0)
-    gen_len: int = Field(default=128, gt=0)
+    batch: int = Field(default=1, gt=0, le=MAX_SERVE_BATCH)
+    prompt_len: int = Field(default=1024, gt=0, le=MAX_SEQ_LEN)
+    gen_len: int = Field(default=128, gt=0, le=MAX_SEQ_LEN)
     weight_dtype: WeightDtype = "bf16"
     kv_dtype: KvDtype = "bf16"
 
@@ -146,8 +216,10 @@ class Accuracy(_Model):
 
     evaluator: str = "scaling_law"
     settings: dict[str, Any] = Field(default_factory=dict)
-    tokens: float | None = Field(default=None, gt=0)
-    tokens_per_param: float = Field(default=20.0, gt=0)
+    tokens: float | None = Field(default=None, ge=MIN_TOKENS, le=MAX_TOKENS)
+    # 0.1 to 1e5 tokens per parameter: below, the model has not seen its own size in data;
+    # above, 50x the most over-trained published models (~2,000, Llama 3 8B)
+    tokens_per_param: float = Field(default=20.0, ge=0.1, le=1e5)
 
 
 class PlanSpec(_Model):
@@ -155,12 +227,13 @@ class PlanSpec(_Model):
     planner). ``searched``: each listed degree is a categorical search dimension."""
 
     mode: Literal["auto", "fixed", "searched"] = "auto"
-    fixed: dict[Literal["tp", "pp", "dp", "ep", "cp", "micro_batch"], int] = Field(
-        default_factory=dict
-    )
+    fixed: dict[
+        Literal["tp", "pp", "dp", "ep", "cp", "micro_batch"],
+        Annotated[int, Field(ge=1, le=MAX_DEGREE)],
+    ] = Field(default_factory=dict)
     searched: dict[
         Literal["tp", "pp", "dp", "ep", "cp", "micro_batch"],
-        Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1)],
+        Annotated[list[Annotated[int, Field(ge=1, le=MAX_DEGREE)]], Field(min_length=1)],
     ] = Field(default_factory=dict)
     recompute: Literal["none", "selective", "full"] | None = None
 
@@ -181,27 +254,34 @@ class RaySettings(_Model):
     """``search.ray``: how the ``ray`` backend runs trials (see ``docs/ray.md``)."""
 
     address: str | None = None  # None: a local Ray; "auto": the cluster this runs in; host:port
-    concurrency: int | None = Field(default=None, gt=0)  # trials at once; None = search.workers
-    cpus_per_trial: float = Field(default=1.0, ge=0)
-    gpus_per_trial: float = Field(default=0.0, ge=0)
+    # trials at once; None = search.workers (bounded like the device count)
+    concurrency: int | None = Field(default=None, gt=0, le=MAX_DEVICES)
+    # per trial: no node has more than 1,024 CPUs or 64 accelerators
+    cpus_per_trial: float = Field(default=1.0, ge=0, le=1024)
+    gpus_per_trial: float = Field(default=0.0, ge=0, le=64)
     scheduler: Literal["none", "asha"] = "none"  # asha: proxy_train only, driven by val loss
-    grace_steps: int = Field(default=10, gt=0)  # ASHA: training steps before a first stop
-    reduction_factor: float = Field(default=2.0, gt=1)  # ASHA: eta, 1/eta promoted per rung
-    max_failures: int = Field(default=2, ge=0)  # retries of a trial whose worker died
+    # ASHA: training steps before a first stop (a proxy run is at most ~1e9 steps)
+    grace_steps: int = Field(default=10, gt=0, le=10**9)
+    # ASHA: eta, 1/eta promoted per rung (eta above 1,000 promotes nothing)
+    reduction_factor: float = Field(default=2.0, gt=1, le=1000)
+    max_failures: int = Field(default=2, ge=0, le=1000)  # retries of a trial whose worker died
 
 
 class SearchSettings(_Model):
     backend: Literal["optuna", "exhaustive", "ray"] = "optuna"
     sampler: Literal["nsga2", "tpe", "random", "nsga3", "gp"] = "nsga2"
-    trials: int = Field(default=100, gt=0)
+    # every trial is a row of the study database; 1e7 is a week at 16 trials/s, so more is a typo
+    trials: int = Field(default=100, gt=0, le=10_000_000)
     seed: int = Field(default=0, ge=0, lt=2**32)  # numpy/Optuna seeds are 32-bit unsigned
     # local processes on one machine: more than 1024 is a typo, not a plan (it would fork them)
     workers: int = Field(default=1, gt=0, le=1024)
     # "sqlite" (study.db in the run directory), "journal" (study.log, safest for many
     # workers) or an RDB URL such as postgresql://user@host/db.
     storage: str = "sqlite"
-    population_size: int | None = Field(default=None, gt=1)  # NSGA-II/III generation size
-    max_candidates: int = Field(default=5_000_000, gt=0)  # exhaustive refuses larger grids
+    # NSGA-II/III generation size (at most the trial bound above)
+    population_size: int | None = Field(default=None, gt=1, le=10_000_000)
+    # exhaustive refuses larger grids; 1e9 rows of ~50 float columns is ~400 GB of memory
+    max_candidates: int = Field(default=5_000_000, gt=0, le=10**9)
     # exhaustive with plan auto: re-plan the leading rows with the full planner (0 = off)
     replan_rows: int = Field(default=256, ge=0, le=100_000)
     ray: RaySettings = Field(default_factory=RaySettings)  # the ray backend only
@@ -253,8 +333,16 @@ _BOUND_RE = re.compile(
 def parse_constraint(metric: str, spec: object) -> Constraint:
     """``"<= 0.05"``, ``">= 1e3"``, ``"<= 0.9 * device"`` or ``true``/``false``."""
     where = f"constraints.{metric}"
+    boolean = metric in BOOLEAN_METRICS
     if isinstance(spec, bool):
+        if not boolean:
+            raise ExperimentError(
+                f"{where}: a numeric metric takes a comparison such as '<= 1e9'; true/false "
+                f"only for the boolean metrics ({', '.join(BOOLEAN_METRICS)})"
+            )
         return Constraint(metric=metric, op="==", bound=float(spec))
+    if boolean:
+        raise ExperimentError(f"{where}: a boolean metric takes true or false, got {spec!r}")
     if isinstance(spec, (int, float)):
         raise ExperimentError(f"{where}: give an operator, e.g. '<= {spec}'")
     match = _BOUND_RE.match(str(spec))
@@ -264,6 +352,8 @@ def parse_constraint(metric: str, spec: object) -> Constraint:
             f"got {spec!r}"
         )
     op, number, rel = match.groups()
+    if not math.isfinite(float(number)):
+        raise ExperimentError(f"{where}: the bound must be a finite number, got {number}")
     if rel is not None and rel != "device":
         raise ExperimentError(f"{where}: relative bound must be '* device', got '* {rel}'")
     return Constraint(
@@ -356,7 +446,7 @@ def _dotted(loc: tuple[int | str, ...], data: object) -> tuple[str, object]:
             parts.append(str(item))
             node = child
         elif isinstance(node, Mapping) and not isinstance(item, int) and item not in node:
-            if item in ("train", "serve", "KnobRange") or "[" in str(item):
+            if item in ("train", "serve", "KnobRange", "choices", "range") or "[" in str(item):
                 continue  # a tagged-union or union-member label, not a key of the input
             parts.append(str(item))
             node = None
@@ -405,8 +495,14 @@ def _format_error(exc: ValidationError, data: object, source: str) -> str:
 
 def experiment_from_dict(data: Mapping[str, Any], *, source: str = "") -> Experiment:
     """Validate a mapping into an :class:`Experiment`; errors are one line."""
+    from nas.safe_yaml import YamlFileError, check_int64
+
     if not isinstance(data, Mapping):
         raise ExperimentError(f"{source or 'experiment'}: must be a mapping of keys")
+    try:
+        check_int64(dict(data), where="")  # refused here, not when a parquet column overflows
+    except YamlFileError as exc:
+        raise ExperimentError(f"{source}: {exc}" if source else str(exc)) from None
     try:
         return Experiment.model_validate(dict(data))
     except ValidationError as exc:
@@ -415,14 +511,15 @@ def experiment_from_dict(data: Mapping[str, Any], *, source: str = "") -> Experi
 
 def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment YAML file."""
+    from nas.safe_yaml import YamlFileError, load_yaml_file
+
     p = Path(path)
     if not p.is_file():
         raise ExperimentError(f"{p}: experiment file not found")
     try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        line = str(exc).replace("\n", " ")
-        raise ExperimentError(f"{p}: not valid YAML: {line}") from None
+        data = load_yaml_file(p)  # UTF-8, depth cap, 64-bit integers: one line naming p
+    except YamlFileError as exc:
+        raise ExperimentError(str(exc)) from None
     return experiment_from_dict(data, source=str(p))
 
 

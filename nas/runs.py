@@ -39,6 +39,16 @@ import numpy as np
 import pandas as pd
 
 from nas.experiment import Experiment, ExperimentError, dump_experiment, load_experiment
+from nas.rundir import (
+    RunFileError,
+    atomic_write,
+    atomic_write_text,
+    read_json_object,
+    run_lock,
+    set_aside_study,
+    study_file,
+    study_problem,
+)
 from nas.search.base import Objective, Problem, ProgressFn, SearchJob, TrialOutcome, get_backend
 from nas.search.pareto import (
     hypervolume,
@@ -65,6 +75,7 @@ __all__ = [
 
 REFERENCE_MARGIN = 1.1  # reference point in normalised objective space (see module doc)
 ProblemFactory = Callable[[], Problem]
+NoticeFn = Callable[[str], None]
 
 
 class RunError(ValueError):
@@ -170,27 +181,31 @@ def start_run(
     root: Path = Path("runs"),
     problem_factory: ProblemFactory | None = None,
     progress: ProgressFn | None = None,
+    notice: NoticeFn | None = None,
 ) -> RunResult:
     """Evaluate the reference models, create a run directory, search, write the results.
 
     The problem is built and the references evaluated first, so a mistake in the experiment
-    (unknown space, system or metric) leaves no half-made run directory behind."""
+    (unknown space, system or metric) leaves no half-made run directory behind. The run
+    directory is locked (:func:`nas.rundir.run_lock`) until the results are written."""
     factory = problem_factory or _default_factory(experiment)
     refs = _reference_rows(factory(), experiment)
     run_dir = new_run_dir(experiment, out=out, root=root)
-    (run_dir / "experiment.yaml").write_text(dump_experiment(experiment))
-    log = _logger(run_dir)
-    log.info(
-        "start %s: backend %s, %d trials",
-        experiment.name,
-        experiment.search.backend,
-        experiment.search.trials,
-    )
-    if refs is not None:
-        refs.to_parquet(run_dir / "references.parquet", index=False)
-        failed = int((refs["fail_reason"] != "").sum()) if "fail_reason" in refs else 0
-        log.info("references: %d evaluated, %d failed", len(refs), failed)
-    return _search(run_dir, experiment, factory, progress=progress, resume=False)
+    with run_lock(run_dir, notice=notice):
+        refuse_used_run_dir(run_dir)  # again under the lock: a racing start may have won
+        atomic_write_text(run_dir / "experiment.yaml", dump_experiment(experiment))
+        log = _logger(run_dir)
+        log.info(
+            "start %s: backend %s, %d trials",
+            experiment.name,
+            experiment.search.backend,
+            experiment.search.trials,
+        )
+        if refs is not None:
+            atomic_write(run_dir / "references.parquet", partial(_to_parquet, refs))
+            failed = int((refs["fail_reason"] != "").sum()) if "fail_reason" in refs else 0
+            log.info("references: %d evaluated, %d failed", len(refs), failed)
+        return _search(run_dir, experiment, factory, progress=progress, resume=False)
 
 
 def resume_run(
@@ -199,18 +214,52 @@ def resume_run(
     trials: int | None = None,
     problem_factory: ProblemFactory | None = None,
     progress: ProgressFn | None = None,
+    force_restart: bool = False,
+    notice: NoticeFn | None = None,
 ) -> RunResult:
-    """Continue a run: completed trials are kept, interrupted ones are asked again."""
-    path = Path(run_dir) / "experiment.yaml"
+    """Continue a run: completed trials are kept, interrupted ones are asked again. A missing,
+    empty or damaged study file is refused unless ``force_restart`` (the damaged file is then
+    renamed ``*.damaged`` and the trials start again)."""
+    run_dir = Path(run_dir)
+    path = run_dir / "experiment.yaml"
     if not path.is_file():
         raise RunError(f"{run_dir}: not a run directory (no experiment.yaml)")
-    experiment = load_experiment(path)
-    if trials is not None:
-        experiment = with_overrides(experiment, trials=trials)
-        path.write_text(dump_experiment(experiment))
-    factory = problem_factory or _default_factory(experiment)
-    _logger(Path(run_dir)).info("resume %s (%d trials)", run_dir, experiment.search.trials)
-    return _search(Path(run_dir), experiment, factory, progress=progress, resume=True)
+    with run_lock(run_dir, notice=notice):
+        experiment = load_experiment(path)
+        _check_study(run_dir, experiment, force_restart=force_restart, notice=notice)
+        if trials is not None:
+            experiment = with_overrides(experiment, trials=trials)
+            atomic_write_text(path, dump_experiment(experiment))
+        factory = problem_factory or _default_factory(experiment)
+        _logger(run_dir).info("resume %s (%d trials)", run_dir, experiment.search.trials)
+        return _search(run_dir, experiment, factory, progress=progress, resume=True)
+
+
+def resume_problem(run_dir: Path, experiment: Experiment) -> str | None:
+    """Why the run's study cannot be resumed from (one line naming the file), or None.
+    Only the optuna backend keeps its finished trials in a study file of the run."""
+    if experiment.search.backend != "optuna":
+        return None
+    return study_problem(run_dir, storage=experiment.search.storage, study_name=experiment.name)
+
+
+def _check_study(
+    run_dir: Path, experiment: Experiment, *, force_restart: bool, notice: NoticeFn | None
+) -> None:
+    problem = resume_problem(run_dir, experiment)
+    if problem is None:
+        return
+    if not force_restart:
+        raise RunError(
+            f"{problem}; its finished trials cannot be read (add --force-restart to run "
+            "every trial again)"
+        )
+    path = study_file(run_dir, experiment.search.storage)
+    moved = set_aside_study(path) if path is not None else None
+    message = f"{problem}; restarting every trial" + (f" (old file: {moved})" if moved else "")
+    _logger(run_dir).warning(message)
+    if notice is not None:
+        notice(message)
 
 
 def _search(
@@ -363,13 +412,29 @@ def _plain(value: Any) -> Any:
 def _write_results(
     run_dir: Path, experiment: Experiment, frame: pd.DataFrame, objectives: Sequence[Objective]
 ) -> dict[str, Any]:
-    frame.to_parquet(run_dir / "trials.parquet", index=False)
-    front_frame(frame, objectives).to_csv(run_dir / "pareto.csv", index=False)
+    atomic_write(run_dir / "trials.parquet", partial(_to_parquet, frame))
+    front = front_frame(frame, objectives)
+    atomic_write(run_dir / "pareto.csv", lambda tmp: front.to_csv(tmp, index=False))
     summary = summarise(frame, objectives)
     summary = {"name": experiment.name, "backend": experiment.search.backend, **summary}
     summary.update({str(k): _plain(v) for k, v in frame.attrs.items()})
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_plain))
+    # allow_nan=False: a non-finite number is written as null (by _json_safe), never as NaN
+    text = json.dumps(_json_safe(summary), indent=2, allow_nan=False)
+    atomic_write_text(run_dir / "summary.json", text)
     return summary
+
+
+def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_parquet(path, index=False)
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with numpy scalars made plain and non-finite floats made None."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return _plain(value)
 
 
 class LiveFront:
@@ -398,14 +463,28 @@ class LiveFront:
 
 
 def list_runs(root: Path = Path("runs")) -> list[dict[str, Any]]:
-    """One entry per run directory under ``root`` (newest first)."""
+    """One entry per run directory under ``root`` (newest first). A damaged ``summary.json``
+    gives its run the status ``damaged`` and a ``problem`` line naming the file; the other
+    runs are listed as usual."""
     if not root.is_dir():
         return []
     out = []
-    for d in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
+    for d in sorted(root.iterdir(), key=_mtime, reverse=True):
         if not (d / "experiment.yaml").is_file():
             continue
         summary_path = d / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-        out.append({"run_dir": str(d), "status": "done" if summary else "unfinished", **summary})
+        entry: dict[str, Any] = {"run_dir": str(d), "status": "unfinished"}
+        if summary_path.is_file():
+            try:
+                entry.update({**read_json_object(summary_path), "status": "done"})
+            except (RunFileError, OSError) as exc:
+                entry.update({"status": "damaged", "problem": str(exc)})
+        out.append(entry)
     return out
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed while listing
+        return 0.0
