@@ -8,8 +8,6 @@ of the offending key and, where the set is closed, the allowed values
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,6 +25,21 @@ from pydantic import (
 )
 
 from cost_models.plan import KvDtype, TrainDtype, WeightDtype
+from nas import constraints as _constraints
+from nas.bounds import (
+    MAX_BATCH_TOKENS,
+    MAX_BUDGET_GPU_HOURS,
+    MAX_DEGREE,
+    MAX_DEVICES,
+    MAX_KNOB_SCALE,
+    MAX_SEQ_LEN,
+    MAX_SERVE_BATCH,
+    MAX_TOKENS,
+    MIN_BUDGET_GPU_HOURS,
+    MIN_TOKENS,
+)
+from nas.constraints import Constraint
+from nas.experiment_errors import format_error
 
 __all__ = [
     "Accuracy",
@@ -59,34 +72,6 @@ class ExperimentError(ValueError):
 class _Model(BaseModel):
     # allow_inf_nan=False: .inf / .nan are refused in every float field (issue 17)
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-# --- physical bounds (judgement calls; the reason of each is next to it) -------------------
-# Devices: the largest training clusters published hold ~1e5 accelerators; 2^20 (~1M) is
-# beyond any machine that exists, so more is a typo.
-MAX_DEVICES = 2**20
-# Sequence lengths: the longest published context windows are ~1e7 tokens (Llama 4 Scout);
-# 2^24 (16.8M) is the bound the issue sets.
-MAX_SEQ_LEN = 2**24
-# Tokens: below 1e6 tokens (a few batches) no scaling law or proxy run says anything; above
-# 1e16 is ~300x the largest published pre-training corpora (~3.6e13, Qwen3), not a plan.
-MIN_TOKENS = 1e6
-MAX_TOKENS = 1e16
-# A GPU-hour budget: under 0.01 GPU-hours (36 GPU-seconds) nothing trains; 1e12 GPU-hours
-# is ~1e4 years of every accelerator ever built (the issue's "budget < 1e12").
-MIN_BUDGET_GPU_HOURS = 0.01
-MAX_BUDGET_GPU_HOURS = 1e12
-# Hardware co-design scale factors: a 1000x faster or larger part is not the same system.
-MAX_KNOB_SCALE = 1e3
-# One parallel degree or micro-batch is at most the device bound above.
-MAX_DEGREE = MAX_DEVICES
-# Sequences of one serving batch: 2^20 concurrent requests is beyond any server.
-MAX_SERVE_BATCH = 2**20
-# A global batch of 2^34 tokens (1.7e10) is ~270x the largest published (~6.3e7, DeepSeek-V3).
-MAX_BATCH_TOKENS = 2**34
-# Metrics of the trial record that are booleans: a constraint on one is true/false, a
-# constraint on any other metric is a comparison.
-BOOLEAN_METRICS: tuple[str, ...] = ("fits", "plan_sequence_parallel")
 
 
 class KnobRange(_Model):
@@ -311,57 +296,13 @@ def _check_rdb_url(url: str) -> None:
         ) from None
 
 
-class Constraint(_Model):
-    """``metric op bound`` where the bound may be relative: ``0.9 * device`` is 0.9 of the
-    device memory of the candidate's system (after any memory-size knob)."""
-
-    metric: str
-    op: Literal["<=", ">=", "=="]
-    bound: float
-    relative_to: Literal["device"] | None = None
-
-    def describe(self) -> str:
-        rel = f" * {self.relative_to}" if self.relative_to else ""
-        return f"{self.metric} {self.op} {self.bound:g}{rel}"
-
-
-_BOUND_RE = re.compile(
-    r"^\s*(<=|>=|==|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(?:\*\s*(\w+))?\s*$"
-)
-
-
 def parse_constraint(metric: str, spec: object) -> Constraint:
-    """``"<= 0.05"``, ``">= 1e3"``, ``"<= 0.9 * device"`` or ``true``/``false``."""
-    where = f"constraints.{metric}"
-    boolean = metric in BOOLEAN_METRICS
-    if isinstance(spec, bool):
-        if not boolean:
-            raise ExperimentError(
-                f"{where}: a numeric metric takes a comparison such as '<= 1e9'; true/false "
-                f"only for the boolean metrics ({', '.join(BOOLEAN_METRICS)})"
-            )
-        return Constraint(metric=metric, op="==", bound=float(spec))
-    if boolean:
-        raise ExperimentError(f"{where}: a boolean metric takes true or false, got {spec!r}")
-    if isinstance(spec, (int, float)):
-        raise ExperimentError(f"{where}: give an operator, e.g. '<= {spec}'")
-    match = _BOUND_RE.match(str(spec))
-    if match is None:
-        raise ExperimentError(
-            f"{where}: expected '<= NUMBER', '>= NUMBER', '<= NUMBER * device' or true/false, "
-            f"got {spec!r}"
-        )
-    op, number, rel = match.groups()
-    if not math.isfinite(float(number)):
-        raise ExperimentError(f"{where}: the bound must be a finite number, got {number}")
-    if rel is not None and rel != "device":
-        raise ExperimentError(f"{where}: relative bound must be '* device', got '* {rel}'")
-    return Constraint(
-        metric=metric,
-        op="<=" if op in ("<=", "<") else (">=" if op in (">=", ">") else "=="),
-        bound=float(number),
-        relative_to="device" if rel else None,
-    )
+    """``"<= 0.05"``, ``">= 1e3"``, ``"<= 0.9 * device"`` or ``true``/``false`` (for a
+    boolean metric); see :mod:`nas.constraints`. Errors are :class:`ExperimentError`."""
+    try:
+        return _constraints.parse_constraint(metric, spec)
+    except _constraints.ConstraintError as exc:
+        raise ExperimentError(str(exc)) from None
 
 
 class Experiment(_Model):
@@ -424,75 +365,6 @@ class Experiment(_Model):
 # --- loading and error formatting ---------------------------------------------------------
 
 
-_MISSING = object()
-
-
-def _child(node: object, item: int | str) -> object:
-    """``node[item]`` for a mapping key or a list index present in the input, else a marker."""
-    if isinstance(node, Mapping) and item in node:
-        return node[item]
-    if isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
-        return node[item]
-    return _MISSING
-
-
-def _dotted(loc: tuple[int | str, ...], data: object) -> tuple[str, object]:
-    """The dotted path of ``loc`` in the input, skipping union tags that are not keys."""
-    parts: list[str] = []
-    node: object = data
-    for item in loc:
-        child = _child(node, item)
-        if child is not _MISSING:
-            parts.append(str(item))
-            node = child
-        elif isinstance(node, Mapping) and not isinstance(item, int) and item not in node:
-            if item in ("train", "serve", "KnobRange", "choices", "range") or "[" in str(item):
-                continue  # a tagged-union or union-member label, not a key of the input
-            parts.append(str(item))
-            node = None
-    return ".".join(parts) or "<top level>", node
-
-
-def _allowed_keys(loc: tuple[int | str, ...], data: object) -> list[str]:
-    """The field names allowed next to an unknown key (walking the models along ``loc``)."""
-    model: type[BaseModel] | None = Experiment
-    node: object = data
-    for item in loc[:-1]:
-        if model is None:
-            return []
-        if item in ("train", "serve"):
-            model = TrainWorkload if item == "train" else ServeWorkload
-            continue
-        field = model.model_fields.get(str(item))
-        node = node.get(item) if isinstance(node, Mapping) else None
-        if field is None:
-            return []
-        ann = field.annotation
-        candidates = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type)]
-        model = next((a for a in candidates if issubclass(a, BaseModel)), None)
-        if str(item) == "workload" and isinstance(node, Mapping):
-            model = ServeWorkload if node.get("mode") == "serve" else TrainWorkload
-    return sorted(model.model_fields) if model is not None else []
-
-
-def _format_error(exc: ValidationError, data: object, source: str) -> str:
-    err = exc.errors()[0]
-    loc = tuple(err["loc"])
-    path, _ = _dotted(loc, data)
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(loc, data)
-        msg = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
-    elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        path, msg = f"{path}.mode", "must be train or serve"
-    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    prefix = f"{source}: " if source else ""
-    head = msg.split(":", 1)[0]
-    if not loc or head == path or head.startswith(f"{path}."):
-        return f"{prefix}{msg}{more}"  # the message already names its key
-    return f"{prefix}{path}: {msg}{more}"
-
-
 def experiment_from_dict(data: Mapping[str, Any], *, source: str = "") -> Experiment:
     """Validate a mapping into an :class:`Experiment`; errors are one line."""
     from nas.safe_yaml import YamlFileError, check_int64
@@ -506,7 +378,9 @@ def experiment_from_dict(data: Mapping[str, Any], *, source: str = "") -> Experi
     try:
         return Experiment.model_validate(dict(data))
     except ValidationError as exc:
-        raise ExperimentError(_format_error(exc, data, source)) from None
+        workloads: dict[str, type[BaseModel]] = {"train": TrainWorkload, "serve": ServeWorkload}
+        line = format_error(exc, data, source=source, root=Experiment, workloads=workloads)
+        raise ExperimentError(line) from None
 
 
 def load_experiment(path: str | Path) -> Experiment:

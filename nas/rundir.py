@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -33,13 +34,18 @@ __all__ = [
     "RunFileError",
     "RunLocked",
     "atomic_write",
+    "atomic_write_json",
     "atomic_write_text",
+    "list_runs",
     "lock_holder",
     "read_json_object",
+    "restart_study",
+    "resume_study_problem",
     "run_lock",
     "set_aside_study",
     "study_file",
     "study_problem",
+    "write_parquet",
 ]
 
 LOCK_NAME = "run.lock"
@@ -132,6 +138,30 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with numpy scalars made plain and non-finite floats made None."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """``obj`` as indented JSON, non-finite numbers as null (never ``NaN``, which strict
+    JSON readers refuse), through a temp file and a rename."""
+    atomic_write_text(path, json.dumps(_json_safe(obj), indent=2, allow_nan=False))
+
+
+def write_parquet(frame: Any, path: Path) -> None:
+    """``frame.to_parquet(path)`` without the index (for :func:`atomic_write`)."""
+    frame.to_parquet(path, index=False)
+
+
 def read_json_object(path: Path) -> dict[str, Any]:
     """A JSON object from ``path``; empty, damaged, non-UTF-8 or non-object files raise
     :class:`RunFileError` naming the file."""
@@ -218,3 +248,59 @@ def set_aside_study(path: Path) -> Path | None:
             os.replace(part, target)
             moved = moved or target
     return moved
+
+
+def resume_study_problem(
+    run_dir: Path, *, backend: str, storage: str, study_name: str
+) -> str | None:
+    """Why a run cannot resume from its study (None when it can). Only the optuna backend
+    keeps its finished trials in a study file of the run (ray: Tune's state; exhaustive:
+    nothing to resume from)."""
+    if backend != "optuna":
+        return None
+    return study_problem(run_dir, storage=storage, study_name=study_name)
+
+
+def refusal(problem: str) -> str:
+    """The one-line refusal of a resume from a bad study."""
+    return f"{problem}; its finished trials cannot be read (add --force-restart to run every trial again)"
+
+
+def restart_study(
+    run_dir: Path, problem: str, *, storage: str, force: bool, notice: Callable[[str], None]
+) -> None:
+    """Refuse (:class:`RunFileError`) unless ``force``; then set a damaged study file aside
+    and say so through ``notice``."""
+    if not force:
+        raise RunFileError(refusal(problem))
+    path = study_file(run_dir, storage)
+    moved = set_aside_study(path) if path is not None else None
+    notice(f"{problem}; restarting every trial" + (f" (old file: {moved})" if moved else ""))
+
+
+def list_runs(root: Path = Path("runs")) -> list[dict[str, Any]]:
+    """One entry per run directory under ``root`` (newest first). A damaged ``summary.json``
+    gives its run the status ``damaged`` and a ``problem`` line naming the file; the other
+    runs are listed as usual."""
+    if not root.is_dir():
+        return []
+    out = []
+    for d in sorted(root.iterdir(), key=_mtime, reverse=True):
+        if not (d / "experiment.yaml").is_file():
+            continue
+        summary_path = d / "summary.json"
+        entry: dict[str, Any] = {"run_dir": str(d), "status": "unfinished"}
+        if summary_path.is_file():
+            try:
+                entry.update({**read_json_object(summary_path), "status": "done"})
+            except (RunFileError, OSError) as exc:
+                entry.update({"status": "damaged", "problem": str(exc)})
+        out.append(entry)
+    return out
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed while listing
+        return 0.0

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
-import json
 import logging
 import math
 import re
@@ -40,14 +39,14 @@ import pandas as pd
 
 from nas.experiment import Experiment, ExperimentError, dump_experiment, load_experiment
 from nas.rundir import (
-    RunFileError,
     atomic_write,
+    atomic_write_json,
     atomic_write_text,
-    read_json_object,
+    list_runs,
+    restart_study,
+    resume_study_problem,
     run_lock,
-    set_aside_study,
-    study_file,
-    study_problem,
+    write_parquet,
 )
 from nas.search.base import Objective, Problem, ProgressFn, SearchJob, TrialOutcome, get_backend
 from nas.search.pareto import (
@@ -202,7 +201,7 @@ def start_run(
             experiment.search.trials,
         )
         if refs is not None:
-            atomic_write(run_dir / "references.parquet", partial(_to_parquet, refs))
+            atomic_write(run_dir / "references.parquet", partial(write_parquet, refs))
             failed = int((refs["fail_reason"] != "").sum()) if "fail_reason" in refs else 0
             log.info("references: %d evaluated, %d failed", len(refs), failed)
         return _search(run_dir, experiment, factory, progress=progress, resume=False)
@@ -226,40 +225,36 @@ def resume_run(
         raise RunError(f"{run_dir}: not a run directory (no experiment.yaml)")
     with run_lock(run_dir, notice=notice):
         experiment = load_experiment(path)
-        _check_study(run_dir, experiment, force_restart=force_restart, notice=notice)
+        log = _logger(run_dir)
+
+        def _warn(line: str) -> None:
+            log.warning(line)
+            if notice is not None:
+                notice(line)
+
+        problem = resume_problem(run_dir, experiment)
+        if problem is not None:
+            restart_study(
+                run_dir,
+                problem,
+                storage=experiment.search.storage,
+                force=force_restart,
+                notice=_warn,
+            )
         if trials is not None:
             experiment = with_overrides(experiment, trials=trials)
             atomic_write_text(path, dump_experiment(experiment))
         factory = problem_factory or _default_factory(experiment)
-        _logger(run_dir).info("resume %s (%d trials)", run_dir, experiment.search.trials)
+        log.info("resume %s (%d trials)", run_dir, experiment.search.trials)
         return _search(run_dir, experiment, factory, progress=progress, resume=True)
 
 
 def resume_problem(run_dir: Path, experiment: Experiment) -> str | None:
-    """Why the run's study cannot be resumed from (one line naming the file), or None.
-    Only the optuna backend keeps its finished trials in a study file of the run."""
-    if experiment.search.backend != "optuna":
-        return None
-    return study_problem(run_dir, storage=experiment.search.storage, study_name=experiment.name)
-
-
-def _check_study(
-    run_dir: Path, experiment: Experiment, *, force_restart: bool, notice: NoticeFn | None
-) -> None:
-    problem = resume_problem(run_dir, experiment)
-    if problem is None:
-        return
-    if not force_restart:
-        raise RunError(
-            f"{problem}; its finished trials cannot be read (add --force-restart to run "
-            "every trial again)"
-        )
-    path = study_file(run_dir, experiment.search.storage)
-    moved = set_aside_study(path) if path is not None else None
-    message = f"{problem}; restarting every trial" + (f" (old file: {moved})" if moved else "")
-    _logger(run_dir).warning(message)
-    if notice is not None:
-        notice(message)
+    """Why the run's study cannot be resumed from (one line naming the file), or None."""
+    search = experiment.search
+    return resume_study_problem(
+        run_dir, backend=search.backend, storage=search.storage, study_name=experiment.name
+    )
 
 
 def _search(
@@ -412,29 +407,14 @@ def _plain(value: Any) -> Any:
 def _write_results(
     run_dir: Path, experiment: Experiment, frame: pd.DataFrame, objectives: Sequence[Objective]
 ) -> dict[str, Any]:
-    atomic_write(run_dir / "trials.parquet", partial(_to_parquet, frame))
+    atomic_write(run_dir / "trials.parquet", partial(write_parquet, frame))
     front = front_frame(frame, objectives)
     atomic_write(run_dir / "pareto.csv", lambda tmp: front.to_csv(tmp, index=False))
     summary = summarise(frame, objectives)
     summary = {"name": experiment.name, "backend": experiment.search.backend, **summary}
     summary.update({str(k): _plain(v) for k, v in frame.attrs.items()})
-    # allow_nan=False: a non-finite number is written as null (by _json_safe), never as NaN
-    text = json.dumps(_json_safe(summary), indent=2, allow_nan=False)
-    atomic_write_text(run_dir / "summary.json", text)
+    atomic_write_json(run_dir / "summary.json", summary)  # non-finite numbers become null
     return summary
-
-
-def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
-    frame.to_parquet(path, index=False)
-
-
-def _json_safe(value: Any) -> Any:
-    """``value`` with numpy scalars made plain and non-finite floats made None."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return _plain(value)
 
 
 class LiveFront:
@@ -460,31 +440,3 @@ class LiveFront:
             self.front_size = int(non_dominated(values).sum())
             ref = np.full(len(self.objectives), REFERENCE_MARGIN)
             self.hypervolume = hypervolume(normalise(values, ideal=ideal, nadir=nadir), ref)
-
-
-def list_runs(root: Path = Path("runs")) -> list[dict[str, Any]]:
-    """One entry per run directory under ``root`` (newest first). A damaged ``summary.json``
-    gives its run the status ``damaged`` and a ``problem`` line naming the file; the other
-    runs are listed as usual."""
-    if not root.is_dir():
-        return []
-    out = []
-    for d in sorted(root.iterdir(), key=_mtime, reverse=True):
-        if not (d / "experiment.yaml").is_file():
-            continue
-        summary_path = d / "summary.json"
-        entry: dict[str, Any] = {"run_dir": str(d), "status": "unfinished"}
-        if summary_path.is_file():
-            try:
-                entry.update({**read_json_object(summary_path), "status": "done"})
-            except (RunFileError, OSError) as exc:
-                entry.update({"status": "damaged", "problem": str(exc)})
-        out.append(entry)
-    return out
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:  # removed while listing
-        return 0.0

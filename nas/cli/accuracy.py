@@ -10,9 +10,9 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from nas.bounds import MAX_TOKENS, MIN_TOKENS
 from nas.cli._common import UserError, check_out_file, console, print_json
 from nas.cli.app import app
-from nas.experiment import MAX_TOKENS, MIN_TOKENS
 
 
 def _load_model(spec: str) -> Any:

@@ -124,7 +124,7 @@ def run(
 ) -> None:
     """Search EXPERIMENT (a YAML file) and write a run directory; or --resume RUN_DIR."""
     from nas.experiment import load_experiment
-    from nas.rundir import lock_holder
+    from nas.rundir import lock_holder, refusal
     from nas.runs import (
         finished_trials,
         refuse_used_run_dir,
@@ -150,10 +150,7 @@ def run(
         exp = load_experiment(resume / "experiment.yaml")
         problem = resume_problem(resume, exp)
         if problem is not None and not force_restart:
-            raise UserError(
-                f"{problem}; its finished trials cannot be read (add --force-restart to run "
-                "every trial again)"
-            )
+            raise UserError(refusal(problem))
         done = 0 if problem is not None else finished_trials(resume)
     else:
         assert experiment is not None

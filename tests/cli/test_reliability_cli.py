@@ -78,7 +78,11 @@ def test_resume_refuses_a_bad_study_unless_forced(run_copy: Path, damage: str) -
         extra.unlink()
     refused = nas("run", "--resume", str(run), "--quiet")
     line = _one_error(refused.err)
-    assert refused.code == 2 and line.startswith(f"error: {db}: {damage}") and "--force-restart" in line
+    assert (
+        refused.code == 2
+        and line.startswith(f"error: {db}: {damage}")
+        and "--force-restart" in line
+    )
     forced = nas("run", "--resume", str(run), "--quiet", "--force-restart")
     assert forced.code == 0, forced.err
     assert f"{db}: {damage}" in forced.err  # the restart says why
@@ -121,7 +125,9 @@ FLAG_CASES: list[tuple[str, tuple[str, ...], str]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("args", "expected"), [c[1:] for c in FLAG_CASES], ids=[c[0] for c in FLAG_CASES])
+@pytest.mark.parametrize(
+    ("args", "expected"), [c[1:] for c in FLAG_CASES], ids=[c[0] for c in FLAG_CASES]
+)
 def test_absurd_flags_exit_2_naming_the_flag(args: tuple[str, ...], expected: str) -> None:
     result = nas(*args)
     assert result.code == 2 and expected in _one_error(result.err), result.err

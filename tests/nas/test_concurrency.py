@@ -78,9 +78,7 @@ def test_resume_racing_a_live_run_then_a_crash(tmp_path: Path, attempt: int) -> 
     kept = finished_trials(run_dir)
     assert kept >= 2
     target = kept + 2
-    code, err = _finish(
-        _start("run", "--resume", str(run_dir), "--trials", str(target), "--quiet")
-    )
+    code, err = _finish(_start("run", "--resume", str(run_dir), "--trials", str(target), "--quiet"))
     assert code == 0, err
     assert f"taking over the lock left by pid {live.pid} on " in err
     trials = pd.read_parquet(run_dir / "trials.parquet")

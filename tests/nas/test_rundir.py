@@ -26,7 +26,10 @@ from nas.rundir import (
 def test_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> None:
     with run_lock(tmp_path):
         assert lock_holder(tmp_path) == f"pid {os.getpid()} on {os.uname().nodename}"
-        with pytest.raises(RunLocked, match=rf"in use by pid {os.getpid()} on "), run_lock(tmp_path):
+        with (
+            pytest.raises(RunLocked, match=rf"in use by pid {os.getpid()} on "),
+            run_lock(tmp_path),
+        ):
             pass
     assert lock_holder(tmp_path) is None
     assert (tmp_path / LOCK_NAME).read_text() == ""  # released cleanly: nothing to take over
@@ -39,7 +42,9 @@ def test_lock_of_a_dead_owner_is_taken_over_with_a_notice(tmp_path: Path) -> Non
     notices: list[str] = []
     with run_lock(tmp_path, notice=notices.append):
         assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
-    assert notices == [f"{tmp_path}: taking over the lock left by pid 4000000 on gone (not running)"]
+    assert notices == [
+        f"{tmp_path}: taking over the lock left by pid 4000000 on gone (not running)"
+    ]
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
