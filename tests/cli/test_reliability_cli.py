@@ -138,3 +138,32 @@ def test_a_non_utf8_experiment_is_named(tmp_path: Path) -> None:
     path.write_bytes(b"name: caf\xe9\n")
     result = nas("run", str(path))
     assert result.code == 2 and _one_error(result.err) == f"error: {path}: not UTF-8 text (byte 9)"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("models", "show", "{file}.yaml"),
+        ("spaces", "show", "{file}.yaml"),
+        ("hw", "show", "{file}.yaml"),
+        ("estimate", "llama3-8b", "--hardware", "{file}.yaml"),
+        ("spaces", "show", "dense_decoder", "--override", "{file}.yaml"),
+        ("models", "show", "{file}/config.json"),
+        ("fit-law", "{file}.json"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [(b"name: caf\xe9\n", "not UTF-8 text"), (b"[" * 30_000 + b"]" * 30_000, "nested")],
+)
+def test_every_file_reader_names_a_bad_file(
+    tmp_path: Path, command: tuple[str, ...], content: bytes, expected: str
+) -> None:
+    base = tmp_path / "bad"
+    base.mkdir()
+    for path in (tmp_path / "bad.yaml", tmp_path / "bad.json", base / "config.json"):
+        path.write_bytes(content)
+    args = [a.format(file=base) for a in command]
+    result = nas(*args)
+    line = _one_error(result.err)
+    assert result.code == 2 and expected in line and "bad" in line, line
