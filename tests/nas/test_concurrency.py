@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -41,17 +42,30 @@ def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, err
 
 
+def _finished_read_only(db: Path) -> int:
+    """Finished trials in a live run's study, read without writing (opening it through
+    Optuna would create its schema, racing the run that is creating it)."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            row = con.execute(
+                "SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'FAIL', 'PRUNED')"
+            ).fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:  # not created yet
+        return 0
+    return int(row[0])
+
+
 def _wait_for_trials(run_dir: Path, proc: subprocess.Popen[str], count: int) -> None:
     """Until the live run holds its lock and has finished ``count`` trials."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
-        if lock_holder(run_dir) and (run_dir / "study.db").is_file():
-            try:
-                if finished_trials(run_dir) >= count:
-                    return
-            except Exception:  # the study's tables are still being created
-                pass
+        db = run_dir / "study.db"
+        if lock_holder(run_dir) and db.is_file() and _finished_read_only(db) >= count:
+            return
         time.sleep(0.2)
     pytest.fail("the run never started")
 
