@@ -11,7 +11,9 @@
   per objective;
 * ``references.parquet`` — catalogue models evaluated under the same workload;
 * ``run.log`` — what happened, one line per event; ``dashboard.html`` once ``nas.dashboard``
-  exists.
+  exists;
+* ``run.lock`` — one writer at a time (:mod:`nas.rundir`); results files are written to a
+  temp file and renamed, never half-written.
 
 Hypervolume reference point: objectives are turned into minimisation (max negated) and
 normalised per objective to [0, 1] between the best and worst value over the feasible
