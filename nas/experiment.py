@@ -316,7 +316,8 @@ class Experiment(_Model):
     workload: Annotated[TrainWorkload | ServeWorkload, Field(discriminator="mode")]
     accuracy: Accuracy = Field(default_factory=Accuracy)
     objectives: Annotated[dict[str, Literal["min", "max"]], Field(min_length=1)]
-    constraints: dict[str, str | bool] = Field(default_factory=dict)
+    # a number is accepted here only so that parse_constraint can say "give an operator"
+    constraints: dict[str, str | bool | float] = Field(default_factory=dict)
     plan: PlanSpec = Field(default_factory=PlanSpec)
     search: SearchSettings = Field(default_factory=SearchSettings)
     references: list[str] | None = None  # catalogue models; None = every catalogue model
@@ -328,7 +329,9 @@ class Experiment(_Model):
 
     @field_validator("constraints")
     @classmethod
-    def _constraints_parse(cls, value: dict[str, str | bool]) -> dict[str, str | bool]:
+    def _constraints_parse(
+        cls, value: dict[str, str | bool | float]
+    ) -> dict[str, str | bool | float]:
         for metric, spec in value.items():
             parse_constraint(metric, spec)
         return value

@@ -86,7 +86,13 @@ def format_error(
         msg = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
     elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
         path, msg = f"{path}.mode", "must be train or serve"
-    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    # the members of a union fail at the same key: one message listing what each expects
+    same = [e for e in exc.errors() if _dotted(tuple(e["loc"]), data)[0] == path]
+    if len(same) > 1 and err["type"] != "extra_forbidden":
+        wanted = dict.fromkeys(str(e["msg"]).removeprefix("Input should be ") for e in same)
+        msg = "expected " + " or ".join(wanted)
+    others = len(exc.errors()) - max(len(same), 1)
+    more = f" (+{others} more)" if others > 0 else ""
     prefix = f"{source}: " if source else ""
     head = msg.split(":", 1)[0]
     if not loc or head == path or head.startswith(f"{path}."):

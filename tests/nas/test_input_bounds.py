@@ -76,6 +76,12 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("constraint-bool-on-number", _set("constraints", {"loss": True}), "a numeric metric"),
     ("constraint-compare-on-bool", _set("constraints", {"fits": "<= 3"}), "a boolean metric"),
     ("constraint-bound-inf", _set("constraints", {"loss": "<= 1e999"}), "finite number"),
+    (
+        "system-number",
+        _set("hardware.system", 5),
+        "system: expected a valid string or a valid list",
+    ),
+    ("constraint-number", _set("constraints", {"loss": 5}), "constraints.loss: give an operator"),
     ("int-overflow", _set("space_overrides.num_layers", [8, 10**20]), "num_layers.1: integer"),
 ]
 
