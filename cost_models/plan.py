@@ -36,10 +36,16 @@ POSITIVE_PLAN_FIELDS: tuple[str, ...] = (
 )
 
 
+# Upper bound of every integer size here (degrees, batches, sequence lengths): 2^24 (16.8M)
+# devices, sequences or tokens per sequence is beyond any machine or published run (the
+# longest context windows are ~1e7 tokens), so a larger value is a typo or unit slip.
+MAX_SIZE = 2**24
+
+
 def check_positive(name: str, value: object) -> int:
-    """``value`` if it is an integer >= 1 (not a bool), else a :class:`PlanError`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise PlanError(f"{name}: must be a positive integer, got {value!r}")
+    """``value`` if it is an integer in [1, MAX_SIZE] (not a bool), else a :class:`PlanError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_SIZE:
+        raise PlanError(f"{name}: must be a positive integer <= {MAX_SIZE}, got {value!r}")
     return value
 
 

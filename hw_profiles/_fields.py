@@ -21,10 +21,14 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """The top-level mapping of a YAML file; unreadable files and non-mappings are errors."""
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
         data = yaml.safe_load(text)
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise ProfileError(f"{path}: nested too deeply to be a profile") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

@@ -8,13 +8,21 @@ of the offending key and, where the set is closed, the allowed values
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cost_models.plan import (
     DEFAULT_BATCH,
@@ -26,6 +34,21 @@ from cost_models.plan import (
     WeightDtype,
 )
 from cost_models.plan import TrainWorkload as CostTrainWorkload
+from nas import constraints as _constraints
+from nas.bounds import (
+    MAX_BATCH_TOKENS,
+    MAX_BUDGET_GPU_HOURS,
+    MAX_DEGREE,
+    MAX_DEVICES,
+    MAX_KNOB_SCALE,
+    MAX_SEQ_LEN,
+    MAX_SERVE_BATCH,
+    MAX_TOKENS,
+    MIN_BUDGET_GPU_HOURS,
+    MIN_TOKENS,
+)
+from nas.constraints import Constraint
+from nas.experiment_errors import format_error
 from nas.explain import MEMORY_HEADROOM
 
 __all__ = [
@@ -53,14 +76,15 @@ class ExperimentError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: .inf / .nan are refused in every float field (issue 17)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class KnobRange(_Model):
     """A continuous hardware knob: a scale factor searched in ``[low, high]``."""
 
-    low: float = Field(gt=0)
-    high: float = Field(gt=0)
+    low: float = Field(gt=0, le=MAX_KNOB_SCALE)
+    high: float = Field(gt=0, le=MAX_KNOB_SCALE)
     log: bool = True
 
     @model_validator(mode="after")
@@ -70,7 +94,21 @@ class KnobRange(_Model):
         return self
 
 
-Knob = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | KnobRange
+def _knob_kind(value: object) -> str:
+    return "range" if isinstance(value, (Mapping, KnobRange)) else "choices"
+
+
+# A list of choices or a {low, high, log} range, told apart by shape (one message, not one
+# per union member)
+Knob = Annotated[
+    Annotated[
+        list[Annotated[float, Field(gt=0, le=MAX_KNOB_SCALE)]],
+        Field(min_length=1),
+        Tag("choices"),
+    ]
+    | Annotated[KnobRange, Tag("range")],
+    Discriminator(_knob_kind),
+]
 
 
 class HardwareKnobs(_Model):
@@ -86,18 +124,33 @@ class HardwareKnobs(_Model):
 class Hardware(_Model):
     """One system or a list of systems (the system then becomes a search dimension)."""
 
-    system: str | Annotated[list[str], Field(min_length=1)]
-    num_devices: int | None = Field(default=None, gt=0)
+    system: str | list[str]
+    num_devices: int | None = Field(default=None, gt=0, le=MAX_DEVICES)
     knobs: HardwareKnobs | None = None
     # Exponents of the relative hardware cost index prod(scale ** exponent); a modelling
     # assumption (linear in every knob by default), not a published figure: set your own.
+    # |exponent| <= 10: with scales <= 1e3 the index then stays within float range.
     cost_exponents: dict[
-        Literal["peak_flops", "memory_bandwidth", "memory_size", "link_bandwidth"], float
+        Literal["peak_flops", "memory_bandwidth", "memory_size", "link_bandwidth"],
+        Annotated[float, Field(ge=-10, le=10)],
     ] = Field(default_factory=dict)
     # Share of device memory a training plan may use: the planner's `fits` (and so the
     # constraint `fits: true`); the same setting and default as `nas estimate
     # --memory-headroom` (nas.explain.MEMORY_HEADROOM, where the choice is explained).
     memory_headroom: float = Field(default=MEMORY_HEADROOM, gt=0, le=1)
+
+    @field_validator("system")
+    @classmethod
+    def _systems_listed_once(cls, value: str | list[str]) -> str | list[str]:
+        names = [value] if isinstance(value, str) else value
+        if not names:
+            raise ValueError("give a system name or a non-empty list of names")
+        if any(not n.strip() for n in names):
+            raise ValueError("a system name must not be empty")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"{repeated[0]!r} is listed twice; list each system once")
+        return value
 
     @property
     def systems(self) -> tuple[str, ...]:
@@ -117,10 +170,12 @@ class TrainWorkload(_Model):
     """
 
     mode: Literal["train"]
-    seq_len: int = Field(gt=0)
-    global_batch_tokens: int = Field(gt=0)
-    tokens: float | None = Field(default=None, gt=0)
-    budget_gpu_hours: float | None = Field(default=None, gt=0)
+    seq_len: int = Field(gt=0, le=MAX_SEQ_LEN)
+    global_batch_tokens: int = Field(gt=0, le=MAX_BATCH_TOKENS)
+    tokens: float | None = Field(default=None, ge=MIN_TOKENS, le=MAX_TOKENS)
+    budget_gpu_hours: float | None = Field(
+        default=None, ge=MIN_BUDGET_GPU_HOURS, lt=MAX_BUDGET_GPU_HOURS
+    )
     dtype: TrainDtype = "bf16"
     framework: dict[str, Any] = Field(default_factory=dict)
 
@@ -167,9 +222,9 @@ class ServeWorkload(_Model):
     form: :meth:`to_cost_workload`."""
 
     mode: Literal["serve"]
-    batch: int = Field(default=DEFAULT_BATCH, gt=0)
-    prompt_len: int = Field(default=DEFAULT_PROMPT_LEN, gt=0)
-    gen_len: int = Field(default=DEFAULT_GEN_LEN, gt=0)
+    batch: int = Field(default=DEFAULT_BATCH, gt=0, le=MAX_SERVE_BATCH)
+    prompt_len: int = Field(default=DEFAULT_PROMPT_LEN, gt=0, le=MAX_SEQ_LEN)
+    gen_len: int = Field(default=DEFAULT_GEN_LEN, gt=0, le=MAX_SEQ_LEN)
     weight_dtype: WeightDtype = "bf16"
     kv_dtype: KvDtype = "bf16"
 
@@ -197,8 +252,10 @@ class Accuracy(_Model):
 
     evaluator: str = "scaling_law"
     settings: dict[str, Any] = Field(default_factory=dict)
-    tokens: float | None = Field(default=None, gt=0)
-    tokens_per_param: float = Field(default=20.0, gt=0)
+    tokens: float | None = Field(default=None, ge=MIN_TOKENS, le=MAX_TOKENS)
+    # 0.1 to 1e5 tokens per parameter: below, the model has not seen its own size in data;
+    # above, 50x the most over-trained published models (~2,000, Llama 3 8B)
+    tokens_per_param: float = Field(default=20.0, ge=0.1, le=1e5)
 
 
 class PlanSpec(_Model):
@@ -206,12 +263,13 @@ class PlanSpec(_Model):
     planner). ``searched``: each listed degree is a categorical search dimension."""
 
     mode: Literal["auto", "fixed", "searched"] = "auto"
-    fixed: dict[Literal["tp", "pp", "dp", "ep", "cp", "micro_batch"], int] = Field(
-        default_factory=dict
-    )
+    fixed: dict[
+        Literal["tp", "pp", "dp", "ep", "cp", "micro_batch"],
+        Annotated[int, Field(ge=1, le=MAX_DEGREE)],
+    ] = Field(default_factory=dict)
     searched: dict[
         Literal["tp", "pp", "dp", "ep", "cp", "micro_batch"],
-        Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1)],
+        Annotated[list[Annotated[int, Field(ge=1, le=MAX_DEGREE)]], Field(min_length=1)],
     ] = Field(default_factory=dict)
     recompute: Literal["none", "selective", "full"] | None = None
 
@@ -232,13 +290,17 @@ class RaySettings(_Model):
     """``search.ray``: how the ``ray`` backend runs trials (see ``docs/ray.md``)."""
 
     address: str | None = None  # None: a local Ray; "auto": the cluster this runs in; host:port
-    concurrency: int | None = Field(default=None, gt=0)  # trials at once; None = search.workers
-    cpus_per_trial: float = Field(default=1.0, ge=0)
-    gpus_per_trial: float = Field(default=0.0, ge=0)
+    # trials at once; None = search.workers (bounded like the device count)
+    concurrency: int | None = Field(default=None, gt=0, le=MAX_DEVICES)
+    # per trial: no node has more than 1,024 CPUs or 64 accelerators
+    cpus_per_trial: float = Field(default=1.0, ge=0, le=1024)
+    gpus_per_trial: float = Field(default=0.0, ge=0, le=64)
     scheduler: Literal["none", "asha"] = "none"  # asha: proxy_train only, driven by val loss
-    grace_steps: int = Field(default=10, gt=0)  # ASHA: training steps before a first stop
-    reduction_factor: float = Field(default=2.0, gt=1)  # ASHA: eta, 1/eta promoted per rung
-    max_failures: int = Field(default=2, ge=0)  # retries of a trial whose worker died
+    # ASHA: training steps before a first stop (a proxy run is at most ~1e9 steps)
+    grace_steps: int = Field(default=10, gt=0, le=10**9)
+    # ASHA: eta, 1/eta promoted per rung (eta above 1,000 promotes nothing)
+    reduction_factor: float = Field(default=2.0, gt=1, le=1000)
+    max_failures: int = Field(default=2, ge=0, le=1000)  # retries of a trial whose worker died
 
 
 class SearchSettings(_Model):
@@ -251,15 +313,18 @@ class SearchSettings(_Model):
 
     backend: Literal["optuna", "exhaustive", "ray"] = "optuna"
     sampler: Literal["nsga2", "tpe", "random", "nsga3", "gp"] = "nsga2"
-    trials: int = Field(default=100, gt=0)
+    # every trial is a row of the study database; 1e7 is a week at 16 trials/s, so more is a typo
+    trials: int = Field(default=100, gt=0, le=10_000_000)
     seed: int = Field(default=0, ge=0, lt=2**32)  # numpy/Optuna seeds are 32-bit unsigned
     # local processes on one machine: more than 1024 is a typo, not a plan (it would fork them)
     workers: int = Field(default=1, gt=0, le=1024)
     # "sqlite" (study.db in the run directory), "journal" (study.log, safest for many
     # workers) or an RDB URL such as postgresql://user@host/db.
     storage: str = "sqlite"
-    population_size: int | None = Field(default=None, gt=1)  # NSGA-II/III generation size
-    max_candidates: int = Field(default=5_000_000, gt=0)  # exhaustive refuses larger grids
+    # NSGA-II/III generation size (at most the trial bound above)
+    population_size: int | None = Field(default=None, gt=1, le=10_000_000)
+    # exhaustive refuses larger grids; 1e9 rows of ~50 float columns is ~400 GB of memory
+    max_candidates: int = Field(default=5_000_000, gt=0, le=10**9)
     # exhaustive with plan auto: re-plan the leading rows with the full planner (0 = off)
     replan_rows: int = Field(default=256, ge=0, le=100_000)
     ray: RaySettings = Field(default_factory=RaySettings)  # the ray backend only
@@ -289,47 +354,13 @@ def _check_rdb_url(url: str) -> None:
         ) from None
 
 
-class Constraint(_Model):
-    """``metric op bound`` where the bound may be relative: ``0.9 * device`` is 0.9 of the
-    device memory of the candidate's system (after any memory-size knob)."""
-
-    metric: str
-    op: Literal["<=", ">=", "=="]
-    bound: float
-    relative_to: Literal["device"] | None = None
-
-    def describe(self) -> str:
-        rel = f" * {self.relative_to}" if self.relative_to else ""
-        return f"{self.metric} {self.op} {self.bound:g}{rel}"
-
-
-_BOUND_RE = re.compile(
-    r"^\s*(<=|>=|==|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(?:\*\s*(\w+))?\s*$"
-)
-
-
 def parse_constraint(metric: str, spec: object) -> Constraint:
-    """``"<= 0.05"``, ``">= 1e3"``, ``"<= 0.9 * device"`` or ``true``/``false``."""
-    where = f"constraints.{metric}"
-    if isinstance(spec, bool):
-        return Constraint(metric=metric, op="==", bound=float(spec))
-    if isinstance(spec, (int, float)):
-        raise ExperimentError(f"{where}: give an operator, e.g. '<= {spec}'")
-    match = _BOUND_RE.match(str(spec))
-    if match is None:
-        raise ExperimentError(
-            f"{where}: expected '<= NUMBER', '>= NUMBER', '<= NUMBER * device' or true/false, "
-            f"got {spec!r}"
-        )
-    op, number, rel = match.groups()
-    if rel is not None and rel != "device":
-        raise ExperimentError(f"{where}: relative bound must be '* device', got '* {rel}'")
-    return Constraint(
-        metric=metric,
-        op="<=" if op in ("<=", "<") else (">=" if op in (">=", ">") else "=="),
-        bound=float(number),
-        relative_to="device" if rel else None,
-    )
+    """``"<= 0.05"``, ``">= 1e3"``, ``"<= 0.9 * device"`` or ``true``/``false`` (for a
+    boolean metric); see :mod:`nas.constraints`. Errors are :class:`ExperimentError`."""
+    try:
+        return _constraints.parse_constraint(metric, spec)
+    except _constraints.ConstraintError as exc:
+        raise ExperimentError(str(exc)) from None
 
 
 class Experiment(_Model):
@@ -343,7 +374,8 @@ class Experiment(_Model):
     workload: Annotated[TrainWorkload | ServeWorkload, Field(discriminator="mode")]
     accuracy: Accuracy = Field(default_factory=Accuracy)
     objectives: Annotated[dict[str, Literal["min", "max"]], Field(min_length=1)]
-    constraints: dict[str, str | bool] = Field(default_factory=dict)
+    # a number is accepted here only so that parse_constraint can say "give an operator"
+    constraints: dict[str, str | bool | float] = Field(default_factory=dict)
     plan: PlanSpec = Field(default_factory=PlanSpec)
     search: SearchSettings = Field(default_factory=SearchSettings)
     references: list[str] | None = None  # catalogue models; None = every catalogue model
@@ -355,7 +387,9 @@ class Experiment(_Model):
 
     @field_validator("constraints")
     @classmethod
-    def _constraints_parse(cls, value: dict[str, str | bool]) -> dict[str, str | bool]:
+    def _constraints_parse(
+        cls, value: dict[str, str | bool | float]
+    ) -> dict[str, str | bool | float]:
         for metric, spec in value.items():
             parse_constraint(metric, spec)
         return value
@@ -392,95 +426,35 @@ class Experiment(_Model):
 # --- loading and error formatting ---------------------------------------------------------
 
 
-_MISSING = object()
-
-
-def _child(node: object, item: int | str) -> object:
-    """``node[item]`` for a mapping key or a list index present in the input, else a marker."""
-    if isinstance(node, Mapping) and item in node:
-        return node[item]
-    if isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
-        return node[item]
-    return _MISSING
-
-
-def _dotted(loc: tuple[int | str, ...], data: object) -> tuple[str, object]:
-    """The dotted path of ``loc`` in the input, skipping union tags that are not keys."""
-    parts: list[str] = []
-    node: object = data
-    for item in loc:
-        child = _child(node, item)
-        if child is not _MISSING:
-            parts.append(str(item))
-            node = child
-        elif isinstance(node, Mapping) and not isinstance(item, int) and item not in node:
-            if item in ("train", "serve", "KnobRange") or "[" in str(item):
-                continue  # a tagged-union or union-member label, not a key of the input
-            parts.append(str(item))
-            node = None
-    return ".".join(parts) or "<top level>", node
-
-
-def _allowed_keys(loc: tuple[int | str, ...], data: object) -> list[str]:
-    """The field names allowed next to an unknown key (walking the models along ``loc``)."""
-    model: type[BaseModel] | None = Experiment
-    node: object = data
-    for item in loc[:-1]:
-        if model is None:
-            return []
-        if item in ("train", "serve"):
-            model = TrainWorkload if item == "train" else ServeWorkload
-            continue
-        field = model.model_fields.get(str(item))
-        node = node.get(item) if isinstance(node, Mapping) else None
-        if field is None:
-            return []
-        ann = field.annotation
-        candidates = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type)]
-        model = next((a for a in candidates if issubclass(a, BaseModel)), None)
-        if str(item) == "workload" and isinstance(node, Mapping):
-            model = ServeWorkload if node.get("mode") == "serve" else TrainWorkload
-    return sorted(model.model_fields) if model is not None else []
-
-
-def _format_error(exc: ValidationError, data: object, source: str) -> str:
-    err = exc.errors()[0]
-    loc = tuple(err["loc"])
-    path, _ = _dotted(loc, data)
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(loc, data)
-        msg = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
-    elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        path, msg = f"{path}.mode", "must be train or serve"
-    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    prefix = f"{source}: " if source else ""
-    head = msg.split(":", 1)[0]
-    if not loc or head == path or head.startswith(f"{path}."):
-        return f"{prefix}{msg}{more}"  # the message already names its key
-    return f"{prefix}{path}: {msg}{more}"
-
-
 def experiment_from_dict(data: Mapping[str, Any], *, source: str = "") -> Experiment:
     """Validate a mapping into an :class:`Experiment`; errors are one line."""
+    from nas.safe_yaml import YamlFileError, check_int64
+
     if not isinstance(data, Mapping):
         raise ExperimentError(f"{source or 'experiment'}: must be a mapping of keys")
     try:
+        check_int64(dict(data), where="")  # refused here, not when a parquet column overflows
+    except YamlFileError as exc:
+        raise ExperimentError(f"{source}: {exc}" if source else str(exc)) from None
+    try:
         return Experiment.model_validate(dict(data))
     except ValidationError as exc:
-        raise ExperimentError(_format_error(exc, data, source)) from None
+        workloads: dict[str, type[BaseModel]] = {"train": TrainWorkload, "serve": ServeWorkload}
+        line = format_error(exc, data, source=source, root=Experiment, workloads=workloads)
+        raise ExperimentError(line) from None
 
 
 def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment YAML file."""
+    from nas.safe_yaml import YamlFileError, load_yaml_file
+
     p = Path(path)
     if not p.is_file():
         raise ExperimentError(f"{p}: experiment file not found")
     try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        line = str(exc).replace("\n", " ")
-        raise ExperimentError(f"{p}: not valid YAML: {line}") from None
+        data = load_yaml_file(p)  # UTF-8, depth cap, 64-bit integers: one line naming p
+    except YamlFileError as exc:
+        raise ExperimentError(str(exc)) from None
     return experiment_from_dict(data, source=str(p))
 
 

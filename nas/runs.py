@@ -11,7 +11,9 @@
   per objective;
 * ``references.parquet`` — catalogue models evaluated under the same workload;
 * ``run.log`` — what happened, one line per event;
-* ``dashboard.html`` — the Pareto dashboard (:func:`nas.dashboard.write_dashboard`).
+* ``dashboard.html`` — the Pareto dashboard (:func:`nas.dashboard.write_dashboard`);
+* ``run.lock`` — one writer at a time (:mod:`nas.rundir`); results files are written to a
+  temp file and renamed, never half-written.
 
 Hypervolume: objectives normalised between an ideal and a nadir fixed before the search
 (from the corners of the space where they can be evaluated), reference point 1.1 in every
@@ -23,7 +25,6 @@ compares runs of the same experiment, not different experiments.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -36,6 +37,16 @@ import numpy as np
 import pandas as pd
 
 from nas.experiment import Experiment, ExperimentError, dump_experiment, load_experiment
+from nas.rundir import (
+    atomic_write,
+    atomic_write_json,
+    atomic_write_text,
+    list_runs,
+    restart_study,
+    resume_study_problem,
+    run_lock,
+    write_parquet,
+)
 from nas.search.base import (
     Objective,
     Problem,
@@ -73,6 +84,7 @@ __all__ = [
 ]
 
 GridProgressFn = Callable[[int, int], None]  # (candidates done, total)
+NoticeFn = Callable[[str], None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,29 +189,33 @@ def start_run(
     problem_factory: ProblemFactory | None = None,
     progress: ProgressFn | None = None,
     grid_progress: GridProgressFn | None = None,
+    notice: NoticeFn | None = None,
 ) -> RunResult:
     """Evaluate the reference models, create a run directory, search, write the results.
 
     The problem is built and the references evaluated first, so a mistake in the experiment
-    (unknown space, system or metric) leaves no half-made run directory behind."""
+    (unknown space, system or metric) leaves no half-made run directory behind. The run
+    directory is locked (:func:`nas.rundir.run_lock`) until the results are written."""
     factory = problem_factory or _default_factory(experiment)
     refs = _reference_rows(factory(), experiment)
     run_dir = new_run_dir(experiment, out=out, root=root)
-    (run_dir / "experiment.yaml").write_text(dump_experiment(experiment))
-    log = _logger(run_dir)
-    log.info(
-        "start %s: backend %s, %d trials",
-        experiment.name,
-        experiment.search.backend,
-        experiment.search.trials,
-    )
-    if refs is not None:
-        refs.to_parquet(run_dir / "references.parquet", index=False)
-        failed = int((refs["fail_reason"] != "").sum()) if "fail_reason" in refs else 0
-        log.info("references: %d evaluated, %d failed", len(refs), failed)
-    return _search(
-        run_dir, experiment, factory, progress=progress, resume=False, grid=grid_progress
-    )
+    with run_lock(run_dir, notice=notice):
+        refuse_used_run_dir(run_dir)  # again under the lock: a racing start may have won
+        atomic_write_text(run_dir / "experiment.yaml", dump_experiment(experiment))
+        log = _logger(run_dir)
+        log.info(
+            "start %s: backend %s, %d trials",
+            experiment.name,
+            experiment.search.backend,
+            experiment.search.trials,
+        )
+        if refs is not None:
+            atomic_write(run_dir / "references.parquet", partial(write_parquet, refs))
+            failed = int((refs["fail_reason"] != "").sum()) if "fail_reason" in refs else 0
+            log.info("references: %d evaluated, %d failed", len(refs), failed)
+        return _search(
+            run_dir, experiment, factory, progress=progress, resume=False, grid=grid_progress
+        )
 
 
 def resume_run(
@@ -208,18 +224,48 @@ def resume_run(
     trials: int | None = None,
     problem_factory: ProblemFactory | None = None,
     progress: ProgressFn | None = None,
+    force_restart: bool = False,
+    notice: NoticeFn | None = None,
 ) -> RunResult:
-    """Continue a run: completed trials are kept, interrupted ones are asked again."""
-    path = Path(run_dir) / "experiment.yaml"
+    """Continue a run: completed trials are kept, interrupted ones are asked again. A missing,
+    empty or damaged study file is refused unless ``force_restart`` (the damaged file is then
+    renamed ``*.damaged`` and the trials start again)."""
+    run_dir = Path(run_dir)
+    path = run_dir / "experiment.yaml"
     if not path.is_file():
         raise RunError(f"{run_dir}: not a run directory (no experiment.yaml)")
-    experiment = load_experiment(path)
-    if trials is not None:
-        experiment = with_overrides(experiment, trials=trials)
-        path.write_text(dump_experiment(experiment))
-    factory = problem_factory or _default_factory(experiment)
-    _logger(Path(run_dir)).info("resume %s (%d trials)", run_dir, experiment.search.trials)
-    return _search(Path(run_dir), experiment, factory, progress=progress, resume=True)
+    with run_lock(run_dir, notice=notice):
+        experiment = load_experiment(path)
+        log = _logger(run_dir)
+
+        def _warn(line: str) -> None:
+            log.warning(line)
+            if notice is not None:
+                notice(line)
+
+        problem = resume_problem(run_dir, experiment)
+        if problem is not None:
+            restart_study(
+                run_dir,
+                problem,
+                storage=experiment.search.storage,
+                force=force_restart,
+                notice=_warn,
+            )
+        if trials is not None:
+            experiment = with_overrides(experiment, trials=trials)
+            atomic_write_text(path, dump_experiment(experiment))
+        factory = problem_factory or _default_factory(experiment)
+        log.info("resume %s (%d trials)", run_dir, experiment.search.trials)
+        return _search(run_dir, experiment, factory, progress=progress, resume=True)
+
+
+def resume_problem(run_dir: Path, experiment: Experiment) -> str | None:
+    """Why the run's study cannot be resumed from (one line naming the file), or None."""
+    search = experiment.search
+    return resume_study_problem(
+        run_dir, backend=search.backend, storage=search.storage, study_name=experiment.name
+    )
 
 
 def _search(
@@ -369,12 +415,13 @@ def _write_results(
     *,
     scale: HypervolumeScale | None,
 ) -> dict[str, Any]:
-    frame.to_parquet(run_dir / "trials.parquet", index=False)
-    front_frame(frame, objectives).to_csv(run_dir / "pareto.csv", index=False)
+    atomic_write(run_dir / "trials.parquet", partial(write_parquet, frame))
+    front = front_frame(frame, objectives)
+    atomic_write(run_dir / "pareto.csv", lambda tmp: front.to_csv(tmp, index=False))
     summary = summarise(frame, objectives, scale=scale)
     summary = {"name": experiment.name, "backend": experiment.search.backend, **summary}
     summary.update({str(k): plain_value(v) for k, v in frame.attrs.items()})
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=plain_value))
+    atomic_write_json(run_dir / "summary.json", summary)  # non-finite numbers become null
     return summary
 
 
@@ -418,17 +465,3 @@ def live_front(experiment: Experiment) -> LiveFront:
     """The progress bar's front for ``experiment``, in the scale its run will summarise in."""
     problem = _default_factory(experiment)()
     return LiveFront(problem.objectives, scale=space_scale(problem, problem.objectives))
-
-
-def list_runs(root: Path = Path("runs")) -> list[dict[str, Any]]:
-    """One entry per run directory under ``root`` (newest first)."""
-    if not root.is_dir():
-        return []
-    out = []
-    for d in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
-        if not (d / "experiment.yaml").is_file():
-            continue
-        summary_path = d / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-        out.append({"run_dir": str(d), "status": "done" if summary else "unfinished", **summary})
-    return out

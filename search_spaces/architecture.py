@@ -205,7 +205,11 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise SpecError(f"{path}: file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise SpecError(f"{path}: nested too deeply to be a model or space file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""

@@ -231,7 +231,11 @@ def read_hf_config(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise SpecError(f"{p}: file not found")
     try:
-        data = json.loads(p.read_text())
+        data = json.loads(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:  # json's decoder recurses once per nesting level
+        raise SpecError(f"{p}: nested too deeply to be a config.json") from None
     except json.JSONDecodeError as exc:
         raise SpecError(f"{p}: malformed JSON (line {exc.lineno})") from None
     if not isinstance(data, dict):

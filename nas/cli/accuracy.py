@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from nas.bounds import MAX_TOKENS, MIN_TOKENS
 from nas.cli._common import UserError, check_out_file, console, print_json
 from nas.cli.app import app
 
@@ -33,12 +34,17 @@ def loss_cmd(
         ),
     ] = None,
     num_experts: Annotated[
-        int, typer.Option("--num-experts", help="Routed experts (with --params; 0 = dense).")
-    ] = 0,
-    top_k: Annotated[int, typer.Option("--top-k", help="Experts per token (with --params).")] = 1,
+        int | None,
+        typer.Option("--num-experts", help="Routed experts (with --params; leave out for dense)."),
+    ] = None,
+    top_k: Annotated[
+        int | None,
+        typer.Option("--top-k", help="Experts per token (with --params).", show_default="1"),
+    ] = None,
     granularity: Annotated[
-        float, typer.Option("--granularity", help="d_ff / d_expert (with --params).")
-    ] = 1.0,
+        float | None,
+        typer.Option("--granularity", help="d_ff / d_expert (with --params).", show_default="1"),
+    ] = None,
     tokens: Annotated[float, typer.Option("--tokens", help="Training tokens D.")],
     law: Annotated[
         str,
@@ -61,32 +67,21 @@ def loss_cmd(
 
     if (model is None) == (params is None):
         raise UserError("give either MODEL or --params N (not both)")
-    if not (math.isfinite(tokens) and tokens > 0):
-        raise UserError(f"--tokens: must be a positive, finite token count, got {tokens!r}")
+    _check_number("--tokens", tokens, low=MIN_TOKENS, high=MAX_TOKENS, what="token count")
     if model is not None:
-        flags = {"--num-experts": num_experts != 0, "--top-k": top_k != 1}
-        flags["--granularity"] = granularity != 1.0
-        given = [flag for flag, differs in flags.items() if differs]
+        flags = {"--num-experts": num_experts, "--top-k": top_k, "--granularity": granularity}
+        given = [flag for flag, value in flags.items() if value is not None]
         if given:
             raise UserError(f"{given[0]}: only with --params N (MODEL gives its own)")
     elif shape_penalty:
         raise UserError("--shape-penalty: only with MODEL (it needs the model's shape)")
     if params is not None:
-        if num_experts < 0:
-            raise UserError(f"--num-experts: must be >= 0 (0 = dense), got {num_experts}")
-        if num_experts and not 1 <= top_k <= num_experts:
-            raise UserError(
-                f"--top-k: must be between 1 and --num-experts ({num_experts}), got {top_k}"
-            )
+        _check_number("--params", params, low=MIN_PARAMS, high=MAX_PARAMS, what="parameter count")
+        experts, k, g = _moe_flags(num_experts, top_k, granularity)
         value = float(
             np.asarray(
                 predict_loss(
-                    law,
-                    params=params,
-                    tokens=tokens,
-                    num_experts=num_experts,
-                    top_k=top_k,
-                    granularity=granularity,
+                    law, params=params, tokens=tokens, num_experts=experts, top_k=k, granularity=g
                 )
             )
         )
@@ -111,6 +106,41 @@ def loss_cmd(
         f"{name}  D={tokens:.4g}  law={law}:  loss {out['loss']:.4f} nats/token, "
         f"perplexity {out['perplexity']:.3f}"
     )
+
+
+# --params: scaling laws are fitted on models of 7e7 to 1.6e10 parameters (Hoffmann et al.
+# 2022, arXiv 2203.15556, section 3); 1e6 to 1e15 (~500x the largest published models)
+# keeps to models that exist or could, and refuses unit slips.
+MIN_PARAMS = 1e6
+MAX_PARAMS = 1e15
+MAX_EXPERTS = 2**20  # a million experts (PEER, He 2024, arXiv 2407.04153)
+
+
+def _check_number(flag: str, value: float, *, low: float, high: float, what: str) -> None:
+    if not (math.isfinite(value) and low <= value <= high):
+        raise UserError(f"{flag}: must be a finite {what} in [{low:g}, {high:g}], got {value!r}")
+
+
+def _moe_flags(
+    num_experts: int | None, top_k: int | None, granularity: float | None
+) -> tuple[int, int, float]:
+    """(experts, top-k, granularity) of ``--params``; experts 0 is a dense model."""
+    if num_experts is None:
+        for flag, value in (("--top-k", top_k), ("--granularity", granularity)):
+            if value is not None:
+                raise UserError(f"{flag}: only with --num-experts (an MoE)")
+        return 0, 1, 1.0
+    if not 1 <= num_experts <= MAX_EXPERTS:
+        raise UserError(
+            f"--num-experts: must be in [1, {MAX_EXPERTS}] (leave it out for a dense model), "
+            f"got {num_experts}"
+        )
+    k = 1 if top_k is None else top_k
+    if not 1 <= k <= num_experts:
+        raise UserError(f"--top-k: must be between 1 and --num-experts ({num_experts}), got {k}")
+    g = 1.0 if granularity is None else granularity
+    _check_number("--granularity", g, low=1e-3, high=2**17, what="ratio d_ff / d_expert")
+    return num_experts, k, g
 
 
 def _proxy_settings(**values: Any) -> dict[str, Any]:

@@ -33,8 +33,10 @@ def hw_collective(
         raise UserError(f"--op: unknown collective {op!r}; choose one of {', '.join(_OPS)}")
     if group < 1 or stride < 1:
         raise UserError(f"--group/--stride: must be positive integers, got {group}/{stride}")
-    if not (math.isfinite(size_bytes) and size_bytes >= 0):
-        raise UserError(f"--bytes: must be a finite number >= 0, got {size_bytes}")
+    # a per-rank buffer lives in one device's memory: 1e15 bytes (1 PB) is ~5,000x the
+    # largest device memory (288 GB), so more is a unit slip
+    if not (math.isfinite(size_bytes) and 0 <= size_bytes <= 1e15):
+        raise UserError(f"--bytes: must be a finite number in [0, 1e15], got {size_bytes}")
     system = load_system(system_name)
     span = group * stride
     if span > system.max_devices:

@@ -99,10 +99,15 @@ def _parse_override(text: str | None) -> dict[str, Any] | None:
     path = Path(text)
     if text.endswith((".yaml", ".yml")) and not path.is_file():
         raise UserError(f"--override: {text}: file not found")
-    try:
-        data = yaml.safe_load(path.read_text() if path.is_file() else text)
-    except yaml.YAMLError:
-        raise UserError(f"--override: malformed YAML mapping: {text!r}") from None
+    if path.is_file():
+        from nas.safe_yaml import load_yaml_file
+
+        data = load_yaml_file(path)  # UTF-8, depth and 64-bit integers checked, file named
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except (yaml.YAMLError, RecursionError):
+            raise UserError(f"--override: malformed YAML mapping: {text[:60]!r}") from None
     if not isinstance(data, dict):
         raise UserError("--override: must be a YAML mapping like '{num_layers: [16, 64]}'")
     return data

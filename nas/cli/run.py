@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Any
@@ -66,14 +65,20 @@ def _grid_bar() -> tuple[Progress, Any]:
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
+    hv = summary.get("hypervolume")
+    hv_text = f"{hv:.4f}" if isinstance(hv, (int, float)) else "-"
     console.print(
-        f"[bold]{summary['trials']}[/] trials ({summary['failed']} failed, "
-        f"{summary['feasible']} feasible), front {summary['front_size']}, "
-        f"hypervolume {summary['hypervolume']:.4f}"
+        f"[bold]{summary.get('trials', '?')}[/] trials ({summary.get('failed', '?')} failed, "
+        f"{summary.get('feasible', '?')} feasible), front {summary.get('front_size', '?')}, "
+        f"hypervolume {hv_text}"
     )
-    for metric, best in summary["best"].items():
-        console.print(f"  best {metric}: {best['value']:.6g} (trial {best['number']})")
-    if summary["failed"]:
+    best = summary.get("best")
+    for metric, entry in (best if isinstance(best, dict) else {}).items():
+        value = entry.get("value") if isinstance(entry, dict) else None
+        shown = f"{value:.6g}" if isinstance(value, (int, float)) else "-"
+        number = entry.get("number", "?") if isinstance(entry, dict) else "?"
+        console.print(f"  best {metric}: {shown} (trial {number})")
+    if summary.get("failed"):
         _print_top_failure(run_dir)
     console.print(f"run directory: {run_dir}")
     dashboard = run_dir / "dashboard.html"
@@ -89,7 +94,11 @@ def _print_top_failure(run_dir: Path) -> None:
     path = run_dir / "trials.parquet"
     if not path.is_file():
         return
-    reasons = pd.read_parquet(path)
+    try:
+        reasons = pd.read_parquet(path)
+    except (OSError, ValueError):  # a damaged table: the summary above still stands
+        console.print(f"  {path}: damaged (not a readable parquet table)", markup=False)
+        return
     if "fail_reason" not in reasons or "state" not in reasons:
         return
     failed = reasons.loc[reasons["state"] == "FAIL", "fail_reason"].astype(str)
@@ -121,13 +130,22 @@ def run(
     address: Annotated[
         str | None, typer.Option(help="Ray cluster for --backend ray (auto: the one this runs in).")
     ] = None,
+    force_restart: Annotated[
+        bool,
+        typer.Option(
+            "--force-restart",
+            help="With --resume: run every trial again when study.db is missing or damaged.",
+        ),
+    ] = False,
 ) -> None:
     """Search EXPERIMENT (a YAML file) and write a run directory; or --resume RUN_DIR."""
     from nas.experiment import load_experiment
+    from nas.rundir import lock_holder, refusal
     from nas.runs import (
         finished_trials,
         live_front,
         refuse_used_run_dir,
+        resume_problem,
         resume_run,
         start_run,
         with_overrides,
@@ -135,17 +153,21 @@ def run(
 
     if (experiment is None) == (resume is None):
         raise UserError("give an EXPERIMENT file or --resume RUN_DIR (not both)")
+    if force_restart and resume is None:
+        raise UserError("--force-restart: only with --resume RUN_DIR")
     if resume is not None:
         if any(v is not None for v in (backend, out, workers, seed, address)):
             raise UserError("--resume takes only --trials; the run keeps its own settings")
-        exp = (
-            load_experiment(resume / "experiment.yaml")
-            if (resume / "experiment.yaml").is_file()
-            else None
-        )
-        if exp is None:
+        if not (resume / "experiment.yaml").is_file():
             raise UserError(f"{resume}: not a run directory (no experiment.yaml)")
-        done = finished_trials(resume)
+        holder = lock_holder(resume)  # before the progress bar, so the error stands alone
+        if holder is not None:
+            raise UserError(f"{resume}: in use by {holder}; wait for it to finish or stop it")
+        exp = load_experiment(resume / "experiment.yaml")
+        problem = resume_problem(resume, exp)
+        if problem is not None and not force_restart:
+            raise UserError(refusal(problem))
+        done = 0 if problem is not None else finished_trials(resume)
     else:
         assert experiment is not None
         exp = with_overrides(
@@ -159,21 +181,35 @@ def run(
     if exp.search.backend == "exhaustive":
         bar, on_chunk = _grid_bar()
         with bar if not quiet else _Null():
-            result = (
-                start_run(exp, out=out, root=root, grid_progress=None if quiet else on_chunk)
-                if resume is None
-                else resume_run(resume, trials=trials)
-            )
+            if resume is not None:
+                result = resume_run(
+                    resume, trials=trials, force_restart=force_restart, notice=_notice
+                )
+            else:
+                result = start_run(
+                    exp,
+                    out=out,
+                    root=root,
+                    grid_progress=None if quiet else on_chunk,
+                    notice=_notice,
+                )
         _print_summary(result.summary, result.run_dir)
         return
     total = trials if trials is not None else exp.search.trials
     bar, on_trial = _progress_bar(live_front(exp), total, initial=min(done, total))
+    report = None if quiet else on_trial
     with bar if not quiet else _Null():
         if resume is not None:
-            result = resume_run(resume, trials=trials, progress=None if quiet else on_trial)
+            result = resume_run(
+                resume, trials=trials, progress=report, force_restart=force_restart, notice=_notice
+            )
         else:
-            result = start_run(exp, out=out, root=root, progress=None if quiet else on_trial)
+            result = start_run(exp, out=out, root=root, progress=report, notice=_notice)
     _print_summary(result.summary, result.run_dir)
+
+
+def _notice(line: str) -> None:
+    typer.echo(f"note: {line}", err=True)
 
 
 def _with_ray_address(exp: Any, address: str) -> Any:
@@ -227,6 +263,9 @@ def runs_list(
             f"{hv:.4f}" if isinstance(hv, float) and math.isfinite(hv) else "-",
         )
     console.print(table)
+    for r in runs:
+        if r["status"] == "damaged":
+            console.print(f"damaged: {r['problem']}", markup=False)
 
 
 _SHOW_COLUMNS = ("system", "plan_tp", "plan_pp", "plan_dp", "plan_ep")
@@ -244,17 +283,21 @@ def runs_show(
     """Print a run's summary and its Pareto front as a table."""
     import pandas as pd
 
+    from nas.rundir import read_json_object
+
     summary_path = run_dir / "summary.json"
     front_path = run_dir / "pareto.csv"
     if not summary_path.is_file() or not front_path.is_file():
         raise UserError(f"{run_dir}: no finished run here (summary.json and pareto.csv missing)")
     if limit < 1:
         raise UserError(f"--limit: must be a positive number of rows, got {limit}")
-    summary = json.loads(summary_path.read_text())
+    summary = read_json_object(summary_path)
     try:
         front = pd.read_csv(front_path)
     except pd.errors.EmptyDataError:
         front = pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError):
+        raise UserError(f"{front_path}: damaged (not a readable CSV table)") from None
     if json_out:
         print_json({"summary": summary, "front": front.to_dict(orient="records")})
         return

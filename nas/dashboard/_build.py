@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nas.dashboard._data import DashboardError, load_run, merge_runs
 from nas.dashboard._html import render_page
+from nas.rundir import atomic_write_text
 
 DEFAULT_NAME = "dashboard.html"
 
@@ -31,7 +32,7 @@ def build_dashboard(run_dirs: Sequence[Path], out: Path) -> Path:
             f"--out {out}: is a directory; give a file name such as {out / DEFAULT_NAME}"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_page(data, title=title), encoding="utf-8")
+    atomic_write_text(out, render_page(data, title=title))  # never a half-written page
     return out
 
 

@@ -8,7 +8,6 @@ name and prefix, so new metrics and parameters show up without code changes.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from nas.search.pareto import non_dominated, to_minimisation
 
@@ -101,20 +99,30 @@ class Run:
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
+    from nas.rundir import RunFileError, read_json_object
+
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DashboardError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    return data if isinstance(data, dict) else {}
+        return read_json_object(path)
+    except RunFileError as exc:
+        raise DashboardError(str(exc)) from None
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError):  # pyarrow's errors for a truncated or foreign file
+        raise DashboardError(f"{path}: damaged (not a readable parquet table)") from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
+    from nas.safe_yaml import YamlFileError, load_yaml_file
+
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        raise DashboardError(f"{path}: not valid YAML") from None
+        data = load_yaml_file(path)
+    except YamlFileError as exc:
+        raise DashboardError(str(exc)) from None
     return data if isinstance(data, dict) else {}
 
 
@@ -239,7 +247,7 @@ def load_run(run_dir: Path, *, name: str | None = None) -> Run:
     objectives = parse_objectives(raw, source=str(run_dir / "summary.json"))
     if not objectives:
         raise DashboardError(f"{run_dir}: no objectives in summary.json or experiment.yaml")
-    trials = _complete(pd.read_parquet(trials_path)).reset_index(drop=True)
+    trials = _complete(_read_parquet(trials_path)).reset_index(drop=True)
     missing = [o.name for o in objectives if o.name not in trials.columns]
     if missing:
         raise DashboardError(
@@ -252,7 +260,7 @@ def load_run(run_dir: Path, *, name: str | None = None) -> Run:
     sys_col = first_column(trials, SYSTEM_COLUMNS)
     trials["group"] = trials[sys_col].astype(str) if sys_col else run_name
     refs_path = run_dir / "references.parquet"
-    refs = pd.read_parquet(refs_path) if refs_path.is_file() else pd.DataFrame()
+    refs = _read_parquet(refs_path) if refs_path.is_file() else pd.DataFrame()
     if len(refs) and "fail_reason" in refs.columns:  # references that could not be evaluated
         refs = refs[refs["fail_reason"].fillna("").astype(str) == ""].reset_index(drop=True)
     if len(refs):

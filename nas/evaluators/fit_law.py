@@ -256,10 +256,12 @@ def load_law(path: str | Path) -> ChinchillaLaw:
     p = Path(path)
     if not p.is_file():
         raise EvaluatorError(f"fitted_law.path: {p}: file not found")
+    from nas.safe_yaml import YamlFileError, load_yaml_file
+
     try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError:
-        raise EvaluatorError(f"{p}: malformed YAML") from None
+        data = load_yaml_file(p)
+    except YamlFileError as exc:
+        raise EvaluatorError(str(exc)) from None
     if not isinstance(data, dict):
         raise EvaluatorError(f"{p}: must hold a mapping")
     missing = [

@@ -68,6 +68,8 @@ def _json_values(text: str, path: Path) -> list[Any]:
             value, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise EvaluatorError(f"{path}: malformed JSON (line {exc.lineno})") from None
+        except RecursionError:  # json's decoder recurses once per nesting level
+            raise EvaluatorError(f"{path}: nested too deeply to be a results file") from None
         values.append(value)
 
 
@@ -104,7 +106,11 @@ def read_results(path: str | Path) -> Results:
     p = Path(path)
     if not p.is_file():
         raise EvaluatorError(f"{p}: file not found")
-    rows = _rows_from_text(p.read_text(), p)
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EvaluatorError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    rows = _rows_from_text(text, p)
     return Results(
         params=_column(rows, "params", p),
         tokens=_column(rows, "tokens", p),

@@ -46,25 +46,19 @@ class ProxyConfig:
     threads: int = 1  # CPU threads; 1 makes CPU runs bit-reproducible
 
     def __post_init__(self) -> None:
-        for name in ("steps", "max_layers", "max_d_model", "max_corpus_bytes", "seed"):
-            _int(name, getattr(self, name), minimum=0)
-        for name in ("max_steps", "batch_size", "seq_len", "eval_every", "eval_batches"):
-            _int(name, getattr(self, name), minimum=1)
-        _int("threads", self.threads, minimum=1)
-        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int):
-            raise EvaluatorError(
-                f"proxy_train.warmup_steps: must be an integer, got {self.warmup_steps!r}"
-            )
-        for name in ("lr", "width_factor", "depth_factor"):
+        for name, (low, high) in _INT_BOUNDS.items():
+            _int(name, getattr(self, name), minimum=low, maximum=high)
+        _int("warmup_steps", self.warmup_steps, minimum=-1, maximum=10**7)  # -1 = 10% of steps
+        for name, (flow, fhigh) in _FLOAT_BOUNDS.items():
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            positive = name in _POSITIVE
+            in_range = ok and math.isfinite(value) and flow <= value <= fhigh
+            if not in_range or (positive and value <= 0):
+                interval = f"({flow:g}, {fhigh:g}]" if positive else f"[{flow:g}, {fhigh:g}]"
                 raise EvaluatorError(
-                    f"proxy_train.{name}: must be a positive number, got {value!r}"
+                    f"proxy_train.{name}: must be a finite number in {interval}, got {value!r}"
                 )
-        for name in ("weight_decay", "aux_loss_coef"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
-                raise EvaluatorError(f"proxy_train.{name}: must be >= 0, got {value!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise EvaluatorError(
                 f"proxy_train.device: must be one of auto, cpu, cuda; got {self.device!r}"
@@ -82,9 +76,41 @@ class ProxyConfig:
         return cls(**values)
 
 
-def _int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise EvaluatorError(f"proxy_train.{name}: must be an integer >= {minimum}, got {value!r}")
+# Bounds of the settings (judgement calls for a proxy that runs on one machine): 1e7 steps
+# is months of optimiser steps; a proxy is at most 1,000 layers / 2^17 wide like a space;
+# 2^16 tokens per sequence or sequences per batch exceed one device's memory at any width;
+# 2^40 corpus bytes (1 TB) is more than one machine holds; seeds are 32-bit (numpy, torch).
+_INT_BOUNDS: dict[str, tuple[int, int]] = {
+    "steps": (0, 10**7),
+    "max_steps": (1, 10**7),
+    "max_layers": (0, 1000),
+    "max_d_model": (0, 2**17),
+    "max_corpus_bytes": (0, 2**40),
+    "seed": (0, 2**32 - 1),
+    "batch_size": (1, 2**16),
+    "seq_len": (1, 2**16),
+    "eval_every": (1, 10**7),
+    "eval_batches": (1, 2**16),
+    "threads": (1, 1024),
+}
+# lr: above ~1 an Adam run diverges, which is reported as a failed run (a test relies on
+# it), so only a unit slip past 1e6 is refused; weight decay and the aux-loss coefficient
+# are fractions (published values 0.01-0.1); a proxy is a scale-DOWN, so factors are <= 1.
+_FLOAT_BOUNDS: dict[str, tuple[float, float]] = {
+    "lr": (0.0, 1e6),
+    "width_factor": (0.0, 1.0),
+    "depth_factor": (0.0, 1.0),
+    "weight_decay": (0.0, 10.0),
+    "aux_loss_coef": (0.0, 10.0),
+}
+_POSITIVE = frozenset({"lr", "width_factor", "depth_factor"})
+
+
+def _int(name: str, value: object, *, minimum: int, maximum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise EvaluatorError(
+            f"proxy_train.{name}: must be an integer in [{minimum}, {maximum}], got {value!r}"
+        )
 
 
 def _scaled(x: int, factor: float, cap: int = 0, lo: int = 1) -> int:

@@ -40,39 +40,60 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True, kw_only=True)
 class ParamRule:
-    """What a parameter name means: its type, smallest value, and an optional upper bound
-    set by another parameter (``strict``: bound - 1)."""
+    """What a parameter name means: its type, smallest and largest value, and an optional
+    upper bound set by another parameter (``strict``: bound - 1)."""
 
     kind: Kind
     minimum: Number
+    maximum: Number = math.inf  # physical bound (reasons next to RULES)
     moe: bool = False
     bound: str = ""
     strict: bool = False
     doc: str = ""
 
 
+# Upper bounds (judgement calls, each ~10x past the largest published value):
+# num_layers 1,000: the deepest trained transformer (DeepNet, Wang et al. 2022, arXiv
+#   2203.00555); d_model 2^17: ~5x the widest published (PaLM 540B: 18,432, arXiv 2204.02311);
+# head_dim and num_kv_heads 2^12: published heads are 64-256 wide, at most 128 KV heads;
+# ffn_ratio 64: published ratios are 2.7-8; num_experts and top_k 2^20: a million experts
+#   (PEER, He 2024, arXiv 2407.04153); granularity 2^17: d_expert of one unit at d_ff <= 2^17;
+# num_shared_experts 1,024 and layer_period 1,000: no more than there are layers.
+MAX_LAYERS = 1000
 # The parameter vocabulary, in suggestion order (a bound's target comes before it).
 RULES: dict[str, ParamRule] = {
-    "num_layers": ParamRule(kind="int", minimum=1, doc="transformer blocks"),
-    "d_model": ParamRule(kind="int", minimum=1, doc="residual width"),
-    "head_dim": ParamRule(kind="int", minimum=1, doc="width of one attention head"),
-    "num_kv_heads": ParamRule(kind="int", minimum=1, doc="KV heads (GQA groups)"),
-    "ffn_ratio": ParamRule(kind="float", minimum=1e-9, doc="d_ff / d_model"),
-    "num_experts": ParamRule(kind="int", minimum=1, moe=True, doc="routed experts"),
+    "num_layers": ParamRule(kind="int", minimum=1, maximum=MAX_LAYERS, doc="transformer blocks"),
+    "d_model": ParamRule(kind="int", minimum=1, maximum=2**17, doc="residual width"),
+    "head_dim": ParamRule(kind="int", minimum=1, maximum=2**12, doc="width of one attention head"),
+    "num_kv_heads": ParamRule(kind="int", minimum=1, maximum=2**12, doc="KV heads (GQA groups)"),
+    "ffn_ratio": ParamRule(kind="float", minimum=1e-9, maximum=64, doc="d_ff / d_model"),
+    "num_experts": ParamRule(kind="int", minimum=1, maximum=2**20, moe=True, doc="routed experts"),
     "top_k": ParamRule(
-        kind="int", minimum=1, moe=True, bound="num_experts", doc="experts per token"
+        kind="int",
+        minimum=1,
+        maximum=2**20,
+        moe=True,
+        bound="num_experts",
+        doc="experts per token",
     ),
-    "granularity": ParamRule(kind="float", minimum=1e-9, moe=True, doc="d_ff / d_expert"),
-    "num_shared_experts": ParamRule(kind="int", minimum=0, moe=True, doc="always-on experts"),
+    "granularity": ParamRule(
+        kind="float", minimum=1e-9, maximum=2**17, moe=True, doc="d_ff / d_expert"
+    ),
+    "num_shared_experts": ParamRule(
+        kind="int", minimum=0, maximum=1024, moe=True, doc="always-on experts"
+    ),
     "first_dense_layers": ParamRule(
         kind="int",
         minimum=0,
+        maximum=MAX_LAYERS,
         moe=True,
         bound="num_layers",
         strict=True,
         doc="leading dense layers",
     ),
-    "layer_period": ParamRule(kind="int", minimum=1, moe=True, doc="every n-th layer is MoE"),
+    "layer_period": ParamRule(
+        kind="int", minimum=1, maximum=MAX_LAYERS, moe=True, doc="every n-th layer is MoE"
+    ),
 }
 DENSE_REQUIRED = ("num_layers", "d_model", "head_dim", "num_kv_heads", "ffn_ratio")
 MOE_REQUIRED = ("num_experts", "top_k", "granularity")
@@ -93,7 +114,12 @@ def parse_domain(name: str, spec: object, *, current: Param | None = None) -> Pa
     rule = RULES.get(name)
     if rule is None:
         raise SpecError(f"parameters.{name}: unknown; allowed: {', '.join(RULES)}")
-    return parse_param(name, spec, kind=rule.kind, minimum=rule.minimum, current=current)
+    param = parse_param(name, spec, kind=rule.kind, minimum=rule.minimum, current=current)
+    if param.max_value > rule.maximum:
+        raise SpecError(
+            f"{name}: values must be <= {rule.maximum:g} (physical bound), got {param.max_value:g}"
+        )
+    return param
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,7 +207,10 @@ class DecoderSpace:
                     f"space_overrides.{key}: unknown parameter of {self.name}; "
                     f"allowed: {', '.join(allowed)}{colon}"
                 )
-            new[key] = self._param(key, spec, current=current[key])
+            try:
+                new[key] = self._param(key, spec, current=current[key])
+            except SpecError as exc:  # "num_layers: ..." -> "space_overrides.num_layers: ..."
+                raise SpecError(f"space_overrides.{exc}") from None
         return dataclasses.replace(self, params=new)
 
     # ----------------------------------------------------------------- derivation

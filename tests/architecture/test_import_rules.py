@@ -48,15 +48,20 @@ LAYERS: dict[str, dict[str, int]] = {
     "nas": {
         "nas": 0,  # the package itself holds only __version__
         "nas.explain": 0,  # the memory headroom and estimate explanations (cost_models only)
-        "nas.experiment": 1,
-        "nas.evaluators": 2,
-        "nas.search": 3,  # drivers: never nas.problem, nas.runs, nas.jobs or nas.cli
-        "nas.problem": 4,
-        "nas.dashboard": 4,
-        "nas.runs": 5,
-        "nas.jobs": 6,
-        "nas.cli": 7,
-        "nas.__main__": 8,
+        "nas.bounds": 0,  # physical bounds on input numbers
+        "nas.safe_yaml": 0,  # YAML reading with a depth cap and the file named
+        "nas.experiment_errors": 0,  # one-line messages from pydantic errors
+        "nas.rundir": 0,  # run-directory files: lock, atomic writes, tolerant readers
+        "nas.constraints": 1,
+        "nas.experiment": 2,
+        "nas.evaluators": 3,
+        "nas.search": 4,  # drivers: never nas.problem, nas.runs, nas.jobs or nas.cli
+        "nas.problem": 5,
+        "nas.dashboard": 5,
+        "nas.runs": 6,
+        "nas.jobs": 7,
+        "nas.cli": 8,
+        "nas.__main__": 9,
     },
 }
 
