@@ -131,7 +131,7 @@ def test_deploy_files_are_valid() -> None:
 
 def test_damaged_tune_state_is_refused(tmp_path: Path) -> None:
     from nas.runs import RunError
-    from nas.search.ray_backend import check_tune_state
+    from nas.search.ray.backend import check_tune_state
 
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": []}')
     (tmp_path / "search_gen_state-2026-01-01_00-00-00.json").write_bytes(b"\x80\x05")  # a pickle

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.search.base import Backend, BackendUnavailable, Problem, ProgressFn, SearchJob
-from nas.search.ray_trial import (
+from nas.search.ray.trial import (
     SpaceFn,
     frame_rows,
     objective_keys,
@@ -119,7 +119,7 @@ def _searcher(job: SearchJob, problem: Problem) -> Any:
     from ray.tune.search import ConcurrencyLimiter
 
     from nas.search.optuna_backend import make_sampler
-    from nas.search.ray_searcher import NasOptunaSearch
+    from nas.search.ray.searcher import NasOptunaSearch
 
     sampler = make_sampler(job.settings, has_constraints=bool(problem.constraints))
     search = NasOptunaSearch(
@@ -136,7 +136,7 @@ def _searcher(job: SearchJob, problem: Problem) -> Any:
 def _tuner(job: SearchJob, problem: Problem, progress: ProgressFn | None) -> Any:
     from ray import tune
 
-    from nas.search.ray_searcher import ProgressCallback, run_state
+    from nas.search.ray.searcher import ProgressCallback, run_state
 
     settings = job.settings.ray
     trainable = tune.with_resources(
