@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,7 @@ from nas.search.ray.trial import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nas.experiment import RaySettings
+    from nas.experiment import RaySettings, SearchSettings
 
 __all__ = ["RayBackend", "check_tune_state", "connect", "tune_dir"]
 
@@ -115,18 +116,26 @@ def _scheduler(settings: RaySettings, problem: Problem) -> Any:
     )
 
 
+def _make_sampler(seed_offset: int, *, settings: SearchSettings, constraints: bool) -> Any:
+    """The sampler of ``search.sampler`` (module level: picklable inside a partial)."""
+    from nas.search.optuna_backend import make_sampler
+
+    return make_sampler(settings, seed_offset=seed_offset, has_constraints=constraints)
+
+
 def _searcher(job: SearchJob, problem: Problem) -> Any:
     from ray.tune.search import ConcurrencyLimiter
 
-    from nas.search.optuna_backend import make_sampler
+    from nas.search.ray.sampler import RebuildingSampler
     from nas.search.ray.searcher import NasOptunaSearch
 
-    sampler = make_sampler(job.settings, has_constraints=bool(problem.constraints))
+    # Tune pickles the searcher; NSGA-II's sampler holds a lock: pickle its recipe instead
+    factory = partial(_make_sampler, settings=job.settings, constraints=bool(problem.constraints))
     search = NasOptunaSearch(
         space=SpaceFn(job.problem_factory),
         metric=objective_keys(len(problem.objectives)),
         mode=[o.direction for o in problem.objectives],
-        sampler=sampler,
+        sampler=RebuildingSampler(factory),
         study_name=job.study_name,
     )
     limit = job.settings.ray.concurrency or job.settings.workers
