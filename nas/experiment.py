@@ -188,6 +188,8 @@ class RaySettings(_Model):
     grace_steps: int = Field(default=10, gt=0)  # ASHA: training steps before a first stop
     reduction_factor: float = Field(default=2.0, gt=1)  # ASHA: eta, 1/eta promoted per rung
     max_failures: int = Field(default=2, ge=0)  # retries of a trial whose worker died
+    # Tune's storage_path: a path every node sees or a pyarrow URI (s3://, gs://); None: the run dir
+    storage: str | None = None
 
 
 class SearchSettings(_Model):

@@ -105,6 +105,9 @@ def run(
     address: Annotated[
         str | None, typer.Option(help="Ray cluster for --backend ray (auto: the one this runs in).")
     ] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="Tune storage for --backend ray: shared path or s3:// URI.")
+    ] = None,
 ) -> None:
     """Search EXPERIMENT (a YAML file) and write a run directory; or --resume RUN_DIR."""
     from nas.experiment import load_experiment
@@ -120,7 +123,7 @@ def run(
     if (experiment is None) == (resume is None):
         raise UserError("give an EXPERIMENT file or --resume RUN_DIR (not both)")
     if resume is not None:
-        if any(v is not None for v in (backend, out, workers, seed, address)):
+        if any(v is not None for v in (backend, out, workers, seed, address, storage)):
             raise UserError("--resume takes only --trials; the run keeps its own settings")
         exp = (
             load_experiment(resume / "experiment.yaml")
@@ -135,8 +138,8 @@ def run(
         exp = with_overrides(
             load_experiment(experiment), trials=trials, backend=backend, workers=workers, seed=seed
         )
-        if address is not None:
-            exp = _with_ray_address(exp, address)
+        if address is not None or storage is not None:
+            exp = _with_ray(exp, address=address, storage=storage)
         if out is not None:
             refuse_used_run_dir(out)  # before the progress bar starts, so the error stands alone
         done = 0
@@ -154,13 +157,20 @@ def run(
     _print_summary(result.summary, result.run_dir)
 
 
-def _with_ray_address(exp: Any, address: str) -> Any:
+def _with_ray(exp: Any, *, address: str | None, storage: str | None) -> Any:
     from nas.experiment import experiment_from_dict
 
     if exp.search.backend != "ray":
-        raise UserError("--address is for the ray backend: add --backend ray")
+        flag = "--address" if address is not None else "--storage"
+        raise UserError(f"{flag} is for the ray backend: add --backend ray")
     data = exp.model_dump(mode="json")
-    data["search"]["ray"]["address"] = address
+    if address is not None:
+        data["search"]["ray"]["address"] = address
+    if storage is not None:
+        from nas.jobs.storage import check_writable
+
+        check_writable(storage)  # before the run directory is made
+        data["search"]["ray"]["storage"] = storage
     return experiment_from_dict(data, source="command line")
 
 

@@ -16,9 +16,11 @@ from nas.jobs import (
     ARCHIVE_BEGIN,
     EXCLUDES,
     JobsError,
+    Shipment,
     entrypoint,
-    fetch_run,
+    fetch_from_log,
     pack_run,
+    read_requirements,
     strip_archive,
 )
 
@@ -38,7 +40,7 @@ def _run_dir(path: Path) -> Path:
 def test_archive_round_trip_through_a_log(tmp_path: Path) -> None:
     run = _run_dir(tmp_path / "run")
     log = "\n".join(["job output", *pack_run(run), "after"])
-    out = fetch_run(log, tmp_path / "back")
+    out = fetch_from_log(log, tmp_path / "back")
     assert (out / "pareto.csv").read_text() == "number,loss\n3,2.5\n"
     assert (out / "experiment.yaml").is_file()
     assert not (out / "tune").exists()  # Tune's cluster-local state stays on the cluster
@@ -48,22 +50,39 @@ def test_archive_round_trip_through_a_log(tmp_path: Path) -> None:
 
 def test_fetch_refuses_a_log_without_archive_and_a_used_out(tmp_path: Path) -> None:
     with pytest.raises(JobsError, match="no run archive"):
-        fetch_run("just logs\n", tmp_path / "a")
+        fetch_from_log("just logs\n", tmp_path / "a")
     run = _run_dir(tmp_path / "run")
     cut = "\n".join(list(pack_run(run))[:-1])
     with pytest.raises(JobsError, match="cut short"):
-        fetch_run(cut, tmp_path / "b")
-    with pytest.raises(JobsError, match="already holds a run"):
-        fetch_run("\n".join(pack_run(run)), run)
+        fetch_from_log(cut, tmp_path / "b")
+    with pytest.raises(JobsError, match="not empty"):
+        fetch_from_log("\n".join(pack_run(run)), run)
     assert ARCHIVE_BEGIN not in "\n".join(strip_archive(pack_run(run)))
 
 
 def test_entrypoint_and_excludes() -> None:
-    cmd = entrypoint(".nas-job/x.yaml")
-    assert cmd.startswith("python -m nas run .nas-job/x.yaml --backend ray --address auto")
-    assert "nas jobs pack" in cmd
+    cmd = entrypoint(".nas-job/x.yaml", job_id="nas-x-1")
+    assert cmd.startswith("python nas/jobs/preflight.py --client-ray ")
+    assert " && python -m nas run .nas-job/x.yaml --backend ray --address auto" in cmd
+    assert cmd.endswith(" && python -m nas jobs pack .nas-job/nas-x-1")
+    stored = entrypoint(".nas-job/x.yaml", job_id="nas-x-1", storage="s3://b/p")
+    assert "--storage s3://b/p" in stored.split(" && ")[0]  # the preflight checks it too
+    assert stored.endswith("python -m nas jobs push .nas-job/nas-x-1 --storage s3://b/p")
     for name in (".venv*", ".git", "runs", "__pycache__", ".mypy_cache"):
         assert name in EXCLUDES
+
+
+def test_runtime_env_of_pip_requirements_and_image(tmp_path: Path) -> None:
+    req = tmp_path / "req.txt"
+    req.write_text("# deps\ntyper>=0.12\n\nrich  # tables\n")
+    pip = ("pydantic>=2.5", *read_requirements(req))
+    env = Shipment(pip=pip).runtime_env(tmp_path)
+    assert env == {"working_dir": str(tmp_path), "pip": ["pydantic>=2.5", "typer>=0.12", "rich"]}
+    assert Shipment(image="hwnas:1").runtime_env(tmp_path)["image_uri"] == "hwnas:1"
+    with pytest.raises(JobsError, match="--image"):
+        Shipment(pip=("typer",), image="hwnas:1")
+    with pytest.raises(JobsError, match="--requirements"):
+        read_requirements(tmp_path / "missing.txt")
 
 
 def _nas(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas.search.base import Backend, BackendUnavailable, Problem, ProgressFn, SearchJob
 from nas.search.ray.trial import (
+    NODE_KEY,
     SpaceFn,
     frame_rows,
     objective_keys,
@@ -47,9 +48,14 @@ if TYPE_CHECKING:
 __all__ = ["RayBackend", "check_tune_state", "connect", "tune_dir"]
 
 
-def tune_dir(run_dir: Path) -> Path:
-    """Where Tune keeps its experiment state (what ``Tuner.restore`` reads)."""
-    return run_dir.resolve() / "tune"
+def tune_dir(run_dir: Path, storage: str | None = None) -> str:
+    """Where Tune keeps its experiment state (what ``Tuner.restore`` reads): ``tune/`` in the
+    run directory, or ``<storage>/<run name>/tune`` with ``search.ray.storage``."""
+    if storage is None:
+        return str(run_dir.resolve() / "tune")
+    from nas.jobs.storage import run_location
+
+    return f"{run_location(storage, run_dir.name)}/tune"
 
 
 def connect(address: str | None) -> bool:
@@ -152,15 +158,17 @@ def _tuner(job: SearchJob, problem: Problem, progress: ProgressFn | None) -> Any
         tune.with_parameters(run_trial, factory=job.problem_factory),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
     )
-    path = tune_dir(job.run_dir)
-    state = run_state(str(path), progress)
-    callback = ProgressCallback(key=str(path), n_objectives=len(problem.objectives))
-    if job.resume and tune.Tuner.can_restore(str(path)):
-        check_tune_state(path)
-        return tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True), state
+    path = tune_dir(job.run_dir, settings.storage)
+    state = run_state(path, progress)
+    callback = ProgressCallback(key=path, n_objectives=len(problem.objectives))
+    if job.resume and tune.Tuner.can_restore(path):
+        if "://" not in path:
+            check_tune_state(Path(path))
+        return tune.Tuner.restore(path, trainable=trainable, resume_errored=True), state
+    parent, name = path.rsplit("/", 1)
     run_config = tune.RunConfig(
-        name=path.name,
-        storage_path=str(path.parent),
+        name=name,
+        storage_path=parent,
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         verbose=0,
         callbacks=[callback],
@@ -209,7 +217,12 @@ class RayBackend(Backend):
             if result.error is not None:
                 error = f"{type(result.error).__name__}: {result.error}".strip().splitlines()[0]
             outcome = outcome_from_result(metrics, n_objectives=n_objectives, error=error)
-            extra = {"trial_id": trial_id, "retries": retries.get(trial_id, 0)}
+            extra = {
+                "trial_id": trial_id,
+                "retries": retries.get(trial_id, 0),
+                "node_id": str(metrics.get(NODE_KEY, "")),  # the Ray node that ran it
+                "node_ip": str(metrics.get("node_ip", "")),
+            }
             rows.append(
                 row_from_result(
                     number=i,  # the result grid lists trials in creation order
