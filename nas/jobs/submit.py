@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 import shlex
 import shutil
 import tempfile
@@ -50,6 +51,12 @@ EXCLUDES = (
     "test-artifacts",
     "node_modules",
     JOB_DIR,
+)
+
+_RAY_UPLOAD_LOGGERS = (
+    "ray",
+    "ray.dashboard.modules.dashboard_sdk",
+    "ray._private.runtime_env.packaging",
 )
 
 
@@ -131,6 +138,11 @@ def submit_experiment(
     shipment = shipment or Shipment()
     stage, rel, name = _stage(project, experiment_path, trials)
     job_id = f"nas-{name}-{uuid.uuid4().hex[:8]}"
+    # Ray's upload notes (INFO) would break the one-line errors on stderr
+    quiet = [logging.getLogger(name) for name in _RAY_UPLOAD_LOGGERS]
+    levels = [log.level for log in quiet]
+    for log in quiet:
+        log.setLevel(logging.WARNING)
     try:
         submitted: str = client.submit_job(
             entrypoint=entrypoint(rel, job_id=job_id, storage=shipment.storage),
@@ -143,5 +155,7 @@ def submit_experiment(
             },
         )
     finally:
+        for log, level in zip(quiet, levels, strict=True):
+            log.setLevel(level)
         shutil.rmtree(stage, ignore_errors=True)
     return submitted

@@ -206,6 +206,9 @@ def _worker_cmd(head: Head, name: str) -> list[str]:
         _ray_bin(), "start", "--block", "--address", head.gcs_address,
         "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0",
         "--resources", json.dumps({name: 1}), *_node_ports(),
+        # a disk of its own, as on a real machine: nodes sharing the head's temp dir would
+        # also share (and garbage-collect) each other's unpacked job working directories
+        "--temp-dir", str(head.tmp / name),
         "--object-store-memory", str(OBJECT_STORE_BYTES),
     ]  # fmt: skip
 
