@@ -87,19 +87,23 @@ def _session_pids(sid: int) -> list[int]:
     return out
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to ``ray start --block`` (it stops its services), then SIGKILL to whatever is
-    left in its session: Ray's workers run in process groups of their own but keep the
-    session of the head, so nothing outside what this fixture started is touched."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=5)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    for pid in _session_pids(proc.pid):
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+def _stop(*procs: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to each ``ray start --block`` (it stops its services), all at once, then
+    SIGKILL to whatever is left in their sessions: Ray's workers run in process groups of
+    their own but keep the session of their node, so nothing outside what this fixture
+    started is touched."""
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    for proc in procs:
+        for pid in _session_pids(proc.pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -181,9 +185,7 @@ def _run_head(tmp: Path, env: dict[str, str], token: str) -> Iterator[Head]:
             add_worker(head, name, nodes=2 + i)
         yield head
     finally:
-        for worker in head.workers.values():
-            _stop(worker)
-        _stop(proc)
+        _stop(*head.workers.values(), proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

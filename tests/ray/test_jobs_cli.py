@@ -158,3 +158,18 @@ def test_damaged_tune_state_is_refused(tmp_path: Path) -> None:
     (tmp_path / "experiment_state-2026-01-02_00-00-00.json").write_text('{"trial_da')  # cut
     with pytest.raises(RunError, match="damaged"):
         check_tune_state(tmp_path)
+
+
+def test_bad_storage_and_environment_flags_are_one_line(tmp_path: Path) -> None:
+    quickstart = str(ROOT / "experiments" / "quickstart.yaml")
+    (tmp_path / "file").write_text("not a directory")
+    out = tmp_path / "run"
+    bad = str(tmp_path / "file" / "store")
+    done = _nas("run", quickstart, "--backend", "ray", "--storage", bad, "--out", str(out))
+    _one_line_error(done, f"--storage {bad}: cannot write there")
+    assert not out.exists()  # refused before the run directory is made
+    _one_line_error(_nas("run", quickstart, "--storage", "s3://b/p"), "--backend ray")
+    submit = ["submit", quickstart, "--address", "http://127.0.0.1:9"]
+    _one_line_error(_nas(*submit, "--storage", bad), "--storage", "cannot write")  # before Ray
+    _one_line_error(_nas(*submit, "--requirements", str(tmp_path / "no.txt")), "--requirements")
+    _one_line_error(_nas(*submit, "--image", "hwnas:1", "--pip", "typer"), "--image")

@@ -1,5 +1,6 @@
-"""``nas submit`` and ``nas jobs`` against the real local cluster with token auth: the log
-transport, shared storage, the preflight, every shipped experiment as a job, bad input."""
+"""``nas submit`` and ``nas jobs`` against the real local cluster with token auth: the CLI
+round trip, the preflight, every shipped experiment as a job (through shared storage and
+through the log), bad input."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ import pytest
 import yaml
 from nas_ray_helpers import analytical
 
-from nas.jobs import EXCLUDES, fetch_job, job_client, job_status, submit_experiment
+from nas.jobs import (
+    ARCHIVE_BEGIN,
+    EXCLUDES,
+    Shipment,
+    fetch_job,
+    job_client,
+    job_status,
+    submit_experiment,
+)
 
 pytestmark = pytest.mark.ray
 
@@ -79,32 +88,6 @@ def test_submit_wait_fetches_a_run_with_a_front(ray_head, tmp_path: Path) -> Non
     )
 
 
-def test_submit_with_storage_keeps_the_run_out_of_the_log(ray_head, tmp_path: Path) -> None:
-    """A shared path (every local node sees /tmp) as the Ray storage: Tune's state and the
-    run land there; fetch reads them from there; the log carries no archive."""
-    store = tmp_path / "store"
-    exp = tmp_path / "small.yaml"
-    data = analytical(trials=3, concurrency=2, sampler="nsga2", population_size=2)
-    exp.write_text(yaml.safe_dump(data.model_dump(mode="json")))
-    flags = ["--address", ray_head.dashboard_url]
-    out = tmp_path / "fetched"
-    done = _nas("submit", str(exp), *flags, "--storage", str(store), "--wait", "--out", str(out),
-                env=ray_head.env)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
-    job_id = done.stdout.splitlines()[0].strip()
-    assert (store / job_id / "tune").is_dir()  # Tune's experiment state (RunConfig.storage_path)
-    assert (store / job_id / "trials.parquet").is_file()
-    assert json.loads((out / "summary.json").read_text())["complete"] == 3
-    log = _nas("jobs", "logs", job_id, *flags, env=ray_head.env).stdout
-    assert "NAS-RUN-ARCHIVE" not in log and "run archive" not in log
-    assert f"run stored at {store}/{job_id}" in log
-    # storage that cannot be written (under a file): refused before anything is submitted
-    (tmp_path / "file").write_text("not a directory")
-    bad = _nas("submit", str(exp), *flags, "--storage", str(tmp_path / "file" / "x"),
-               env=ray_head.env)  # fmt: skip
-    _one_line_error(bad, "--storage", "cannot write")
-
-
 def test_preflight_names_the_missing_dependencies(ray_head, tmp_path: Path) -> None:
     """A project whose pyproject needs a package the cluster lacks: the job fails in the
     preflight, before the search, and `nas submit --wait` says so in one line."""
@@ -125,21 +108,32 @@ def test_preflight_names_the_missing_dependencies(ray_head, tmp_path: Path) -> N
 
 
 def test_every_experiment_as_a_job(ray_head, tmp_path: Path) -> None:
-    """All shipped experiments submitted at once (2 trials each), each fetched back."""
+    """All shipped experiments submitted at once (2 trials each), each fetched back: every
+    other one through a shared storage path (every local node sees /tmp), where Tune keeps
+    its state and the job pushes the run; the others through the job log."""
     client = job_client(ray_head.dashboard_url, ray_head.token)
+    store = tmp_path / "store"
     paths = sorted((ROOT / "experiments").glob("*.yaml"))
-    jobs = {p.stem: submit_experiment(client, p, project=ROOT, trials=2) for p in paths}
+    jobs = {}
+    for i, path in enumerate(paths):
+        shipment = Shipment(storage=str(store) if i % 2 == 0 else None)
+        jobs[path.stem] = (submit_experiment(client, path, project=ROOT, trials=2,
+                                             shipment=shipment), shipment.storage)  # fmt: skip
     deadline = time.monotonic() + 600
-    pending = dict(jobs)
+    pending = {job_id for job_id, _ in jobs.values()}
     while pending and time.monotonic() < deadline:
-        for name, job_id in list(pending.items()):
-            if job_status(client, job_id) in ("SUCCEEDED", "FAILED", "STOPPED"):
-                del pending[name]
+        pending = {j for j in pending if job_status(client, j) not in ("SUCCEEDED", "FAILED")}
         time.sleep(2.0)
-    for name, job_id in jobs.items():
-        status = job_status(client, job_id)
-        assert status == "SUCCEEDED", f"{name}: {status}\n{client.get_job_logs(job_id)[-3000:]}"
-        run = fetch_job(client, job_id, tmp_path / name)
+    for name, (job_id, storage) in jobs.items():
+        status, log = job_status(client, job_id), client.get_job_logs(job_id)
+        assert status == "SUCCEEDED", f"{name}: {status}\n{log[-3000:]}"
+        if storage:
+            assert (store / job_id / "tune").is_dir(), name  # RunConfig(storage_path=...)
+            assert (store / job_id / "trials.parquet").is_file(), name
+            assert f"run stored at {store}/{job_id}" in log and ARCHIVE_BEGIN not in log
+        else:
+            assert ARCHIVE_BEGIN in log and not (store / job_id).exists()
+        run = fetch_job(client, job_id, tmp_path / name)  # storage from the job's metadata
         summary = json.loads((run / "summary.json").read_text())
         assert summary["backend"] == "ray" and summary["trials"] == 2, name
         trials = pd.read_parquet(run / "trials.parquet")
