@@ -4,7 +4,9 @@
   objective per ``nas_obj_<i>`` result key and the sampler of ``search.sampler`` (the same
   :func:`nas.search.optuna_backend.make_sampler` as the Optuna backend), so the Ray and
   Optuna backends propose the same kind of trials. Constraints reach the sampler as in the
-  Optuna backend (trial constraints, <= 0 feasible).
+  Optuna backend (trial constraints, <= 0 feasible). Tune pickles the searcher, so the
+  sampler is wrapped in :class:`nas.search.ray.sampler.RebuildingSampler` (NSGA-II holds a
+  lock; its recipe is pickled and it is rebuilt on restore).
 * ``ConcurrencyLimiter``: at most ``search.ray.concurrency`` trials at once (default
   ``search.workers``); each trial reserves ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs.
 * ``scheduler: asha``: asynchronous successive halving (Li et al. 2020, "A System for Massively
@@ -14,8 +16,11 @@
   are known only at the end of a trial and never stop one early.
 * Failures: a trial whose worker dies is retried up to ``max_failures`` times
   (``FailureConfig``); an evaluator error is a FAIL outcome and is not retried.
-* Restore: Tune's state lives in ``<run_dir>/tune``; ``nas run --resume`` restores the
-  interrupted Tuner (``Tuner.restore``, errored trials are retried).
+* Restore: Tune's state lives in ``<run_dir>/tune``, or ``<storage>/<run name>/tune`` with
+  ``search.ray.storage`` (a shared path or a pyarrow URI, Tune's ``storage_path``);
+  ``nas run --resume`` restores the interrupted Tuner (``Tuner.restore``, errored trials
+  are retried).
+* Each row names the Ray node that ran the trial (``node_id``, ``node_ip``).
 * Workers are reused from trial to trial (``reuse_actors``): a new worker per trial cost
   ~1.5 s of overhead per trial here, reuse ~50 ms (``bench/bench_ray.py``, ``docs/ray.md``).
 * The trial table has the Optuna backend's columns, so ``nas.runs`` writes the same files.
