@@ -91,6 +91,8 @@ def pull_run(uri: str, run_name: str, out: Path) -> Path:
     def fill(tmp: Path) -> None:
         try:
             infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
+        except FileNotFoundError:
+            infos = []  # said below: no run there
         except (pa.ArrowException, OSError) as exc:
             raise JobsError(f"--storage {where}: cannot read: {_line(exc)}") from None
         files = [i for i in infos if i.type == pafs.FileType.File]

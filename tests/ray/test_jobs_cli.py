@@ -173,3 +173,19 @@ def test_bad_storage_and_environment_flags_are_one_line(tmp_path: Path) -> None:
     _one_line_error(_nas(*submit, "--storage", bad), "--storage", "cannot write")  # before Ray
     _one_line_error(_nas(*submit, "--requirements", str(tmp_path / "no.txt")), "--requirements")
     _one_line_error(_nas(*submit, "--image", "hwnas:1", "--pip", "typer"), "--image")
+
+
+@pytest.mark.parametrize("scheme", ["", "file://"])
+def test_run_round_trip_through_storage(scheme: str, tmp_path: Path) -> None:
+    from nas.jobs.storage import check_writable, pull_run, push_run
+
+    run = _run_dir(tmp_path / "nas-x-1")
+    uri = f"{scheme}{tmp_path / 'store'}"
+    check_writable(uri)
+    assert push_run(run, uri).endswith("/store/nas-x-1")
+    assert not (tmp_path / "store" / "nas-x-1" / "tune").exists()  # Tune writes its own there
+    out = pull_run(uri, "nas-x-1", tmp_path / "back")
+    assert sorted(p.name for p in out.iterdir()) == ["experiment.yaml", "pareto.csv"]
+    with pytest.raises(JobsError, match="no run there"):
+        pull_run(uri, "nas-missing", tmp_path / "none")
+    assert not (tmp_path / "none").exists()
