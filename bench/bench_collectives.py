@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from cost_models.collectives import COLLECTIVE_OPS, collective_time_s
+from cost_models.network.collectives import COLLECTIVE_OPS, collective_time_s
 from hw_profiles.loader import load_system
 
 

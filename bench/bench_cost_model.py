@@ -1,6 +1,6 @@
 """Speed of the vectorised training cost model and of the planner (prints figures).
 
-1. (architecture, plan) pairs per second through :func:`cost_models.train.train_cost` in one
+1. (architecture, plan) pairs per second through :func:`cost_models.train.step.train_cost` in one
    call of N pairs, against a plain per-candidate Python loop over the same pairs (one call
    per pair); numpy element-wise work runs on one core.
 2. Planner time for llama3.1-405b on 1,024 GPUs of dgx-h100 (targets: >= 100,000 pairs/s and
@@ -17,8 +17,9 @@ import time
 import numpy as np
 
 from cost_models.plan import TrainWorkload
-from cost_models.planner import enumerate_plans, plan_training
-from cost_models.train import train_cost
+from cost_models.plans import enumerate_plans
+from cost_models.train.planner import plan_training
+from cost_models.train.step import train_cost
 from hw_profiles.loader import load_system
 from search_spaces.catalogue import load_model
 from search_spaces.counts import ArchBatch

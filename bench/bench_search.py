@@ -7,7 +7,7 @@ overhead. Prints tables; not part of the test suite.
 
 1. Hypervolume ratio: an enumerable space (dense decoder, 153,900 candidates, one DGX H100
    node, 20B training tokens; objectives loss and step time, constraint: fits memory) is
-   evaluated whole with the vectorised cost model (nas.search.grid_eval); each sampler then
+   evaluated whole with the vectorised cost model (nas.problem.grid_eval); each sampler then
    searches the same table (a trial looks its candidate up, so samplers are compared on
    identical values) and its hypervolume after N trials is divided by the exact front's.
    Hypervolume in the objective space normalised by the exact front's ideal and nadir,
@@ -32,8 +32,8 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from nas.evaluate import ExperimentProblem
 from nas.experiment import SearchSettings, experiment_from_dict, load_experiment
+from nas.problem import ExperimentProblem
 from nas.runs import REFERENCE_MARGIN
 from nas.search.base import drive
 from nas.search.exhaustive import judge_grid

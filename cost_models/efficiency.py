@@ -25,6 +25,16 @@ import numpy.typing as npt
 
 from hw_profiles.types import Device
 
+__all__ = [
+    "GEMM_TILE",
+    "attention_time_s",
+    "gemm_efficiency",
+    "gemm_time_s",
+    "grouped_gemm_time_s",
+    "memory_time_s",
+    "tile_efficiency",
+]
+
 FloatArray = npt.NDArray[np.float64]
 
 # Output tile edge of the large cuBLAS/CUTLASS tensor-core kernels (128x128 and 128x256
@@ -120,14 +130,3 @@ def memory_time_s(
     b = _as_array(bytes_moved)
     t = b / (device.memory_bandwidth_bytes_per_s * device.memory_efficiency)
     return np.where(b > 0, np.maximum(t, device.kernel_launch_s * _as_array(calls)), 0.0)
-
-
-__all__ = [
-    "GEMM_TILE",
-    "attention_time_s",
-    "gemm_efficiency",
-    "gemm_time_s",
-    "grouped_gemm_time_s",
-    "memory_time_s",
-    "tile_efficiency",
-]

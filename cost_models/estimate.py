@@ -1,9 +1,9 @@
 """The one public entry point: ``estimate(arch, system, workload, plan=None, fixed=None)``
-returns exactly the ``nas estimate --json`` object (``DESIGN.md``, "Contract: nas estimate").
+returns exactly the ``nas estimate --json`` object (``docs/design.md``, "Contracts").
 
-Training goes to :mod:`cost_models.train` (with :mod:`cost_models.planner` choosing every
+Training goes to :mod:`cost_models.train.step` (with :mod:`cost_models.train.planner` choosing every
 degree not in ``plan``/``fixed``); inference (prefill/decode) to
-:func:`cost_models.inference.estimate_inference`.
+:func:`cost_models.inference.planner.estimate_inference`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cost_models.memory import MEMORY_KEYS
-from cost_models.ops import TrainOptions
+from cost_models.options import TrainOptions
 from cost_models.plan import InferenceWorkload, Mode, ParallelPlan, PlanError, TrainWorkload
 from cost_models.plan_batch import PlanBatch
-from cost_models.planner import PLAN_FIELDS, FixedValue, PlanChoice, check_fixed, plan_training
-from cost_models.train import TIME_KEYS, TrainCost, train_cost
+from cost_models.plans import PLAN_FIELDS, FixedValue, check_fixed
+from cost_models.train.memory import MEMORY_KEYS
+from cost_models.train.planner import PlanChoice, plan_training
+from cost_models.train.step import TIME_KEYS, TrainCost, train_cost
 from hw_profiles.types import System
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch
+
+__all__ = ["MFU_CONVENTION", "estimate", "estimate_train", "plan_dict", "plan_fields"]
 
 MFU_CONVENTION = (
     "MFU: model FLOPs = 3 x forward matmul FLOPs of the active parameters (LM head included) "
@@ -148,9 +151,6 @@ def estimate(
     infer_mode = mode or "decode"
     if infer_mode == "train":
         raise PlanError("mode: an inference workload needs mode prefill or decode, got 'train'")
-    from cost_models.inference import estimate_inference
+    from cost_models.inference.report import estimate_inference
 
     return estimate_inference(arch, system, workload, plan, mode=infer_mode, fixed=fixed)
-
-
-__all__ = ["MFU_CONVENTION", "estimate", "estimate_train", "plan_dict", "plan_fields"]

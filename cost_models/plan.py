@@ -52,6 +52,15 @@ def check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class ParallelPlan:
+    """How one training or serving job is laid out on ``tp * pp * dp * cp`` devices.
+
+    Degrees (counts of devices): ``tp`` tensor, ``pp`` pipeline, ``dp`` data, ``ep`` expert
+    (drawn from ``dp * cp * tp``, Megatron-Core), ``cp`` context parallel; ``vpp`` virtual
+    pipeline stages per device. ``micro_batch`` and ``global_batch`` are in sequences (per
+    micro-batch and per optimizer step); ``zero`` is the ZeRO stage (3 = FSDP);
+    ``recompute`` what the backward pass recomputes. Validated when built (:class:`PlanError`
+    naming the field)."""
+
     tp: int = 1
     pp: int = 1
     dp: int = 1
@@ -93,6 +102,9 @@ class ParallelPlan:
 
 @dataclass(frozen=True, kw_only=True)
 class TrainWorkload:
+    """What a training step processes: ``seq_len`` tokens per sequence and the compute
+    ``dtype`` of the GEMMs (bf16, fp16 or fp8)."""
+
     seq_len: int
     dtype: TrainDtype = "bf16"
 
@@ -101,11 +113,23 @@ class TrainWorkload:
         check_choice("dtype", self.dtype, get_args(TrainDtype))
 
 
+# The default serving request (one user, a 1,024-token prompt, 128 generated tokens): the
+# project's own choice of a short chat turn, not a published figure. Used by
+# InferenceWorkload, the experiment file's serve workload and ``nas estimate``.
+DEFAULT_BATCH = 1
+DEFAULT_PROMPT_LEN = 1024
+DEFAULT_GEN_LEN = 128
+
+
 @dataclass(frozen=True, kw_only=True)
 class InferenceWorkload:
-    batch: int = 1
-    prompt_len: int = 1024
-    gen_len: int = 128
+    """What a serving request batch is: ``batch`` sequences of ``prompt_len`` prompt tokens
+    generating ``gen_len`` tokens each, weights in ``weight_dtype`` and the KV cache in
+    ``kv_dtype``."""
+
+    batch: int = DEFAULT_BATCH
+    prompt_len: int = DEFAULT_PROMPT_LEN
+    gen_len: int = DEFAULT_GEN_LEN
     weight_dtype: WeightDtype = "bf16"
     kv_dtype: KvDtype = "bf16"
 

@@ -11,6 +11,8 @@ import numpy.typing as npt
 
 from cost_models.plan import RECOMPUTE, ParallelPlan
 
+__all__ = ["RECOMPUTE_CODE", "PlanBatch"]
+
 FloatArray = npt.NDArray[np.float64]
 
 RECOMPUTE_CODE: dict[str, int] = {
@@ -79,6 +81,3 @@ class PlanBatch:
     @property
     def num_microbatches(self) -> FloatArray:
         return self.global_batch / (self.micro_batch * self.dp)
-
-
-__all__ = ["RECOMPUTE_CODE", "PlanBatch"]

@@ -2,5 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
 __all__ = ["__version__"]
+
+
+__version__ = "0.1.0"

@@ -1,7 +1,7 @@
 """Experiment files: YAML validated into typed, frozen pydantic models.
 
-The YAML form is sketched in ``DESIGN.md`` ("Experiment file") and documented field by field
-in ``docs/experiments.md``. Every mistake is reported as one line that names the dotted path
+The YAML form is documented field by field in ``docs/experiments.md`` (its place in the
+data flow: ``docs/design.md``). Every mistake is reported as one line that names the dotted path
 of the offending key and, where the set is closed, the allowed values
 (:class:`ExperimentError`, a ``ValueError`` so the CLI prints it and exits 2).
 """
@@ -16,7 +16,16 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cost_models.plan import KvDtype, TrainDtype, WeightDtype
+from cost_models.plan import (
+    DEFAULT_BATCH,
+    DEFAULT_GEN_LEN,
+    DEFAULT_PROMPT_LEN,
+    InferenceWorkload,
+    KvDtype,
+    TrainDtype,
+    WeightDtype,
+)
+from cost_models.plan import TrainWorkload as CostTrainWorkload
 
 __all__ = [
     "Accuracy",
@@ -36,10 +45,6 @@ __all__ = [
     "load_experiment",
     "parse_constraint",
 ]
-
-SAMPLERS: tuple[str, ...] = ("nsga2", "tpe", "random", "nsga3", "gp")
-BACKENDS: tuple[str, ...] = ("optuna", "exhaustive", "ray")
-PLAN_DEGREES: tuple[str, ...] = ("tp", "pp", "dp", "ep", "cp")
 
 
 class ExperimentError(ValueError):
@@ -96,9 +101,15 @@ class Hardware(_Model):
 
 class TrainWorkload(_Model):
     """Pre-training: tokens seen come from ``tokens`` or from a GPU-hour budget.
-    ``framework``: facts about the training software (``cost_models.framework``: attention
-    kernel, fused or eager element-wise kernels, selective-recompute policy, TP/EP overlap,
-    gradient bytes, MoE imbalance); empty means a Megatron-Core/Transformer Engine stack."""
+
+    Fields: ``seq_len`` (tokens per sequence), ``global_batch_tokens`` (tokens per optimizer
+    step, a multiple of ``seq_len``), ``tokens`` (training tokens) or ``budget_gpu_hours``
+    (device-hours; the tokens then follow from each candidate's throughput), ``dtype`` (the
+    training precision), ``framework``: facts about the training software
+    (``cost_models.options``: attention kernel, fused or eager element-wise kernels,
+    selective-recompute policy, TP/EP overlap, gradient bytes, MoE imbalance); empty means a
+    Megatron-Core/Transformer Engine stack. The cost model's form: :meth:`to_cost_workload`.
+    """
 
     mode: Literal["train"]
     seq_len: int = Field(gt=0)
@@ -111,7 +122,7 @@ class TrainWorkload(_Model):
     @field_validator("framework")
     @classmethod
     def _known_framework(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from cost_models.framework import train_options
+        from cost_models.options import train_options
 
         train_options(value, where="workload.framework")
         return value
@@ -127,16 +138,51 @@ class TrainWorkload(_Model):
             )
         return self
 
+    @property
+    def context_len(self) -> int:
+        """Tokens per sequence (the length FLOPs per token are counted at)."""
+        return self.seq_len
+
+    @property
+    def global_batch(self) -> int:
+        """Sequences per optimizer step."""
+        return self.global_batch_tokens // self.seq_len
+
+    def to_cost_workload(self) -> CostTrainWorkload:
+        """The cost models' :class:`cost_models.plan.TrainWorkload` of this workload."""
+        return CostTrainWorkload(seq_len=self.seq_len, dtype=self.dtype)
+
 
 class ServeWorkload(_Model):
-    """Inference: one prefill of ``prompt_len`` then ``gen_len`` decode steps per request."""
+    """Inference: one prefill of ``prompt_len`` then ``gen_len`` decode steps per request.
+
+    Fields: ``batch`` (requests served together), ``prompt_len`` and ``gen_len`` (tokens),
+    ``weight_dtype`` and ``kv_dtype`` (storage precision of the weights and the KV cache).
+    Defaults are :data:`cost_models.plan.DEFAULT_BATCH` and its neighbours. The cost model's
+    form: :meth:`to_cost_workload`."""
 
     mode: Literal["serve"]
-    batch: int = Field(default=1, gt=0)
-    prompt_len: int = Field(default=1024, gt=0)
-    gen_len: int = Field(default=128, gt=0)
+    batch: int = Field(default=DEFAULT_BATCH, gt=0)
+    prompt_len: int = Field(default=DEFAULT_PROMPT_LEN, gt=0)
+    gen_len: int = Field(default=DEFAULT_GEN_LEN, gt=0)
     weight_dtype: WeightDtype = "bf16"
     kv_dtype: KvDtype = "bf16"
+
+    @property
+    def context_len(self) -> int:
+        """Tokens per sequence at the end of a request (the length FLOPs per token are
+        counted at)."""
+        return self.prompt_len + self.gen_len
+
+    def to_cost_workload(self) -> InferenceWorkload:
+        """The cost models' :class:`cost_models.plan.InferenceWorkload` of this workload."""
+        return InferenceWorkload(
+            batch=self.batch,
+            prompt_len=self.prompt_len,
+            gen_len=self.gen_len,
+            weight_dtype=self.weight_dtype,
+            kv_dtype=self.kv_dtype,
+        )
 
 
 class Accuracy(_Model):
@@ -193,6 +239,13 @@ class RaySettings(_Model):
 
 
 class SearchSettings(_Model):
+    """``search``: how candidates are searched. ``backend`` (optuna, exhaustive, ray),
+    ``sampler`` (Optuna sampler), ``trials`` (count), ``seed``, ``workers`` (local
+    processes), ``storage`` (where the Optuna study lives), ``population_size`` (candidates
+    per NSGA generation), ``max_candidates`` (largest grid the exhaustive backend evaluates),
+    ``replan_rows`` (exhaustive rows re-planned with the full planner), ``ray`` (the ray
+    backend's settings, :class:`RaySettings`)."""
+
     backend: Literal["optuna", "exhaustive", "ray"] = "optuna"
     sampler: Literal["nsga2", "tpe", "random", "nsga3", "gp"] = "nsga2"
     trials: int = Field(default=100, gt=0)

@@ -10,8 +10,8 @@
 * ``summary.json`` — counts, front size, hypervolume (with its reference point), best trial
   per objective;
 * ``references.parquet`` — catalogue models evaluated under the same workload;
-* ``run.log`` — what happened, one line per event; ``dashboard.html`` once ``nas.dashboard``
-  exists.
+* ``run.log`` — what happened, one line per event;
+* ``dashboard.html`` — the Pareto dashboard (:func:`nas.dashboard.write_dashboard`).
 
 Hypervolume reference point: objectives are turned into minimisation (max negated) and
 normalised per objective to [0, 1] between the best and worst value over the feasible
@@ -24,12 +24,10 @@ experiment, not different experiments.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import logging
-import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -39,7 +37,17 @@ import numpy as np
 import pandas as pd
 
 from nas.experiment import Experiment, ExperimentError, dump_experiment, load_experiment
-from nas.search.base import Objective, Problem, ProgressFn, SearchJob, TrialOutcome, get_backend
+from nas.search.base import (
+    Objective,
+    Problem,
+    ProblemFactory,
+    ProgressFn,
+    RunError,
+    SearchJob,
+    TrialOutcome,
+    get_backend,
+    plain_value,
+)
 from nas.search.pareto import (
     hypervolume,
     non_dominated,
@@ -64,15 +72,12 @@ __all__ = [
 ]
 
 REFERENCE_MARGIN = 1.1  # reference point in normalised objective space (see module doc)
-ProblemFactory = Callable[[], Problem]
-
-
-class RunError(ValueError):
-    """A run directory that cannot be used; one line naming it."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunResult:
+    """A finished search: its run directory, ``summary.json`` as a dict and the trial table."""
+
     run_dir: Path
     summary: dict[str, Any]
     trials: pd.DataFrame = field(repr=False)
@@ -158,7 +163,7 @@ def finished_trials(run_dir: Path) -> int:
 
 
 def _default_factory(experiment: Experiment) -> ProblemFactory:
-    from nas.evaluate import ExperimentProblem
+    from nas.problem import ExperimentProblem
 
     return partial(ExperimentProblem, experiment)
 
@@ -251,12 +256,13 @@ def _search(
 
 
 def _reference_rows(problem: Problem, experiment: Experiment) -> pd.DataFrame | None:
-    """The reference models' records (None when the problem has none); every objective and
-    constraint must be one of their metrics."""
-    evaluate_references = getattr(problem, "evaluate_references", None)
-    if evaluate_references is None:
+    """The reference models' records (None when the problem is not an experiment's, e.g. a
+    test problem); every objective and constraint must be one of their metrics."""
+    from nas.problem import ExperimentProblem
+
+    if not isinstance(problem, ExperimentProblem):
         return None
-    refs: pd.DataFrame = evaluate_references(experiment.references)
+    refs = problem.evaluate_references(experiment.references)
     ok = refs[refs["fail_reason"] == ""] if "fail_reason" in refs else refs
     if len(ok):
         numeric = sorted(c for c in ok.columns if pd.api.types.is_numeric_dtype(ok[c]))
@@ -273,16 +279,11 @@ def _reference_rows(problem: Problem, experiment: Experiment) -> pd.DataFrame | 
 
 
 def _write_dashboard(run_dir: Path, log: logging.Logger) -> None:
-    """Hook for the dashboard issue: skipped until ``nas.dashboard`` provides ``write_dashboard``."""
-    if importlib.util.find_spec("nas.dashboard") is None:
-        return
-    import nas.dashboard as dashboard
+    """``run_dir/dashboard.html``; a failure is logged and the run's results are kept."""
+    from nas.dashboard import write_dashboard
 
-    write = getattr(dashboard, "write_dashboard", None)
-    if write is None:
-        return
     try:
-        write(run_dir)
+        write_dashboard(run_dir)
     except Exception as exc:  # the results are written; a dashboard failure must not lose them
         log.warning("dashboard not written: %s", exc)
 
@@ -343,21 +344,13 @@ def summarise(frame: pd.DataFrame, objectives: Sequence[Objective]) -> dict[str,
     }
     for i, o in enumerate(objectives):
         row = ok.iloc[int(np.argmin(values[:, i]))]
-        params = {k: _plain(v) for k, v in row.items() if str(k).startswith("param_")}
+        params = {k: plain_value(v) for k, v in row.items() if str(k).startswith("param_")}
         out["best"][o.metric] = {
-            "value": _plain(row[o.metric]),
+            "value": plain_value(row[o.metric]),
             "number": int(row["number"]),
             **params,
         }
     return out
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _write_results(
@@ -367,8 +360,8 @@ def _write_results(
     front_frame(frame, objectives).to_csv(run_dir / "pareto.csv", index=False)
     summary = summarise(frame, objectives)
     summary = {"name": experiment.name, "backend": experiment.search.backend, **summary}
-    summary.update({str(k): _plain(v) for k, v in frame.attrs.items()})
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_plain))
+    summary.update({str(k): plain_value(v) for k, v in frame.attrs.items()})
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=plain_value))
     return summary
 
 

@@ -1,6 +1,6 @@
 """The architecture of a decoder-only transformer (dense or MoE), as a frozen, validated type.
 
-The YAML form follows ``DESIGN.md`` (section "Architecture"). Construction validates every
+The YAML form follows ``docs/design.md`` (section "Architecture"). Construction validates every
 field and raises :class:`SpecError` with a one-line message naming the field.
 """
 
@@ -15,6 +15,16 @@ from typing import Any, Literal, get_args
 import yaml
 
 from search_spaces.errors import SpecError
+
+__all__ = [
+    "Architecture",
+    "MLAConfig",
+    "MoEConfig",
+    "architecture_from_dict",
+    "load_architecture",
+    "load_yaml_mapping",
+]
+
 
 FfnActivation = Literal["gelu", "relu", "swiglu", "geglu"]
 NormKind = Literal["rmsnorm", "layernorm"]
@@ -71,7 +81,7 @@ class MoEConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class Architecture:
-    """A decoder-only transformer. Sizes are counts (not bytes); see ``DESIGN.md``."""
+    """A decoder-only transformer. Sizes are counts (not bytes); see ``docs/design.md``."""
 
     name: str
     num_layers: int
@@ -213,13 +223,3 @@ def load_architecture(path: str | Path) -> Architecture:
         return architecture_from_dict(data)
     except SpecError as exc:
         raise SpecError(f"{p.name}: {exc}") from None
-
-
-__all__ = [
-    "Architecture",
-    "MLAConfig",
-    "MoEConfig",
-    "architecture_from_dict",
-    "load_architecture",
-    "load_yaml_mapping",
-]

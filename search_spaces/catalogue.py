@@ -18,6 +18,9 @@ from search_spaces.counts import model_counts
 from search_spaces.errors import SpecError
 from search_spaces.hf_import import architecture_from_hf_config
 
+__all__ = ["MODELS_DIR", "list_models", "load_model", "model_summary"]
+
+
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 _YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -83,6 +86,3 @@ def model_summary(
     counts["kv_cache_dtype"] = dtype
     counts["type"] = "moe" if arch.is_moe else "dense"
     return {**counts, **arch.to_dict()}
-
-
-__all__ = ["MODELS_DIR", "list_models", "load_model", "model_summary"]

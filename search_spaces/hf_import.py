@@ -25,6 +25,9 @@ from typing import Any
 from search_spaces.architecture import Architecture, architecture_from_dict
 from search_spaces.errors import SpecError
 
+__all__ = ["architecture_from_hf_config", "read_hf_config", "supported_model_types"]
+
+
 Config = Mapping[str, Any]
 
 # hidden_act of gated families -> our ffn_activation (SiLU-gated = SwiGLU, GELU-gated = GeGLU).
@@ -231,6 +234,3 @@ def architecture_from_hf_config(
         return architecture_from_dict(fields)
     except SpecError as exc:
         raise SpecError(f"{where}{exc}") from None
-
-
-__all__ = ["architecture_from_hf_config", "read_hf_config", "supported_model_types"]

@@ -23,6 +23,9 @@ from nas.cli import run as _run  # noqa: F401  isort: skip
 from nas.cli import submit as _submit  # noqa: F401  isort: skip
 from nas.cli import validate as _validate  # noqa: F401  isort: skip
 
+__all__ = ["app", "main"]
+
+
 _USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, UserError)
 
 
@@ -48,6 +51,3 @@ def main() -> None:
         sys.exit(130)
     # like click's standalone mode: always SystemExit (``ctx.exit(code)`` returns the code here)
     sys.exit(code if isinstance(code, int) else 0)
-
-
-__all__ = ["app", "main"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -22,29 +22,37 @@ def _load_model(spec: str) -> Any:
 
 @app.command("loss")
 def loss_cmd(
-    model: str | None = typer.Argument(
-        None, help="Reference model name, model YAML or HF config.json."
-    ),
-    params: float | None = typer.Option(
-        None, "--params", help="Parameter count instead of MODEL (active parameters for an MoE)."
-    ),
-    num_experts: int = typer.Option(
-        0, "--num-experts", help="Routed experts (with --params; 0 = dense)."
-    ),
-    top_k: int = typer.Option(1, "--top-k", help="Experts per token (with --params)."),
-    granularity: float = typer.Option(
-        1.0, "--granularity", help="d_ff / d_expert (with --params)."
-    ),
-    tokens: float = typer.Option(..., "--tokens", help="Training tokens D."),
-    law: str = typer.Option(
-        "auto", "--law", help="auto | hoffmann2022 | besiroglu2024 | clark2022 | krajewski2024"
-    ),
-    shape_penalty: bool = typer.Option(
-        False,
-        "--shape-penalty",
-        help="Apply the approximate Kaplan shape/GQA penalty (MODEL only).",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    model: Annotated[
+        str | None, typer.Argument(help="Reference model name, model YAML or HF config.json.")
+    ] = None,
+    *,
+    params: Annotated[
+        float | None,
+        typer.Option(
+            "--params", help="Parameter count instead of MODEL (active parameters for an MoE)."
+        ),
+    ] = None,
+    num_experts: Annotated[
+        int, typer.Option("--num-experts", help="Routed experts (with --params; 0 = dense).")
+    ] = 0,
+    top_k: Annotated[int, typer.Option("--top-k", help="Experts per token (with --params).")] = 1,
+    granularity: Annotated[
+        float, typer.Option("--granularity", help="d_ff / d_expert (with --params).")
+    ] = 1.0,
+    tokens: Annotated[float, typer.Option("--tokens", help="Training tokens D.")],
+    law: Annotated[
+        str,
+        typer.Option(
+            "--law", help="auto | hoffmann2022 | besiroglu2024 | clark2022 | krajewski2024"
+        ),
+    ] = "auto",
+    shape_penalty: Annotated[
+        bool,
+        typer.Option(
+            "--shape-penalty", help="Apply the approximate Kaplan shape/GQA penalty (MODEL only)."
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Predict the validation loss of MODEL (or of --params N) trained on --tokens D."""
     import numpy as np
@@ -127,32 +135,38 @@ def _check_proxy_flags(
 
 @app.command("train-proxy")
 def train_proxy_cmd(
-    model: str = typer.Argument(..., help="Reference model name, model YAML or HF config.json."),
-    steps: int = typer.Option(200, "--steps", help="Optimizer steps."),
-    data: list[Path] | None = typer.Option(
-        None, "--data", help="Text file or folder (repeatable); default: the stdlib .py files."
-    ),
-    width_factor: float | None = typer.Option(
-        None, "--width-factor", help="Scale d_model, heads, d_ff, d_expert."
-    ),
-    depth_factor: float | None = typer.Option(
-        None, "--depth-factor", help="Scale the layer count."
-    ),
-    max_layers: int | None = typer.Option(
-        None, "--max-layers", help="Cap on layers after scaling."
-    ),
-    max_d_model: int | None = typer.Option(
-        None, "--max-d-model", help="Cap on d_model after scaling."
-    ),
-    seq_len: int | None = typer.Option(None, "--seq-len"),
-    batch_size: int | None = typer.Option(None, "--batch-size"),
-    lr: float | None = typer.Option(None, "--lr"),
-    eval_every: int | None = typer.Option(None, "--eval-every"),
-    seed: int | None = typer.Option(None, "--seed"),
-    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda"),
-    as_json: bool = typer.Option(
-        False, "--json", help="Print one JSON object (the progress bar goes to stderr)."
-    ),
+    model: Annotated[
+        str, typer.Argument(help="Reference model name, model YAML or HF config.json.")
+    ],
+    steps: Annotated[int, typer.Option("--steps", help="Optimizer steps.")] = 200,
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--data", help="Text file or folder (repeatable); default: the stdlib .py files."
+        ),
+    ] = None,
+    width_factor: Annotated[
+        float | None, typer.Option("--width-factor", help="Scale d_model, heads, d_ff, d_expert.")
+    ] = None,
+    depth_factor: Annotated[
+        float | None, typer.Option("--depth-factor", help="Scale the layer count.")
+    ] = None,
+    max_layers: Annotated[
+        int | None, typer.Option("--max-layers", help="Cap on layers after scaling.")
+    ] = None,
+    max_d_model: Annotated[
+        int | None, typer.Option("--max-d-model", help="Cap on d_model after scaling.")
+    ] = None,
+    seq_len: Annotated[int | None, typer.Option("--seq-len")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
+    lr: Annotated[float | None, typer.Option("--lr")] = None,
+    eval_every: Annotated[int | None, typer.Option("--eval-every")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda")] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON object (the progress bar goes to stderr)."),
+    ] = False,
 ) -> None:
     """Really train a (scaled-down) MODEL and print its validation loss curve."""
     from rich.console import Console
@@ -247,12 +261,14 @@ def train_proxy_cmd(
 
 @app.command("fit-law")
 def fit_law_cmd(
-    results: Path = typer.Argument(..., help="CSV or JSON rows with params, tokens, loss."),
-    out: Path | None = typer.Option(None, "--out", help="Write the fitted law (YAML) here."),
-    holdout_fraction: float = typer.Option(
-        0.25, "--holdout-fraction", help="Largest-params share held out."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    results: Annotated[Path, typer.Argument(help="CSV or JSON rows with params, tokens, loss.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the fitted law (YAML) here.")
+    ] = None,
+    holdout_fraction: Annotated[
+        float, typer.Option("--holdout-fraction", help="Largest-params share held out.")
+    ] = 0.25,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Fit L = E + A/N^alpha + B/D^beta to proxy results; report fit and held-out error."""
     from nas.evaluators.fit_law import fit_law, read_results, save_law

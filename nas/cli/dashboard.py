@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -12,12 +13,19 @@ from nas.cli.app import app
 
 @app.command("dashboard")
 def dashboard(
-    run_dirs: list[Path] = typer.Argument(..., help="Run directories (several: compared)."),
-    out: Path | None = typer.Option(
-        None, "--out", help="HTML file [default: RUN_DIR/dashboard.html, or ./dashboard.html]."
-    ),
-    serve: bool = typer.Option(False, "--serve", help="Serve the file on 127.0.0.1 until Ctrl-C."),
-    port: int = typer.Option(8000, "--port", help="Port for --serve (0 = any free port)."),
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (several: compared).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="HTML file [default: RUN_DIR/dashboard.html, or ./dashboard.html]."
+        ),
+    ] = None,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Serve the file on 127.0.0.1 until Ctrl-C.")
+    ] = False,
+    port: Annotated[
+        int, typer.Option("--port", help="Port for --serve (0 = any free port).")
+    ] = 8000,
 ) -> None:
     """Build the Pareto dashboard: one HTML file that opens offline."""
     from nas.dashboard import build_dashboard, write_dashboard

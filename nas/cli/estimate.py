@@ -1,31 +1,38 @@
 """``nas estimate``: time and memory of training or inference for one model on one system
-(the contract in ``DESIGN.md``). Parses, calls :func:`cost_models.estimate`, prints."""
+(the contract in ``docs/design.md``). Parses, calls :func:`cost_models.estimate`, prints."""
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from cost_models.plan import DEFAULT_BATCH, DEFAULT_GEN_LEN, DEFAULT_PROMPT_LEN
 from nas.cli._common import console, print_json
 from nas.cli.app import app
 
 
 class ModeOpt(str, Enum):
+    """``--mode``: what is estimated."""
+
     train = "train"
     prefill = "prefill"
     decode = "decode"
 
 
 class RecomputeOpt(str, Enum):
+    """``--recompute``: activation recomputation mode."""
+
     none = "none"
     selective = "selective"
     full = "full"
 
 
 class DtypeOpt(str, Enum):
+    """``--dtype``: training precision (weights, for inference, unless --weight-dtype)."""
+
     bf16 = "bf16"
     fp16 = "fp16"
     fp8 = "fp8"
@@ -105,52 +112,71 @@ def render(result: dict[str, Any]) -> None:
 
 @app.command("estimate")
 def estimate_cmd(
-    model: str = typer.Argument(..., help="Reference model name, model YAML or HF config.json."),
-    hardware: str = typer.Option(..., "--hardware", help="System profile name or YAML file."),
-    num_devices: int | None = typer.Option(
-        None,
-        "--num-devices",
-        help="Devices (default: product of tp*pp*dp*cp if all given, else one node).",
-    ),
-    mode: ModeOpt = typer.Option(ModeOpt.train, "--mode"),
-    tp: int | None = typer.Option(None, "--tp"),
-    pp: int | None = typer.Option(None, "--pp"),
-    dp: int | None = typer.Option(None, "--dp"),
-    ep: int | None = typer.Option(None, "--ep"),
-    cp: int | None = typer.Option(None, "--cp"),
-    vpp: int | None = typer.Option(None, "--vpp"),
-    sequence_parallel: bool | None = typer.Option(
-        None, "--sequence-parallel/--no-sequence-parallel"
-    ),
-    micro_batch: int | None = typer.Option(None, "--micro-batch"),
-    global_batch: int | None = typer.Option(None, "--global-batch"),
-    seq_len: int | None = typer.Option(None, "--seq-len", help="Train only. [default: 4096]"),
-    recompute: RecomputeOpt | None = typer.Option(None, "--recompute"),
-    zero: int | None = typer.Option(None, "--zero", help="0, 1, 2 or 3 (3 = FSDP)."),
-    dtype: DtypeOpt = typer.Option(DtypeOpt.bf16, "--dtype"),
-    batch: int | None = typer.Option(None, "--batch", help="Inference batch. [default: 1]"),
-    prompt_len: int | None = typer.Option(None, "--prompt-len", help="[default: 1024]"),
-    gen_len: int | None = typer.Option(None, "--gen-len", help="[default: 128]"),
-    weight_dtype: str | None = typer.Option(
-        None,
-        "--weight-dtype",
-        help="Inference weights: bf16, fp16, fp8, int8 or int4 (default: --dtype).",
-    ),
-    kv_dtype: str | None = typer.Option(
-        None, "--kv-dtype", help="Inference KV cache: bf16, fp16, fp8 or int8. [default: bf16]"
-    ),
-    framework: list[str] | None = typer.Option(
-        None,
-        "--framework",
-        help="Train only, KEY=VALUE, repeatable: training-software facts, e.g. "
-        "elementwise=eager, attention_kernel=flash2, tp_overlap=true (docs/experiments.md).",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    model: Annotated[
+        str, typer.Argument(help="Reference model name, model YAML or HF config.json.")
+    ],
+    hardware: Annotated[str, typer.Option("--hardware", help="System profile name or YAML file.")],
+    num_devices: Annotated[
+        int | None,
+        typer.Option(
+            "--num-devices",
+            help="Devices (default: product of tp*pp*dp*cp if all given, else one node).",
+        ),
+    ] = None,
+    mode: Annotated[ModeOpt, typer.Option("--mode")] = ModeOpt.train,
+    tp: Annotated[int | None, typer.Option("--tp")] = None,
+    pp: Annotated[int | None, typer.Option("--pp")] = None,
+    dp: Annotated[int | None, typer.Option("--dp")] = None,
+    ep: Annotated[int | None, typer.Option("--ep")] = None,
+    cp: Annotated[int | None, typer.Option("--cp")] = None,
+    vpp: Annotated[int | None, typer.Option("--vpp")] = None,
+    sequence_parallel: Annotated[
+        bool | None, typer.Option("--sequence-parallel/--no-sequence-parallel")
+    ] = None,
+    micro_batch: Annotated[int | None, typer.Option("--micro-batch")] = None,
+    global_batch: Annotated[int | None, typer.Option("--global-batch")] = None,
+    seq_len: Annotated[
+        int | None, typer.Option("--seq-len", help="Train only. [default: 4096]")
+    ] = None,
+    recompute: Annotated[RecomputeOpt | None, typer.Option("--recompute")] = None,
+    zero: Annotated[int | None, typer.Option("--zero", help="0, 1, 2 or 3 (3 = FSDP).")] = None,
+    dtype: Annotated[DtypeOpt, typer.Option("--dtype")] = DtypeOpt.bf16,
+    batch: Annotated[
+        int | None, typer.Option("--batch", help=f"Inference batch. [default: {DEFAULT_BATCH}]")
+    ] = None,
+    prompt_len: Annotated[
+        int | None, typer.Option("--prompt-len", help=f"[default: {DEFAULT_PROMPT_LEN}]")
+    ] = None,
+    gen_len: Annotated[
+        int | None, typer.Option("--gen-len", help=f"[default: {DEFAULT_GEN_LEN}]")
+    ] = None,
+    weight_dtype: Annotated[
+        str | None,
+        typer.Option(
+            "--weight-dtype",
+            help="Inference weights: bf16, fp16, fp8, int8 or int4 (default: --dtype).",
+        ),
+    ] = None,
+    kv_dtype: Annotated[
+        str | None,
+        typer.Option(
+            "--kv-dtype", help="Inference KV cache: bf16, fp16, fp8 or int8. [default: bf16]"
+        ),
+    ] = None,
+    framework: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--framework",
+            help="Train only, KEY=VALUE, repeatable: training-software facts, e.g. "
+            "elementwise=eager, attention_kernel=flash2, tp_overlap=true (docs/experiments.md).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Step time, throughput, MFU and memory (train) or TTFT/TPOT (prefill/decode); the
     planner picks every parallel degree not given."""
     from cost_models.estimate import estimate
-    from cost_models.framework import parse_pairs, train_options
+    from cost_models.options import parse_pairs, train_options
     from cost_models.plan import InferenceWorkload, PlanError, TrainWorkload
     from hw_profiles.loader import load_system
     from search_spaces.catalogue import load_model
@@ -189,9 +215,9 @@ def estimate_cmd(
         if framework:
             raise PlanError("--framework: only for --mode train")
         workload = InferenceWorkload(
-            batch=1 if batch is None else batch,
-            prompt_len=1024 if prompt_len is None else prompt_len,
-            gen_len=128 if gen_len is None else gen_len,
+            batch=DEFAULT_BATCH if batch is None else batch,
+            prompt_len=DEFAULT_PROMPT_LEN if prompt_len is None else prompt_len,
+            gen_len=DEFAULT_GEN_LEN if gen_len is None else gen_len,
             weight_dtype=weight_dtype or dtype.value,  # type: ignore[arg-type]
             kv_dtype=kv_dtype or "bf16",  # type: ignore[arg-type]
         )

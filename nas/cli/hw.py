@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -66,11 +66,13 @@ def hw_devices() -> None:
 
 @hw_app.command("show")
 def hw_show(
-    name: str = typer.Argument(..., help="System or device name, or a profile .yaml path"),
-    num_devices: int | None = typer.Option(
-        None, "--num-devices", help="Scale a system to this many devices"
-    ),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object (SI units)"),
+    name: Annotated[str, typer.Argument(help="System or device name, or a profile .yaml path")],
+    num_devices: Annotated[
+        int | None, typer.Option("--num-devices", help="Scale a system to this many devices")
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (SI units)")
+    ] = False,
 ) -> None:
     """Every number of a system (tiers and device) or a device, with units and sources."""
     from hw_profiles.describe import device_rows, system_rows
@@ -109,12 +111,17 @@ def _as_dict(profile: Any) -> dict[str, Any]:
 
 @hw_app.command("profile")
 def hw_profile(
-    out: Path | None = typer.Option(
-        None, "--out", help="Write the device profile YAML here (default: print it)"
-    ),
-    quick: bool = typer.Option(False, "--quick", help="Fewer sizes and repeats (~15 s on CPU)"),
-    name: str | None = typer.Option(None, "--name", help="Profile name (default: from device)"),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch"),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the device profile YAML here (default: print it)"),
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Fewer sizes and repeats (~15 s on CPU)")
+    ] = False,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Profile name (default: from device)")
+    ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch")] = None,
 ) -> None:
     """Measure this machine (GEMM FLOP/s by size and dtype, memory bandwidth) with torch and
     write a device profile that loads like any other."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -15,17 +16,17 @@ _OPS = ("all-reduce", "reduce-scatter", "all-gather", "all-to-all", "broadcast",
 
 @hw_app.command("collective")
 def hw_collective(
-    system_name: str = typer.Argument(..., metavar="SYSTEM", help="System name or YAML path."),
-    op: str = typer.Option(..., "--op", help="|".join(_OPS)),
-    size_bytes: float = typer.Option(
-        ..., "--bytes", help="Per-rank buffer in bytes (nccl-tests convention)."
-    ),
-    group: int = typer.Option(..., "--group", help="Ranks in the group."),
-    stride: int = typer.Option(1, "--stride", help="Devices between consecutive ranks."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    system_name: Annotated[str, typer.Argument(metavar="SYSTEM", help="System name or YAML path.")],
+    op: Annotated[str, typer.Option("--op", help="|".join(_OPS))],
+    size_bytes: Annotated[
+        float, typer.Option("--bytes", help="Per-rank buffer in bytes (nccl-tests convention).")
+    ],
+    group: Annotated[int, typer.Option("--group", help="Ranks in the group.")],
+    stride: Annotated[int, typer.Option("--stride", help="Devices between consecutive ranks.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Time, algorithm and bus bandwidth of one collective (nccl-tests conventions)."""
-    from cost_models.collectives import collective
+    from cost_models.network.collectives import collective
     from hw_profiles.loader import load_system
 
     if op not in _OPS:

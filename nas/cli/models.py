@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -48,10 +48,14 @@ def models_list() -> None:
 
 @models_app.command("show")
 def models_show(
-    model: str = typer.Argument(..., help="Reference model name, model .yaml, or HF config.json"),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object"),
-    seq_len: int = typer.Option(4096, "--seq-len", help="Context length for flops_per_token"),
-    dtype: str = typer.Option("bf16", "--dtype", help="KV-cache dtype"),
+    model: Annotated[
+        str, typer.Argument(help="Reference model name, model .yaml, or HF config.json")
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    seq_len: Annotated[
+        int, typer.Option("--seq-len", help="Context length for flops_per_token")
+    ] = 4096,
+    dtype: Annotated[str, typer.Option("--dtype", help="KV-cache dtype")] = "bf16",
 ) -> None:
     """Counts (parameters, FLOPs per token, KV cache per token) and fields of one model."""
     from search_spaces.catalogue import load_model, model_summary
@@ -119,8 +123,8 @@ def spaces_list() -> None:
 
 @spaces_app.command("show")
 def spaces_show(
-    name: str = typer.Argument(..., help="Registered space name or a space .yaml file"),
-    override: str | None = typer.Option(None, "--override", help=_OVERRIDE_HELP),
+    name: Annotated[str, typer.Argument(help="Registered space name or a space .yaml file")],
+    override: Annotated[str | None, typer.Option("--override", help=_OVERRIDE_HELP)] = None,
 ) -> None:
     """Parameters, their domains and the number of candidates."""
     from search_spaces.spaces import get_space
@@ -139,10 +143,10 @@ def spaces_show(
 
 @spaces_app.command("sample")
 def spaces_sample(
-    name: str = typer.Argument(..., help="Registered space name or a space .yaml file"),
-    n: int = typer.Option(5, "-n", help="Number of candidates"),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random sampler"),
-    override: str | None = typer.Option(None, "--override", help=_OVERRIDE_HELP),
+    name: Annotated[str, typer.Argument(help="Registered space name or a space .yaml file")],
+    n: Annotated[int, typer.Option("-n", help="Number of candidates")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random sampler")] = 0,
+    override: Annotated[str | None, typer.Option("--override", help=_OVERRIDE_HELP)] = None,
 ) -> None:
     """Draw candidates with Optuna's RandomSampler and print their shapes and sizes."""
     from search_spaces.catalogue import model_summary

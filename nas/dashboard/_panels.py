@@ -16,6 +16,15 @@ from nas.dashboard._hover import fmt, hover_text
 from nas.dashboard._hv import HypervolumeHistory, hypervolume_history
 from nas.search.pareto import normalise, to_minimisation
 
+__all__ = [
+    "breakdown_bars",
+    "front_members",
+    "front_table",
+    "hypervolume_curves",
+    "parallel_coordinates",
+]
+
+
 MAX_BARS_PER_GROUP = 30
 MAX_TABLE_ROWS = 2000
 # Parallel coordinates draw every line in WebGL: in software rendering (SwiftShader, headless
@@ -275,12 +284,3 @@ def front_table(data: Dataset) -> str:
         f'<table id="front-table" class="sortable"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
-
-
-__all__ = [
-    "breakdown_bars",
-    "front_members",
-    "front_table",
-    "hypervolume_curves",
-    "parallel_coordinates",
-]

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from cost_models.memory import MEMORY_KEYS
-from cost_models.train import TIME_KEYS
+from cost_models.train.memory import MEMORY_KEYS
+from cost_models.train.step import TIME_KEYS
 
 __all__ = ["write_synthetic_run"]
 

@@ -15,8 +15,8 @@ from nas.evaluators.base import (
     EvaluatorError,
     Pruned,
     ReportFn,
-    evaluator_names,
     get_evaluator,
+    list_evaluators,
     tokens_from_budget,
 )
 
@@ -26,7 +26,7 @@ __all__ = [
     "EvaluatorError",
     "Pruned",
     "ReportFn",
-    "evaluator_names",
     "get_evaluator",
+    "list_evaluators",
     "tokens_from_budget",
 ]

@@ -17,6 +17,22 @@ import numpy.typing as npt
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, FloatArray
 
+__all__ = [
+    "EvaluationFailed",
+    "Evaluator",
+    "EvaluatorError",
+    "Pruned",
+    "ReportFn",
+    "batch_tokens",
+    "check_settings",
+    "evaluate_one",
+    "get_evaluator",
+    "list_evaluators",
+    "perplexity",
+    "tokens_from_budget",
+]
+
+
 ReportFn = Callable[[int, float], bool]
 
 
@@ -68,8 +84,17 @@ _REGISTRY: dict[str, tuple[str, str]] = {
 }
 
 
-def evaluator_names() -> list[str]:
-    return sorted(_REGISTRY)
+_DESCRIPTIONS: dict[str, str] = {
+    "scaling_law": "loss from published scaling laws (Chinchilla form, MoE laws), vectorised",
+    "proxy_train": "real proxy training of a scaled-down model (torch), validation loss",
+    "fitted_law": "a scaling law fitted to proxy runs (nas fit-law), vectorised",
+    "decoder_params": "zero-cost rank proxy: non-embedding parameter count, vectorised",
+}
+
+
+def list_evaluators() -> dict[str, str]:
+    """Every registered evaluator name -> a one-line description."""
+    return {name: _DESCRIPTIONS[name] for name in sorted(_REGISTRY)}
 
 
 def get_evaluator(name: str, settings: Mapping[str, Any] | None = None) -> Evaluator:
@@ -80,7 +105,7 @@ def get_evaluator(name: str, settings: Mapping[str, Any] | None = None) -> Evalu
     """
     if name not in _REGISTRY:
         raise EvaluatorError(
-            f"evaluator: unknown name {name!r}; allowed: {', '.join(evaluator_names())}"
+            f"evaluator: unknown name {name!r}; allowed: {', '.join(list_evaluators())}"
         )
     module, attr = _REGISTRY[name]
     factory = getattr(importlib.import_module(module), attr)
@@ -138,19 +163,3 @@ def perplexity(loss: FloatArray) -> FloatArray:
     """Perplexity of a loss in nats per token (exp; overflow-safe)."""
     out: FloatArray = np.exp(np.minimum(loss, 700.0))
     return out
-
-
-__all__ = [
-    "EvaluationFailed",
-    "Evaluator",
-    "EvaluatorError",
-    "Pruned",
-    "ReportFn",
-    "batch_tokens",
-    "check_settings",
-    "evaluate_one",
-    "evaluator_names",
-    "get_evaluator",
-    "perplexity",
-    "tokens_from_budget",
-]

@@ -38,6 +38,20 @@ from search_spaces import counts
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, FloatArray
 
+__all__ = [
+    "FitReport",
+    "FittedLawEvaluator",
+    "Results",
+    "fit_chinchilla",
+    "fit_law",
+    "load_law",
+    "params_by_convention",
+    "read_results",
+    "relative_errors",
+    "save_law",
+]
+
+
 HUBER_DELTA = 1e-3  # Hoffmann et al. 2022, appendix D.2
 
 
@@ -163,6 +177,10 @@ def relative_errors(law: ChinchillaLaw, results: Results) -> FloatArray:
 
 @dataclass(frozen=True, kw_only=True)
 class FitReport:
+    """A fitted law and its errors: ``rows`` fitted, root-mean-square and worst relative
+    loss error on them (fractions, not %), and the RMS relative error on ``heldout_rows``
+    rows of a fit made without them."""
+
     law: ChinchillaLaw  # fitted on all rows
     rows: int
     rms_rel_error: float  # of the all-rows fit on its own rows
@@ -307,17 +325,3 @@ class FittedLawEvaluator:
         self, arch: Architecture, *, tokens: float, report: ReportFn | None = None
     ) -> dict[str, float]:
         return evaluate_one(self.evaluate_batch, arch, tokens)
-
-
-__all__ = [
-    "FitReport",
-    "FittedLawEvaluator",
-    "Results",
-    "fit_chinchilla",
-    "fit_law",
-    "load_law",
-    "params_by_convention",
-    "read_results",
-    "relative_errors",
-    "save_law",
-]

@@ -22,6 +22,9 @@ import numpy.typing as npt
 from nas.evaluators.base import EvaluatorError
 from search_spaces.counts import FloatArray
 
+__all__ = ["Results", "read_results"]
+
+
 _ALIASES = {
     "params": ("params", "N", "n", "n_params"),
     "tokens": ("tokens", "D", "d"),
@@ -31,6 +34,9 @@ _ALIASES = {
 
 @dataclass(frozen=True, kw_only=True)
 class Results:
+    """Proxy results as arrays: ``params`` (parameter counts), ``tokens`` (training tokens)
+    and ``loss`` (validation loss, nats/token), one entry per run."""
+
     params: FloatArray
     tokens: FloatArray
     loss: FloatArray
@@ -104,6 +110,3 @@ def read_results(path: str | Path) -> Results:
         tokens=_column(rows, "tokens", p),
         loss=_column(rows, "loss", p),
     )
-
-
-__all__ = ["Results", "read_results"]

@@ -27,6 +27,23 @@ import numpy.typing as npt
 from nas.evaluators.base import EvaluatorError
 from search_spaces.counts import FloatArray
 
+__all__ = [
+    "BESIROGLU2024",
+    "CLARK2022",
+    "DENSE_LAWS",
+    "HOFFMANN2022",
+    "KRAJEWSKI2024",
+    "LAW_NAMES",
+    "PARAMS_CONVENTIONS",
+    "ChinchillaLaw",
+    "ClarkLaw",
+    "KrajewskiLaw",
+    "ParamsConvention",
+    "expert_ratio",
+    "moe_effective_params",
+]
+
+
 ParamsConvention = Literal["total", "non_embedding", "active", "active_non_embedding"]
 PARAMS_CONVENTIONS: tuple[str, ...] = ("total", "non_embedding", "active", "active_non_embedding")
 
@@ -246,20 +263,3 @@ def moe_effective_params(
     clark = CLARK2022.effective_params(n, expert_ratio) / n
     out: FloatArray = n * clark * KRAJEWSKI2024.granularity_multiplier(granularity)
     return out
-
-
-__all__ = [
-    "BESIROGLU2024",
-    "CLARK2022",
-    "DENSE_LAWS",
-    "HOFFMANN2022",
-    "KRAJEWSKI2024",
-    "LAW_NAMES",
-    "PARAMS_CONVENTIONS",
-    "ChinchillaLaw",
-    "ClarkLaw",
-    "KrajewskiLaw",
-    "ParamsConvention",
-    "expert_ratio",
-    "moe_effective_params",
-]

@@ -18,6 +18,8 @@ from nas.evaluators.base import EvaluatorError, check_settings
 from nas.evaluators.proxy_data import VOCAB_SIZE
 from search_spaces.architecture import Architecture, MoEConfig
 
+__all__ = ["ProxyConfig", "lr_at", "scale_architecture"]
+
 
 @dataclass(frozen=True, kw_only=True)
 class ProxyConfig:
@@ -135,6 +137,3 @@ def lr_at(step: int, cfg: ProxyConfig, steps: int) -> float:
         return cfg.lr * (step + 1) / warm
     t = (step - warm) / max(1, steps - warm)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0))))
-
-
-__all__ = ["ProxyConfig", "lr_at", "scale_architecture"]

@@ -23,6 +23,15 @@ import numpy.typing as npt
 
 from nas.evaluators.base import EvaluatorError
 
+__all__ = [
+    "VOCAB_SIZE",
+    "Corpus",
+    "default_corpus_paths",
+    "load_corpus",
+    "sample_windows",
+]
+
+
 VOCAB_SIZE = 256  # byte-level tokenizer
 _SKIP_DIRS = ("site-packages", "dist-packages", "__pycache__")
 _TEXT_SUFFIXES = (".py", ".txt", ".md", ".rst", ".c", ".h", ".json", ".yaml", ".yml", ".csv")
@@ -118,12 +127,3 @@ def sample_windows(
     idx = starts[:, None] + np.arange(seq_len + 1)[None, :]
     out: npt.NDArray[np.int64] = stream[idx].astype(np.int64)
     return out
-
-
-__all__ = [
-    "VOCAB_SIZE",
-    "Corpus",
-    "default_corpus_paths",
-    "load_corpus",
-    "sample_windows",
-]

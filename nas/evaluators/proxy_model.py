@@ -20,8 +20,12 @@ from torch import nn
 
 from search_spaces.architecture import Architecture
 
+__all__ = ["Decoder", "RMSNorm", "apply_rope", "moe_layer_flags", "rope_tables"]
+
 
 class RMSNorm(nn.Module):
+    """Root-mean-square layer norm (Zhang and Sennrich 2019, arXiv 1910.07467)."""
+
     def __init__(self, dim: int, eps: float = 1e-6) -> None:
         super().__init__()
         self.eps = eps
@@ -52,6 +56,9 @@ def apply_rope(x: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
 
 
 class Attention(nn.Module):
+    """Causal multi-head attention with grouped KV heads (GQA); rotary positions unless the
+    architecture learns its positions."""
+
     def __init__(self, arch: Architecture) -> None:
         super().__init__()
         self.h, self.kv, self.hd = arch.num_heads, arch.num_kv_heads, arch.head_dim
@@ -76,6 +83,8 @@ class Attention(nn.Module):
 
 
 class FeedForward(nn.Module):
+    """The MLP of a block: gated (SwiGLU/GeGLU) or plain, ``hidden`` channels wide."""
+
     def __init__(self, arch: Architecture, hidden: int) -> None:
         super().__init__()
         self.gated = arch.gated_ffn
@@ -133,6 +142,8 @@ class MoE(nn.Module):
 
 
 class Block(nn.Module):
+    """One pre-norm decoder block: attention then the MLP (dense or MoE), each residual."""
+
     def __init__(self, arch: Architecture, *, moe: bool) -> None:
         super().__init__()
         self.norm1, self.norm2 = _norm(arch, arch.d_model), _norm(arch, arch.d_model)
@@ -201,6 +212,3 @@ class Decoder(nn.Module):
         return (
             torch.stack(terms).mean() if terms else torch.zeros((), device=self.head.weight.device)
         )
-
-
-__all__ = ["Decoder", "RMSNorm", "apply_rope", "moe_layer_flags", "rope_tables"]

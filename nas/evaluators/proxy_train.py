@@ -33,6 +33,17 @@ from search_spaces import counts
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, FloatArray
 
+__all__ = [
+    "OUT_OF_MEMORY",
+    "ProgressFn",
+    "ProxyConfig",
+    "ProxyResult",
+    "ProxyTrainEvaluator",
+    "num_steps",
+    "train_proxy",
+]
+
+
 ProgressFn = Callable[[int, int, "float | None"], None]  # (step, steps, val loss or None)
 DIVERGENCE_FACTOR = 1.5  # a loss above 1.5 x ln(vocab) (worse than uniform) has diverged
 
@@ -99,7 +110,9 @@ def _validate(model: Decoder, windows: torch.Tensor, batch_size: int) -> float:
     return total / math.ceil(windows.shape[0] / batch_size)
 
 
-def _num_steps(cfg: ProxyConfig, tokens: float) -> int:
+def num_steps(cfg: ProxyConfig, tokens: float) -> int:
+    """Training steps of a proxy run: ``cfg.steps``, or when it is 0 the steps that see
+    ``tokens`` tokens (``batch_size * seq_len`` per step), at most ``cfg.max_steps``."""
     if cfg.steps:
         return cfg.steps
     if not math.isfinite(tokens) or tokens <= 0:
@@ -119,7 +132,7 @@ def train_proxy(
     """Train the proxy of ``arch`` and return its validation loss curve and measurements."""
     data = corpus if corpus is not None else load_corpus(cfg.data, max_bytes=cfg.max_corpus_bytes)
     try:
-        run = _Run.start(arch, cfg, steps=_num_steps(cfg, tokens), data=data)
+        run = _Run.start(arch, cfg, steps=num_steps(cfg, tokens), data=data)
         return run.loop(report, progress)
     except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
         if not isinstance(exc, MemoryError | torch.OutOfMemoryError) and (
@@ -260,13 +273,3 @@ class ProxyTrainEvaluator:
 
     def evaluate_batch(self, batch: ArchBatch, *, tokens: FloatArray) -> dict[str, FloatArray]:
         raise NotImplementedError("proxy_train trains one model at a time; use evaluate()")
-
-
-__all__ = [
-    "OUT_OF_MEMORY",
-    "ProgressFn",
-    "ProxyConfig",
-    "ProxyResult",
-    "ProxyTrainEvaluator",
-    "train_proxy",
-]

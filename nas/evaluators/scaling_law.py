@@ -49,6 +49,9 @@ from search_spaces import counts
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, FloatArray
 
+__all__ = ["MOE_PARAMS", "ScalingLawEvaluator", "granularity", "predict_loss"]
+
+
 MOE_PARAMS: tuple[str, ...] = ("active", "total", "effective")
 _SETTINGS: dict[str, Any] = {"law": "auto", "shape_penalty": False, "moe_params": None}
 
@@ -195,6 +198,3 @@ class ScalingLawEvaluator:
         self, arch: Architecture, *, tokens: float, report: ReportFn | None = None
     ) -> dict[str, float]:
         return evaluate_one(self.evaluate_batch, arch, tokens)
-
-
-__all__ = ["MOE_PARAMS", "ScalingLawEvaluator", "granularity", "predict_loss"]

@@ -22,6 +22,9 @@ import numpy as np
 
 from search_spaces.counts import ArchBatch, FloatArray
 
+__all__ = ["gqa_penalty", "shape_factor", "shape_penalty"]
+
+
 # (flat band low, high, curvature per squared natural-log unit outside the band)
 ASPECT_BAND = (30.0, 90.0, 0.0075)  # ~1% at aspect ratio ~10 and ~300 (Kaplan Fig. 5 left)
 FFN_BAND = (1.0, 4.0, 0.012)  # ~2% at ratio 0.25 or 16 (Kaplan Fig. 5 middle, approx.)
@@ -62,6 +65,3 @@ def shape_factor(b: ArchBatch) -> FloatArray:
     """Multiplier on the law's loss: ``1 + shape_penalty + gqa_penalty``."""
     out: FloatArray = 1.0 + shape_penalty(b) + gqa_penalty(b)
     return out
-
-
-__all__ = ["gqa_penalty", "shape_factor", "shape_penalty"]

@@ -21,6 +21,9 @@ from search_spaces import counts
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, FloatArray
 
+__all__ = ["DecoderParamsEvaluator"]
+
+
 COUNTS: tuple[str, ...] = ("non_embedding", "active_non_embedding")
 
 
@@ -56,6 +59,3 @@ class DecoderParamsEvaluator:
         self, arch: Architecture, *, tokens: float, report: ReportFn | None = None
     ) -> dict[str, float]:
         return evaluate_one(self.evaluate_batch, arch, tokens)
-
-
-__all__ = ["DecoderParamsEvaluator"]

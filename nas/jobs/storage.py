@@ -15,18 +15,9 @@ from typing import Any
 
 from nas.jobs.archive import NOT_PACKED, land_run
 from nas.jobs.client import JobsError
+from nas.search.ray.storage import run_location, storage_root
 
 __all__ = ["check_writable", "pull_run", "push_run", "run_location", "storage_root"]
-
-
-def storage_root(uri: str) -> str:
-    """``uri`` as Tune and pyarrow want it: a URI as given, a plain path made absolute."""
-    return uri.rstrip("/") if "://" in uri else str(Path(uri).expanduser().resolve())
-
-
-def run_location(uri: str, run_name: str) -> str:
-    """Where the run ``run_name`` lives in storage ``uri``."""
-    return f"{storage_root(uri)}/{run_name}"
 
 
 def _open(uri: str) -> tuple[Any, str]:

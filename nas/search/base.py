@@ -1,11 +1,13 @@
 """The search-backend plug-in point: a problem, an ask/tell searcher, and a registry.
 
 A :class:`Problem` knows how to *suggest* a candidate on a define-by-run trial and how to
-*evaluate* it into a flat trial record. A :class:`Searcher` is the ask/tell half of a
+*evaluate* it into a flat trial record; a :class:`GridProblem` can also evaluate its whole
+grid at once (the exhaustive backend). A :class:`Searcher` is the ask/tell half of a
 backend (``ask`` a trial, ``tell`` its record or failure); :func:`drive` is the one loop that
-joins them, so any backend that can ask and tell (Optuna, later Ray Tune's searchers) reuses
-it. A :class:`Backend` runs a whole search and returns one row per trial. Backends are
-registered by name and imported lazily; unknown names list the known ones.
+joins them for the Optuna backend. A :class:`Backend` runs a whole search and returns one
+row per trial. Backends are registered by name and imported lazily; unknown names list the
+known ones. The concrete problem of an experiment is :class:`nas.problem.ExperimentProblem`;
+this package never imports it (``docs/design.md``, dependency rules).
 """
 
 from __future__ import annotations
@@ -17,34 +19,45 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import pandas as pd
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from nas.experiment import Constraint, SearchSettings
 
 __all__ = [
     "Backend",
     "BackendUnavailable",
+    "GridProblem",
     "Objective",
     "Problem",
+    "ProblemFactory",
     "ProgressFn",
+    "RunError",
     "SearchJob",
     "Searcher",
     "TrialFailed",
     "TrialOutcome",
     "TrialPruned",
+    "constraint_frame",
     "constraint_values",
     "drive",
     "get_backend",
+    "jsonable",
     "list_backends",
-    "register_backend",
+    "plain_value",
 ]
 
 
 class BackendUnavailable(ValueError):
-    """A backend that is registered but cannot run here (not built yet, extra missing)."""
+    """A backend that is registered but cannot run here (an extra is missing, or the problem
+    lacks what the backend needs)."""
+
+
+class RunError(ValueError):
+    """A run directory (or the search state saved in it) that cannot be used; one line
+    naming it."""
 
 
 class TrialFailed(Exception):
@@ -57,6 +70,9 @@ class TrialPruned(Exception):
 
 @dataclass(frozen=True, kw_only=True)
 class Objective:
+    """One objective: ``metric`` names a key of the trial record (its unit is the record's,
+    e.g. ``step_time_s`` in seconds), ``direction`` is ``"min"`` or ``"max"``."""
+
     metric: str
     direction: str  # "min" | "max"
 
@@ -67,18 +83,48 @@ class Objective:
             )
 
 
+@runtime_checkable
 class Problem(Protocol):
     """What a backend optimises. ``evaluate`` may raise :class:`TrialFailed`,
-    :class:`TrialPruned` or any exception (the trial FAILs with the reason)."""
+    :class:`TrialPruned` or any exception (the trial FAILs with the reason).
+
+    ``evaluator`` is the accuracy evaluator the problem scores candidates with (``None`` when
+    it scores them itself); a backend may read its settings (the Ray backend: the proxy
+    run's steps) or wrap it to receive intermediate losses."""
 
     objectives: tuple[Objective, ...]
     constraints: tuple[Constraint, ...]
+    evaluator: Any
 
-    def suggest(self, trial: Any) -> Any: ...
+    def suggest(self, trial: Any) -> Any:
+        """The candidate proposed by a define-by-run ``trial`` (Optuna's trial API)."""
+        ...
 
-    def evaluate(self, candidate: Any) -> dict[str, Any]: ...
+    def evaluate(self, candidate: Any) -> dict[str, Any]:
+        """The flat trial record of ``candidate``."""
+        ...
 
-    def device_memory_bytes(self, record: Mapping[str, Any]) -> float: ...
+    def device_memory_bytes(self, record: Mapping[str, Any]) -> float:
+        """Memory of one device of the record's system, bytes (relative constraints)."""
+        ...
+
+
+@runtime_checkable
+class GridProblem(Problem, Protocol):
+    """A problem whose whole grid can be evaluated at once (the exhaustive backend)."""
+
+    def evaluate_grid(self, *, max_candidates: int) -> pd.DataFrame:
+        """One row per candidate: ``param_*`` columns and every metric; a grid larger than
+        ``max_candidates`` is refused."""
+        ...
+
+    def replan(self, judged: pd.DataFrame, *, limit: int) -> int:
+        """Evaluate at most ``limit`` leading rows of a judged grid again, more exactly, in
+        place; returns how many rows changed (0 when the problem has nothing to refine)."""
+        ...
+
+
+ProblemFactory = Callable[[], Problem]
 
 
 def constraint_values(problem: Problem, record: Mapping[str, Any]) -> list[float]:
@@ -98,6 +144,44 @@ def constraint_values(problem: Problem, record: Mapping[str, Any]) -> list[float
         excess = (float(value) - bound) if c.op == "<=" else (bound - float(value))
         out.append(excess / scale)
     return out
+
+
+def constraint_frame(problem: Problem, frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`constraint_values` for every row of a record table, column-wise (``c0``,
+    ``c1``, ...; <= 0 satisfied)."""
+    out = {}
+    for i, c in enumerate(problem.constraints):
+        out[f"c{i}"] = _constraint_column(c, frame)
+    table: pd.DataFrame = pd.DataFrame(out, index=frame.index)
+    return table
+
+
+def _constraint_column(c: Constraint, frame: pd.DataFrame) -> pd.Series:
+    if c.metric not in frame.columns:
+        raise ValueError(f"constraints.{c.metric}: not a metric of the trial record")
+    value = frame[c.metric].astype(float)
+    if c.op == "==":
+        return (value != c.bound).astype(float)
+    bound = c.bound * (frame["device_memory_bytes"].astype(float) if c.relative_to else 1.0)
+    scale = (
+        bound.abs().where(bound != 0, 1.0) if isinstance(bound, pd.Series) else (abs(bound) or 1.0)
+    )
+    excess = (value - bound) if c.op == "<=" else (bound - value)
+    return (excess / scale).fillna(1.0)
+
+
+def plain_value(value: Any) -> Any:
+    """A record value as plain JSON: numpy scalars as Python numbers, NaN and inf as None."""
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial record with every value made plain (:func:`plain_value`), ready for JSON."""
+    return {key: plain_value(value) for key, value in record.items()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,16 +291,17 @@ _REGISTRY: dict[str, str] = {
     "exhaustive": "nas.search.exhaustive:ExhaustiveBackend",
     "ray": "nas.search.ray.backend:RayBackend",  # needs the [ray] extra (checked when run)
 }
-
-
-def register_backend(name: str, target: str) -> None:
-    """Register ``"module:Class"`` under ``name`` (imported only when used)."""
-    _REGISTRY[name] = target
+_DESCRIPTIONS: dict[str, str] = {
+    "optuna": "Optuna study driven by ask/tell (NSGA-II/III, TPE, GP, random), local workers",
+    "exhaustive": "every candidate of the grid at once, vectorised; the exact Pareto front",
+    "ray": "Ray Tune with the Optuna samplers, ASHA on proxy training (needs the [ray] extra)",
+}
 
 
 def list_backends() -> dict[str, str]:
-    """Every registered backend name -> ``"available"`` (a missing extra is reported when run)."""
-    return dict.fromkeys(sorted(_REGISTRY), "available")
+    """Every registered backend name -> a one-line description (a missing extra is reported
+    when the backend is run)."""
+    return {name: _DESCRIPTIONS[name] for name in sorted(_REGISTRY)}
 
 
 def get_backend(name: str) -> Backend:

@@ -1,9 +1,10 @@
 """The exhaustive backend: evaluate every candidate of the space at once and return the
 exact Pareto front.
 
-The problem must offer ``evaluate_grid(max_candidates=...) -> DataFrame`` (one row per
-candidate, ``param_*`` columns and every metric), computed with the vectorised cost model and
-a vectorised accuracy evaluator. Spaces larger than ``search.max_candidates`` are refused
+The problem must be a :class:`nas.search.base.GridProblem`: ``evaluate_grid(max_candidates=...)
+-> DataFrame`` (one row per candidate, ``param_*`` columns and every metric), computed with
+the vectorised cost model and a vectorised accuracy evaluator, and ``replan`` (the leading
+rows evaluated again more exactly; :mod:`nas.problem.refine` for an experiment). Spaces larger than ``search.max_candidates`` are refused
 with their size. Grids above :data:`STORED_ROWS` rows are not stored whole: the run keeps
 every feasible non-dominated candidate plus a seeded uniform sample, and the summary says
 how many were evaluated.
@@ -12,15 +13,20 @@ how many were evaluated.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
-from nas.search.base import Backend, BackendUnavailable, ProgressFn, SearchJob
+from nas.search.base import (
+    Backend,
+    BackendUnavailable,
+    GridProblem,
+    Problem,
+    ProgressFn,
+    SearchJob,
+    constraint_frame,
+)
 from nas.search.pareto import non_dominated, objective_matrix
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = ["STORED_ROWS", "ExhaustiveBackend", "judge_grid"]
 
@@ -28,24 +34,9 @@ STORED_ROWS = 200_000
 _JUDGED = ["number", "state", "feasible", "on_front"]  # judge_grid adds them again
 
 
-def _replan(problem: object, judged: pd.DataFrame, limit: int) -> int:
-    """Re-plan the leading rows with the full planner (``plan: auto`` only; see
-    :mod:`nas.search.refine`); how many rows were re-planned."""
-    from nas.search.refine import leading_rows, refine_rows
-
-    experiment = getattr(problem, "experiment", None)
-    if limit <= 0 or experiment is None or experiment.plan.mode != "auto":
-        return 0
-    rows = leading_rows(problem, judged, limit)  # type: ignore[arg-type]
-    return refine_rows(problem, judged, rows)  # type: ignore[arg-type]
-
-
-def judge_grid(problem: object, frame: pd.DataFrame) -> pd.DataFrame:
+def judge_grid(problem: Problem, frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``number``, ``state``, ``feasible``, ``fail_reason`` and ``on_front`` to a grid."""
-    from nas.evaluate import constraint_frame
-
-    objectives = problem.objectives  # type: ignore[attr-defined]
-    values = objective_matrix(frame, objectives)
+    values = objective_matrix(frame, problem.objectives)
     finite = np.all(np.isfinite(values), axis=1)
     cons = constraint_frame(problem, frame)
     feasible = finite & (cons.to_numpy() <= 0).all(axis=1) if cons.shape[1] else finite
@@ -66,19 +57,20 @@ def judge_grid(problem: object, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 class ExhaustiveBackend(Backend):
+    """Evaluates the whole grid of a :class:`GridProblem` (see the module docstring)."""
+
     name = "exhaustive"
 
     def run(self, job: SearchJob, *, progress: ProgressFn | None = None) -> pd.DataFrame:
         problem = job.problem_factory()
-        evaluate_grid = getattr(problem, "evaluate_grid", None)
-        if evaluate_grid is None:
+        if not isinstance(problem, GridProblem):
             raise BackendUnavailable(
                 "search.backend: exhaustive needs a problem with a vectorised grid evaluation"
             )
         start = time.perf_counter()
-        frame = evaluate_grid(max_candidates=job.settings.max_candidates)
+        frame = problem.evaluate_grid(max_candidates=job.settings.max_candidates)
         judged = judge_grid(problem, frame)
-        replanned = _replan(problem, judged, job.settings.replan_rows)
+        replanned = problem.replan(judged, limit=job.settings.replan_rows)
         if replanned:
             judged = judge_grid(problem, judged.drop(columns=_JUDGED))
         elapsed = time.perf_counter() - start

@@ -37,6 +37,7 @@ from nas.search.base import (
     SearchJob,
     TrialOutcome,
     drive,
+    jsonable,
 )
 
 if TYPE_CHECKING:
@@ -156,25 +157,14 @@ class OptunaSearcher(Searcher):
             if _HAS_SET_CONSTRAINT:
                 for i, value in enumerate(outcome.constraints):
                     trial.set_constraint(f"c{i}", value)
-            trial.set_user_attr("record", json.dumps(_jsonable(outcome.record)))
+            trial.set_user_attr("record", json.dumps(jsonable(outcome.record)))
             self.study.tell(trial, list(outcome.values))
             return
         trial.set_user_attr("fail_reason", outcome.fail_reason)
         if outcome.record:
-            trial.set_user_attr("record", json.dumps(_jsonable(outcome.record)))
+            trial.set_user_attr("record", json.dumps(jsonable(outcome.record)))
         state = TrialState.PRUNED if outcome.state == "PRUNED" else TrialState.FAIL
         self.study.tell(trial, state=state)
-
-
-def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        if hasattr(value, "item") and callable(value.item):
-            value = value.item()
-        if isinstance(value, float) and not math.isfinite(value):
-            value = None
-        out[key] = value
-    return out
 
 
 def _load_or_create(job: SearchJob, problem: Problem) -> optuna.Study:
@@ -230,6 +220,8 @@ def _worker(job: SearchJob, index: int, lock: Any) -> None:
 
 
 class OptunaBackend(Backend):
+    """One Optuna study in the run directory, driven by ``search.workers`` processes."""
+
     name = "optuna"
 
     def run(self, job: SearchJob, *, progress: ProgressFn | None = None) -> pd.DataFrame:

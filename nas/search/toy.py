@@ -34,6 +34,7 @@ class ToyProblem:
         Objective(metric="f2", direction="min"),
     )
     constraints: tuple[Constraint, ...] = field(default_factory=tuple)
+    evaluator: None = None  # the toy scores candidates itself
     _calls: int = 0
 
     def __post_init__(self) -> None:
@@ -68,6 +69,10 @@ class ToyProblem:
         frame["device_memory_bytes"] = 1.0
         out: pd.DataFrame = frame
         return out
+
+    def replan(self, judged: pd.DataFrame, *, limit: int) -> int:
+        """The toy has no parallel plan: its grid values are exact, nothing is re-planned."""
+        return 0
 
 
 def _zdt(x: np.ndarray, y: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,6 @@ from search_spaces.spaces.registry import (
     get_space,
     list_spaces,
     load_space,
-    register_space,
     sample_space,
     space_from_dict,
 )
@@ -28,7 +27,6 @@ __all__ = [
     "get_space",
     "list_spaces",
     "load_space",
-    "register_space",
     "sample_space",
     "space_from_dict",
 ]

@@ -32,6 +32,9 @@ from search_spaces.spaces.params import Kind, Number, Param, parse_param
 if TYPE_CHECKING:
     from optuna.trial import BaseTrial
 
+__all__ = ["RULES", "DecoderSpace", "ParamRule", "parse_domain"]
+
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -337,6 +340,3 @@ class DecoderSpace:
     def describe(self) -> list[tuple[str, str, int]]:
         """(name, domain, number of values) per parameter, for ``nas spaces show``."""
         return [(n, p.describe(), p.count) for n, p in self.parameters().items()]
-
-
-__all__ = ["RULES", "DecoderSpace", "ParamRule", "parse_domain"]

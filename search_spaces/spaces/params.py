@@ -28,6 +28,9 @@ import numpy.typing as npt
 
 from search_spaces.errors import SpecError
 
+__all__ = ["Param", "parse_param"]
+
+
 Kind = Literal["int", "float"]
 Number = int | float
 
@@ -180,6 +183,3 @@ def _parse_mapping(
         f"{name}: a domain mapping takes either 'choices' or 'range' (+ optional 'step'); "
         f"got keys {sorted(keys)}"
     )
-
-
-__all__ = ["Param", "parse_param"]

@@ -18,6 +18,16 @@ from search_spaces.spaces.params import Param
 if TYPE_CHECKING:
     from optuna.trial import BaseTrial
 
+__all__ = [
+    "SearchSpace",
+    "get_space",
+    "list_spaces",
+    "load_space",
+    "sample_space",
+    "space_from_dict",
+]
+
+
 SPACES_DIR = Path(__file__).resolve().parent
 _SPACE_KEYS = ("name", "description", "base", "round_to", "parameters")
 
@@ -97,15 +107,9 @@ _REGISTRY: dict[str, Callable[[], SearchSpace]] = {
 }
 
 
-def register_space(name: str, factory: Callable[[], SearchSpace]) -> None:
-    """Add a space under ``name`` (a plug-in point; names must be new)."""
-    if name in _REGISTRY:
-        raise SpecError(f"space: {name!r} is already registered")
-    _REGISTRY[name] = factory
-
-
-def list_spaces() -> list[str]:
-    return sorted(_REGISTRY)
+def list_spaces() -> dict[str, str]:
+    """Every registered space name -> its one-line description (from its YAML file)."""
+    return {name: _REGISTRY[name]().description for name in sorted(_REGISTRY)}
 
 
 def get_space(name: str, overrides: Mapping[str, Any] | None = None) -> SearchSpace:
@@ -115,7 +119,7 @@ def get_space(name: str, overrides: Mapping[str, Any] | None = None) -> SearchSp
     factory = _REGISTRY.get(name)
     if factory is None:
         raise SpecError(
-            f"space: unknown name {name!r}; known: {', '.join(list_spaces())} "
+            f"space: unknown name {name!r}; known: {', '.join(sorted(_REGISTRY))} "
             "(or give a space .yaml file)"
         )
     return factory().with_overrides(overrides)
@@ -144,14 +148,3 @@ def sample_space(
         out.append((dict(trial.params), arch))
         study.tell(trial, 0.0)
     return out
-
-
-__all__ = [
-    "SearchSpace",
-    "get_space",
-    "list_spaces",
-    "load_space",
-    "register_space",
-    "sample_space",
-    "space_from_dict",
-]

@@ -94,7 +94,7 @@ def test_plan_shorthand_and_defaults() -> None:
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
 def test_shipped_experiments_validate_and_build(path: Path) -> None:
-    from nas.evaluate import ExperimentProblem
+    from nas.problem import ExperimentProblem
 
     exp = load_experiment(path)
     assert exp.name == path.stem
@@ -109,3 +109,19 @@ def test_cli_reports_bad_experiment_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert isinstance(result.exception, ExperimentError)
     assert "hardware.gpus: unknown key" in str(result.exception)
+
+
+def test_workloads_build_the_cost_model_workload() -> None:
+    from cost_models.plan import InferenceWorkload, TrainWorkload
+
+    serve = experiment_from_dict({**BASE, "workload": {"mode": "serve"}}).workload
+    assert serve.to_cost_workload() == InferenceWorkload()  # one set of serving defaults
+    custom = {"mode": "serve", "batch": 8, "prompt_len": 512, "gen_len": 64, "kv_dtype": "fp8"}
+    serve = experiment_from_dict({**BASE, "workload": custom}).workload
+    assert serve.to_cost_workload() == InferenceWorkload(
+        batch=8, prompt_len=512, gen_len=64, kv_dtype="fp8"
+    )
+    assert serve.context_len == 576
+    train = experiment_from_dict(BASE).workload
+    assert train.to_cost_workload() == TrainWorkload(seq_len=train.seq_len, dtype=train.dtype)
+    assert train.global_batch * train.seq_len == train.global_batch_tokens

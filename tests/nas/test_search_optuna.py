@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nas.experiment import SearchSettings
-from nas.search.base import SearchJob, get_backend
+from nas.search.base import BackendUnavailable, GridProblem, Problem, SearchJob, get_backend
 from nas.search.pareto import hypervolume, non_dominated
 from nas.search.toy import ToyProblem, toy_grid
 
@@ -76,6 +76,23 @@ def test_exhaustive_returns_the_exact_front(tmp_path: Path) -> None:
 def test_exhaustive_refuses_large_grids_with_the_size(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="10,201 candidates exceed 1,000"):
         _run(tmp_path, ToyProblem, backend="exhaustive", max_candidates=1000)
+
+
+class _NoGrid:
+    """A problem that can only evaluate one candidate at a time."""
+
+    def __init__(self) -> None:
+        toy = ToyProblem()
+        self.objectives, self.constraints, self.evaluator = toy.objectives, (), None
+        self.suggest, self.evaluate = toy.suggest, toy.evaluate
+        self.device_memory_bytes = toy.device_memory_bytes
+
+
+def test_exhaustive_refuses_a_problem_without_a_grid(tmp_path: Path) -> None:
+    assert isinstance(_NoGrid(), Problem) and not isinstance(_NoGrid(), GridProblem)
+    assert isinstance(ToyProblem(), GridProblem)
+    with pytest.raises(BackendUnavailable, match="vectorised grid evaluation"):
+        _run(tmp_path, _NoGrid, backend="exhaustive")
 
 
 @pytest.mark.slow

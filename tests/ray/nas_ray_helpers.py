@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from nas.evaluate import Candidate, ExperimentProblem
 from nas.experiment import Experiment, experiment_from_dict
+from nas.problem import Candidate, ExperimentProblem
 
 
 def _search(trials: int, sampler: str, population_size: int | None, ray: Any) -> dict[str, Any]:

@@ -37,9 +37,12 @@ TIGHT = {
 
 
 def test_registry_lists_builtin_spaces() -> None:
-    assert {"dense_decoder", "moe_decoder"} <= set(list_spaces())
-    for name in list_spaces():
-        assert isinstance(get_space(name), SearchSpace)
+    spaces = list_spaces()
+    assert {"dense_decoder", "moe_decoder"} <= set(spaces)
+    for name, description in spaces.items():
+        space = get_space(name)
+        assert isinstance(space, SearchSpace)
+        assert description == space.description and description
 
 
 def test_unknown_space_lists_known() -> None:

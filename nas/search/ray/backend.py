@@ -58,7 +58,7 @@ def tune_dir(run_dir: Path, storage: str | None = None) -> str:
     run directory, or ``<storage>/<run name>/tune`` with ``search.ray.storage``."""
     if storage is None:
         return str(run_dir.resolve() / "tune")
-    from nas.jobs.storage import run_location
+    from nas.search.ray.storage import run_location
 
     return f"{run_location(storage, run_dir.name)}/tune"
 
@@ -83,7 +83,7 @@ def check_tune_state(path: Path) -> None:
     too few trials (seen in tests/ray)."""
     import json
 
-    from nas.runs import RunError
+    from nas.search.base import RunError
 
     states = sorted(path.glob("experiment_state-*.json"))  # Tune restores from the newest
     for state in states[-1:]:
@@ -98,7 +98,7 @@ def check_tune_state(path: Path) -> None:
 
 def _max_steps(problem: Problem) -> int:
     """ASHA's ``max_t``: the training steps of a full proxy run."""
-    config = getattr(getattr(problem, "evaluator", None), "config", None)
+    config = getattr(problem.evaluator, "config", None)
     steps = getattr(config, "steps", 0) or getattr(config, "max_steps", 0)
     return int(steps) if steps else 0
 
@@ -108,7 +108,7 @@ def _scheduler(settings: RaySettings, problem: Problem) -> Any:
         return None
     from nas.experiment import ExperimentError
 
-    evaluator = getattr(problem, "evaluator", None)
+    evaluator = problem.evaluator
     max_t = _max_steps(problem)
     if evaluator is None or getattr(evaluator, "vectorised", True) or not max_t:
         name = getattr(evaluator, "name", "this evaluator")

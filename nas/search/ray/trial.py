@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nas.search.base import Problem, TrialOutcome, evaluate_trial
+from nas.search.base import Problem, ProblemFactory, TrialOutcome, evaluate_trial, jsonable
 
 __all__ = [
     "NODE_KEY",
@@ -37,7 +37,6 @@ RECORD_KEY = "nas_record"
 CONS_KEY = "nas_constraints"
 REASON_KEY = "nas_fail_reason"
 NODE_KEY = "nas_node_id"  # the Ray node id of the worker that ran the trial
-ProblemFactory = Callable[[], Problem]
 
 
 def objective_keys(n: int) -> list[str]:
@@ -93,10 +92,10 @@ def _last_step(evaluator: Any, tokens: float) -> int:
     config = getattr(evaluator, "config", None)
     if config is None or not hasattr(config, "steps"):
         return -1
-    from nas.evaluators.proxy_train import _num_steps
+    from nas.evaluators.proxy_train import num_steps
 
     try:
-        return int(_num_steps(config, tokens))
+        return int(num_steps(config, tokens))
     except Exception:  # the evaluator itself reports the bad setting
         return -1
 
@@ -109,9 +108,9 @@ def run_trial(config: dict[str, Any], *, factory: ProblemFactory) -> None:
     from ray.tune.utils import flatten_dict
 
     problem = factory()
-    evaluator = getattr(problem, "evaluator", None)
+    evaluator = problem.evaluator
     if evaluator is not None and not getattr(evaluator, "vectorised", True):
-        problem.evaluator = _Reporting(evaluator)  # type: ignore[attr-defined]
+        problem.evaluator = _Reporting(evaluator)
     # OptunaSearch nests parameter names that contain "/"; the problem expects them flat
     params = flatten_dict(dict(config), delimiter="/")
     outcome = evaluate_trial(problem, optuna.trial.FixedTrial(params))
@@ -122,11 +121,9 @@ def run_trial(config: dict[str, Any], *, factory: ProblemFactory) -> None:
 
 def final_result(outcome: TrialOutcome, *, steps: object) -> dict[str, Any]:
     """The last result of a trial (see the module docstring)."""
-    from nas.search.optuna_backend import _jsonable
-
     out: dict[str, Any] = {
         STATE_KEY: outcome.state,
-        RECORD_KEY: json.dumps(_jsonable(outcome.record)),
+        RECORD_KEY: json.dumps(jsonable(outcome.record)),
         CONS_KEY: json.dumps(list(outcome.constraints)),
         REASON_KEY: outcome.fail_reason,
     }

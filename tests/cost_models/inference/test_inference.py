@@ -1,0 +1,231 @@
+"""Behaviour of the inference cost model (prefill, decode, KV cache, memory, plans)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from cost_models.inference.cost import TIME_KEYS, inference_arrays
+from cost_models.inference.planner import candidate_plans, max_batch_that_fits
+from cost_models.inference.report import estimate_inference
+from cost_models.plan import InferenceWorkload, ParallelPlan, PlanError
+from hw_profiles.loader import load_system
+from search_spaces.catalogue import load_model
+from search_spaces.counts import ArchBatch, model_counts
+
+
+def _plan(tp: int = 1, pp: int = 1, dp: int = 1, ep: int = 1) -> ParallelPlan:
+    return ParallelPlan(tp=tp, pp=pp, dp=dp, ep=ep, global_batch=dp)
+
+
+def test_decode_is_memory_bound_at_batch_one() -> None:
+    arch, system = load_model("llama2-7b"), load_system("dgx-a100", 1)
+    r = estimate_inference(arch, system, InferenceWorkload(batch=1, prompt_len=128, gen_len=128))
+    weights = model_counts(arch).params_total * 2.0
+    roofline = weights / system.device.memory_bandwidth_bytes_per_s
+    # TPOT is the weight read at HBM speed plus efficiency and launch losses: within 2x
+    assert roofline <= r["tpot_s"] <= 2.0 * roofline
+    parts = r["decode_time_breakdown_s"]
+    assert parts["memory"] > 10 * parts["compute"]
+
+
+def test_prefill_is_compute_bound() -> None:
+    arch, system = load_model("llama2-7b"), load_system("dgx-a100", 1)
+    w = InferenceWorkload(batch=8, prompt_len=2048, gen_len=16)
+    r = estimate_inference(arch, system, w, mode="prefill")
+    parts = r["time_breakdown_s"]
+    assert parts["compute"] > 0.7 * r["ttft_s"]
+    flops = model_counts(arch, seq_len=2048).flops_per_token * 8 * 2048
+    assert r["ttft_s"] >= flops / system.device.peak("bf16")
+
+
+def test_breakdowns_sum_and_e2e() -> None:
+    arch, system = load_model("llama3-70b"), load_system("dgx-h100", 8)
+    w = InferenceWorkload(batch=4, prompt_len=1000, gen_len=100)
+    r = estimate_inference(arch, system, w, plan=_plan(tp=8))
+    assert set(r["prefill_time_breakdown_s"]) == set(TIME_KEYS)
+    assert sum(r["prefill_time_breakdown_s"].values()) == pytest.approx(r["ttft_s"])
+    assert sum(r["decode_time_breakdown_s"].values()) == pytest.approx(r["tpot_s"])
+    assert sum(r["memory_breakdown_bytes"].values()) == pytest.approx(r["memory_per_device_bytes"])
+    assert r["e2e_s"] == pytest.approx(r["ttft_s"] + 99 * r["tpot_s"])
+    assert r["decode_time_breakdown_s"]["tp_comm"] > 0
+
+
+def test_tensor_parallelism_reduces_tpot() -> None:
+    arch = load_model("llama3-70b")
+    w = InferenceWorkload(batch=1, prompt_len=512, gen_len=128)
+    tpot = [
+        estimate_inference(arch, load_system("dgx-h100", tp), w, plan=_plan(tp=tp))["tpot_s"]
+        for tp in (2, 4, 8)
+    ]
+    assert tpot[0] > tpot[1] > tpot[2]
+
+
+def test_quantised_weights_reduce_decode_time() -> None:
+    arch, system = load_model("llama3-8b"), load_system("dgx-h100", 1)
+    tpot = {
+        dtype: estimate_inference(
+            arch, system, InferenceWorkload(batch=1, weight_dtype=dtype), plan=_plan()
+        )["tpot_s"]
+        for dtype in ("bf16", "fp8", "int4")
+    }
+    assert tpot["bf16"] > tpot["fp8"] > tpot["int4"]
+    # weights dominate at batch 1: halving them saves well over a third of the step
+    assert tpot["fp8"] < 0.7 * tpot["bf16"]
+
+
+def test_fp8_kv_cache_halves_kv_bytes() -> None:
+    arch, system = load_model("llama3-8b"), load_system("dgx-h100", 1)
+    bf16 = estimate_inference(arch, system, InferenceWorkload(batch=16), plan=_plan())
+    fp8 = estimate_inference(
+        arch, system, InferenceWorkload(batch=16, kv_dtype="fp8"), plan=_plan()
+    )
+    assert fp8["kv_cache_bytes"] == pytest.approx(bf16["kv_cache_bytes"] / 2)
+    assert fp8["tpot_s"] < bf16["tpot_s"]
+
+
+def test_mla_kv_cache_smaller_than_gqa_for_deepseek() -> None:
+    arch = load_model("deepseek-v3")
+    # the same model with 8-group GQA attention of 128-wide heads instead of MLA
+    gqa = dataclasses.replace(arch, name="dsv3-gqa", mla=None, num_kv_heads=8, head_dim=128)
+    system = load_system("dgx-h100", 16)
+    w = InferenceWorkload(batch=4, prompt_len=4096, gen_len=256, weight_dtype="fp8")
+    mla_kv = estimate_inference(arch, system, w)["kv_cache_bytes"]
+    gqa_kv = estimate_inference(gqa, system, w)["kv_cache_bytes"]
+    # DeepSeek-V3 MLA: 61 layers x 576 x 2 B = 70,272 B/token (SOURCES.md, DeepSeek-V2 2.1.2)
+    assert mla_kv == pytest.approx(4 * (4096 + 256) * 70_272)
+    assert gqa_kv == pytest.approx(mla_kv * (2 * 8 * 128) / 576)
+
+
+def test_kv_cache_grows_with_context() -> None:
+    arch, system = load_model("llama3-8b"), load_system("dgx-h100", 1)
+    short = estimate_inference(arch, system, InferenceWorkload(prompt_len=1000, gen_len=24))
+    long = estimate_inference(arch, system, InferenceWorkload(prompt_len=4000, gen_len=96))
+    assert long["kv_cache_bytes"] == pytest.approx(4 * short["kv_cache_bytes"])
+    assert long["tpot_s"] > short["tpot_s"]
+
+
+def test_max_batch_fits_and_one_more_does_not() -> None:
+    arch, system = load_model("llama3-70b"), load_system("dgx-h100", 4)
+    w = InferenceWorkload(batch=1, prompt_len=2048, gen_len=512)
+    for plan in (_plan(tp=4), _plan(tp=2, dp=2)):
+        best = max_batch_that_fits(arch, system, w, plan)
+        assert best > 0
+        at = estimate_inference(arch, system, dataclasses.replace(w, batch=best), plan=plan)
+        over = estimate_inference(arch, system, dataclasses.replace(w, batch=best + 1), plan=plan)
+        assert at["fits"] and not over["fits"]
+
+
+def test_model_that_cannot_fit_reports_fits_false() -> None:
+    arch, system = load_model("llama3.1-405b"), load_system("dgx-h100", 1)
+    r = estimate_inference(arch, system, InferenceWorkload())
+    assert r["fits"] is False
+    assert r["max_batch"] == 0
+    assert r["memory_breakdown_bytes"]["weights"] > system.device.memory_bytes
+
+
+def test_auto_plan_fits_and_is_fastest() -> None:
+    arch, system = load_model("llama3-70b"), load_system("dgx-h100", 8)
+    w = InferenceWorkload(batch=8, prompt_len=1024, gen_len=128)
+    chosen = estimate_inference(arch, system, w)
+    assert chosen["fits"]
+    for plan in candidate_plans(arch, system):
+        other = estimate_inference(arch, system, w, plan=plan)
+        assert not other["fits"] or other["e2e_s"] >= chosen["e2e_s"] - 1e-12
+
+
+def test_moe_decode_reads_only_touched_experts() -> None:
+    arch, system = load_model("mixtral-8x7b"), load_system("dgx-h100", 2)
+    plan = _plan(tp=2)
+    one = estimate_inference(arch, system, InferenceWorkload(batch=1), plan=plan)
+    many = estimate_inference(arch, system, InferenceWorkload(batch=64), plan=plan)
+    # batch 1 touches top_k = 2 of 8 experts per layer, batch 64 touches (almost) all 8
+    ratio = many["decode_time_breakdown_s"]["memory"] / one["decode_time_breakdown_s"]["memory"]
+    assert ratio > 2.0
+
+
+def test_expert_parallel_plan_has_all_to_all() -> None:
+    arch, system = load_model("deepseek-v3"), load_system("dgx-h100", 16)
+    w = InferenceWorkload(batch=32, weight_dtype="fp8")
+    r = estimate_inference(arch, system, w, plan=_plan(tp=8, dp=2, ep=16))
+    assert r["decode_time_breakdown_s"]["ep_comm"] > 0
+    no_ep = estimate_inference(arch, system, w, plan=_plan(tp=8, dp=2, ep=1))
+    assert no_ep["decode_time_breakdown_s"]["ep_comm"] == 0
+    assert r["memory_breakdown_bytes"]["weights"] < no_ep["memory_breakdown_bytes"]["weights"]
+
+
+def test_pipeline_parallel_cuts_memory_not_latency() -> None:
+    arch, system = load_model("llama3-70b"), load_system("dgx-h100", 8)
+    w = InferenceWorkload(batch=1, prompt_len=512, gen_len=64)
+    tp8 = estimate_inference(arch, system, w, plan=_plan(tp=8))
+    tp4pp2 = estimate_inference(arch, system, w, plan=_plan(tp=4, pp=2))
+    assert tp4pp2["decode_time_breakdown_s"]["pp_comm"] > 0
+    assert tp4pp2["tpot_s"] > tp8["tpot_s"]
+    assert tp4pp2["memory_per_device_bytes"] == pytest.approx(
+        tp8["memory_per_device_bytes"], rel=0.25
+    )
+
+
+@pytest.mark.parametrize(
+    ("plan", "field"),
+    [
+        (dict(tp=3), "tp*pp*dp"),  # 3 != 8 devices
+        (dict(tp=8, pp=2), "tp*pp*dp"),
+        (dict(tp=4, dp=2, ep=3), "ep"),  # ParallelPlan: ep must divide dp*cp*tp
+    ],
+)
+def test_invalid_plans_name_the_field(plan: dict[str, int], field: str) -> None:
+    arch, system = load_model("llama3-8b"), load_system("dgx-h100", 8)
+    with pytest.raises(PlanError, match=field.replace("*", r"\*")):
+        estimate_inference(arch, system, InferenceWorkload(), plan=_plan(**plan))
+
+
+def test_tp_must_divide_heads_and_ep_may_leave_redundant_experts() -> None:
+    system = load_system("dgx-h100", 8)
+    odd = dataclasses.replace(load_model("llama3-8b"), name="odd", num_heads=12, num_kv_heads=12)
+    with pytest.raises(PlanError, match="tp: must divide num_heads"):
+        estimate_inference(odd, system, InferenceWorkload(), plan=_plan(tp=8))
+    mixtral = load_model("mixtral-8x7b")
+    assert mixtral.moe is not None
+    six = dataclasses.replace(
+        mixtral, name="six", moe=dataclasses.replace(mixtral.moe, num_experts=6)
+    )
+    # ep 4 over 6 experts: two experts per rank, two of the eight slots redundant copies
+    weights = {
+        ep: estimate_inference(six, system, InferenceWorkload(), plan=_plan(tp=1, dp=8, ep=ep))[
+            "memory_breakdown_bytes"
+        ]["weights"]
+        for ep in (1, 2, 4)
+    }
+    expert_bytes_4 = weights[1] - weights[4]  # what ep 4 saves against a full replica
+    expert_bytes_2 = weights[1] - weights[2]
+    # ep 2 keeps 3 of 6 experts, ep 4 keeps ceil(6/4) = 2 of 6: saves 4/6 vs 3/6 of the experts
+    assert expert_bytes_4 / expert_bytes_2 == pytest.approx((4 / 6) / (3 / 6))
+
+
+def test_vectorised_core_matches_scalar_api() -> None:
+    names = ["llama3-8b", "mixtral-8x7b", "deepseek-v3"]
+    archs = [load_model(n) for n in names]
+    system = load_system("dgx-h100", 8)
+    w = InferenceWorkload(batch=8, prompt_len=512, gen_len=64, weight_dtype="fp8")
+    r = inference_arrays(ArchBatch.from_architectures(archs), system, tp=8, pp=1, ep=1, dp=1,
+                         batch=8, prompt_len=512, gen_len=64, weight_dtype="fp8",
+                         kv_dtype="bf16")  # fmt: skip
+    for i, arch in enumerate(archs):
+        one = estimate_inference(arch, system, w, plan=_plan(tp=8))
+        assert r.tpot_s[i] == pytest.approx(one["tpot_s"])
+        assert r.ttft_s[i] == pytest.approx(one["ttft_s"])
+    assert np.all(r.tpot_s > 0)
+
+
+def test_fixed_degrees_constrain_the_auto_plan() -> None:
+    arch, system = load_model("llama3-70b"), load_system("dgx-h100", 8)
+    w = InferenceWorkload(batch=8)
+    r = estimate_inference(arch, system, w, fixed={"tp": 4})
+    assert r["plan"]["tp"] == 4 and r["plan"]["tp"] * r["plan"]["pp"] * r["plan"]["dp"] == 8
+    with pytest.raises(PlanError, match=r"tp\*pp\*dp: must equal the device count 8"):
+        estimate_inference(arch, system, w, fixed={"tp": 3})
+    with pytest.raises(PlanError, match="vpp: not an inference plan field"):
+        estimate_inference(arch, system, w, fixed={"vpp": 2})

@@ -1,0 +1,115 @@
+"""Framework facts that change the training cost: PyTorch eager element-wise kernels and
+torchtitan's op-level selective checkpointing (TrainOptions.elementwise and
+.selective_recompute), and the power-limited Grand Teton H100 profile they were checked on."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from cost_models.options import TrainOptions
+from cost_models.plan import ParallelPlan, TrainWorkload
+from cost_models.plan_batch import PlanBatch
+from cost_models.train.calibration import load_calibration
+from cost_models.train.step import TrainCost, hardware_flops_per_token, train_cost
+from hw_profiles.loader import load_device, load_system
+from search_spaces.catalogue import load_model
+from search_spaces.counts import ArchBatch
+
+LLAMA8B = load_model("llama3-8b")
+PLAN = ParallelPlan(dp=8, micro_batch=2, global_batch=16, zero=3, recompute="selective")
+WORKLOAD = TrainWorkload(seq_len=8192, dtype="bf16")
+
+
+def _cost(options: TrainOptions, plan: ParallelPlan = PLAN) -> TrainCost:
+    return train_cost(
+        ArchBatch.from_architectures([LLAMA8B]),
+        PlanBatch.from_plans([plan]),
+        system=load_system("grand-teton-h100", 8),
+        workload=WORKLOAD,
+        options=options,
+        keep_ops=True,
+    )
+
+
+def _op(cost: TrainCost, name: str) -> float:
+    return float(next(op for op in cost.ops if op.name == name).bytes_moved[0])
+
+
+def test_eager_norms_move_nine_times_the_bytes_of_a_fused_kernel() -> None:
+    fused, eager = _cost(TrainOptions()), _cost(TrainOptions(elementwise="eager"))
+    assert _op(eager, "norms") == pytest.approx(9.0 * _op(fused, "norms"))  # 36 vs 4 B/elem
+    assert _op(eager, "rope") == pytest.approx(5.0 * _op(fused, "rope"))  # 20 vs 4 B/elem
+    assert _op(eager, "activation") == pytest.approx(10.0 / 6.0 * _op(fused, "activation"))
+    assert _op(eager, "residual") == pytest.approx(_op(fused, "residual"))
+    assert "layout_copies" in {op.name for op in eager.ops}
+    assert "layout_copies" not in {op.name for op in fused.ops}
+    assert eager.time_breakdown_s["compute"][0] > fused.time_breakdown_s["compute"][0]
+    # element-wise kernels change time, not FLOPs
+    assert eager.hardware_flops_per_token[0] == fused.hardware_flops_per_token[0]
+
+
+def test_alternate_mm_recomputes_k_o_and_up() -> None:
+    """Op-level SAC re-runs the 2nd, 4th and 6th matmul of a Llama block: wk, wo and w3."""
+    arch = ArchBatch.from_architectures([LLAMA8B])
+    plan = PlanBatch.from_plans([PLAN])
+    attention = TrainOptions()
+    alternate = TrainOptions(selective_recompute="alternate_mm")
+    d, kv, ff, layers = 4096, 8 * 128, 14336, 32
+    recomputed = 2.0 * layers * (d * kv + d * d + d * ff)  # forward FLOPs per token
+    hw_att = hardware_flops_per_token(arch, plan, seq_len=8192, options=attention)
+    hw_alt = hardware_flops_per_token(arch, plan, seq_len=8192, options=alternate)
+    # attention's selective recompute re-runs the causal attention forward instead
+    causal_fwd = 2.0 * layers * 8192 * d  # QK^T + AV over s/2 keys on average
+    assert float(hw_alt[0] - hw_att[0]) == pytest.approx(recomputed - causal_fwd, rel=1e-9)
+    slower = _cost(alternate).time_breakdown_s["compute"][0]
+    assert slower > _cost(attention).time_breakdown_s["compute"][0]
+    # no effect without selective recompute
+    none = replace(PLAN, recompute="none")
+    assert _cost(alternate, none).step_time_s[0] == _cost(attention, none).step_time_s[0]
+
+
+def test_options_reject_unknown_values() -> None:
+    with pytest.raises(ValueError, match="elementwise"):
+        TrainOptions(elementwise="jit")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="selective_recompute"):
+        TrainOptions(selective_recompute="some")  # type: ignore[arg-type]
+
+
+def test_grand_teton_h100_profile_is_bounded_by_its_sources() -> None:
+    dev = load_device("h100-sxm-96gb-500w")
+    sxm = load_device("h100-sxm")
+    # torchtitan: the peak lies between H100 NVL (835.5 dense bf16) and SXM (989.4)
+    assert 835.5e12 < dev.peak("bf16") < sxm.peak("bf16")
+    assert dev.memory_bandwidth_bytes_per_s == pytest.approx(2.4e12)
+    assert dev.memory_bytes == pytest.approx(96e9)
+    assert "torchtitan" in dev.sources["peak_tflops"]
+    # same die: it shares the H100 SXM sustained fraction instead of fitting its own
+    cal = load_calibration()
+    assert cal.fraction(dev.name) == cal.fraction(sxm.name)
+
+
+def test_flashattention2_is_slower_on_hopper_only() -> None:
+    """FA2 lacks Hopper's wgmma/TMA paths: on H100 its attention runs at the measured
+    FA2/cuDNN ratio of the profile's efficiency, on A100 (where FA2 is the best kernel) the
+    same as ``flash``."""
+    flash2 = TrainOptions(attention_kernel="flash2")
+
+    def attention_s(system: str, options: TrainOptions) -> float:
+        cost = train_cost(
+            ArchBatch.from_architectures([LLAMA8B]),
+            PlanBatch.from_plans([PLAN]),
+            system=load_system(system, 8),
+            workload=WORKLOAD,
+            options=options,
+            keep_ops=True,
+        )
+        return float(next(op.fwd_s for op in cost.ops if op.name == "attention")[0])
+
+    h100 = load_device("h100-sxm")
+    ratio = attention_s("dgx-h100", flash2) / attention_s("dgx-h100", TrainOptions())
+    assert h100.attention_efficiency_fa2 is not None
+    assert ratio == pytest.approx(h100.attention_efficiency / h100.attention_efficiency_fa2)
+    assert ratio == pytest.approx(631.338 / 329.483, rel=0.01)  # pytorch/pytorch issue 142132
+    assert attention_s("dgx-a100", flash2) == attention_s("dgx-a100", TrainOptions())

@@ -1,0 +1,80 @@
+"""Golden test: the inference model against published latencies.
+
+Rows: ``cost_models/validation/data/inference_measurements.csv``, copied from the shared reference set
+(``published_inference.csv`` rows of FasterTransformer, TensorRT-LLM, gpt-fast and Vidur;
+``published_measurements.csv`` I01-I04 of KIPPLY and LLMCompass), each keeping its source
+key. Target (issue 4): median absolute error <= 15% on prefill and decode latency. Every
+efficiency comes from the device profiles except one op-class factor
+(``INFERENCE_GEMM_DERATE``), whose leave-one-out error is tested below.
+"""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from cost_models.validation.inference import DATA_FILE, summarize, validate_inference_rows
+
+MEDIAN_TOLERANCE = 0.15  # issue 4 accuracy target for inference latency
+# Known outliers: FasterTransformer (Triton) GPT-89B/175B batch-1 rows run at ~2x the HBM
+# roofline per token (see docs/validation/inference.md); no row may be worse than this.
+WORST_TOLERANCE = 0.60
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict[str, object]]:
+    return validate_inference_rows()
+
+
+def test_every_row_keeps_its_source_key() -> None:
+    with DATA_FILE.open(newline="") as fh:
+        records = list(csv.DictReader(fh))
+    assert len(records) >= 20
+    assert len({r["id"] for r in records}) == len(records)
+    for r in records:
+        assert r["source_key"].split("#")[0] in (
+            "published_inference.csv",
+            "published_measurements.csv",
+        )
+        assert r["source"]
+
+
+def test_median_error_within_target(rows: list[dict[str, object]]) -> None:
+    summary = summarize(rows)  # type: ignore[arg-type]
+    assert summary["median_abs_error"] <= MEDIAN_TOLERANCE, summary
+    assert summary["worst_abs_error"] <= WORST_TOLERANCE, summary
+
+
+def test_prefill_and_decode_medians_separately(rows: list[dict[str, object]]) -> None:
+    prefill = [abs(float(r["error"])) for r in rows if r["metric"] in ("ttft", "layer_prefill")]  # type: ignore[arg-type]
+    decode = [abs(float(r["error"])) for r in rows if r["metric"] in ("tpot", "layer_decode")]  # type: ignore[arg-type]
+    assert len(prefill) >= 5 and len(decode) >= 5
+    assert float(np.median(prefill)) <= MEDIAN_TOLERANCE
+    assert float(np.median(decode)) <= MEDIAN_TOLERANCE
+
+
+def test_rows_have_the_documented_fields(rows: list[dict[str, object]]) -> None:
+    for r in rows:
+        assert {"id", "source", "metric", "measured", "predicted", "error"} <= set(r)
+        assert float(r["predicted"]) > 0  # type: ignore[arg-type]
+        assert float(r["error"]) == pytest.approx(  # type: ignore[arg-type]
+            float(r["predicted"]) / float(r["measured"]) - 1.0  # type: ignore[arg-type]
+        )
+
+
+def test_calibrated_factor_is_the_fit_and_holds_out() -> None:
+    """The one fitted parameter (GEMM derate) equals its least-squares fit on the rows, and
+    the leave-one-out error (each row predicted by a fit that never saw it) meets the
+    target for prefill and decode separately."""
+    from cost_models.inference.calibration import INFERENCE_GEMM_DERATE
+    from cost_models.validation.inference_fit import leave_one_out
+
+    loo = leave_one_out()
+    # within two grid steps: a small change to a device profile must not fail the suite,
+    # a stale constant after a large one must
+    assert loo.all_rows_fit == pytest.approx(INFERENCE_GEMM_DERATE, abs=0.041)
+    assert loo.median_abs_error <= MEDIAN_TOLERANCE
+    assert loo.median_for(("ttft", "layer_prefill")) <= MEDIAN_TOLERANCE
+    assert loo.median_for(("tpot", "layer_decode")) <= MEDIAN_TOLERANCE

@@ -1,0 +1,118 @@
+"""Golden test: the training model against published measurements (cost_models/validation/data/
+train_measurements.csv, rows copied from the project's reference data with their source keys:
+NAR21 Tables 1-2, KOR22 Tables 3/5 and Figure 1, Megatron-LM README, torchtitan, DGXC,
+Megatron-Bridge, NeMo AutoModel, MosaicML llm-foundry)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cost_models.train.calibration import CALIBRATION_FILE, load_calibration
+from cost_models.validation.train import (
+    load_train_measurements,
+    measured_tokens_per_s_per_device,
+    measurement_arch,
+    summarize,
+    validate_training_rows,
+)
+from nas.cli import app
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict[str, object]]:
+    return validate_training_rows()
+
+
+def test_rows_keep_their_source_keys() -> None:
+    ms = load_train_measurements()
+    ids = {m.id for m in ms}
+    assert {"M01", "M17", "K01", "K08", "H01", "TT1", "D1", "MB3", "AM4", "MP1", "MP3"} <= ids
+    assert all(
+        m.source in {"NAR21", "KOR22", "MEGREADME", "TTITAN", "DGXC", "MBRIDGE", "AUTOMODEL", "MPT"}
+        for m in ms
+    )
+    assert all(m.row["interpretation"] for m in ms)
+
+
+def test_nar21_flop_convention() -> None:
+    # NAR21 eq. 3 per token: 96 l h^2 (1 + s/6h + V/16lh); M01 = 137 TFLOP/s per GPU
+    m = next(m for m in load_train_measurements() if m.id == "M01")
+    arch = measurement_arch(m)
+    per_token = 96 * 24 * 2304**2 * (1 + 2048 / (6 * 2304) + 51200 / (16 * 24 * 2304))
+    assert measured_tokens_per_s_per_device(m, arch) == pytest.approx(137e12 / per_token)
+
+
+def test_throughput_accuracy(rows: list[dict[str, object]]) -> None:
+    tput = [r for r in rows if r["metric"] == "tokens/s per device"]
+    s = summarize(tput)  # type: ignore[arg-type]
+    assert s["rows"] >= 30
+    assert s["median_abs_error"] <= 0.10  # issue target: median <= 10%
+    assert s["worst_abs_error"] <= 0.30, s  # issue target: no row worse than 30%
+    # Megatron-LM rows on A100 (NAR21 PTD-P, KOR22): every one within 20%
+    megatron = [
+        r for r in tput if str(r["source"]).split()[0] in ("NAR21", "KOR22") and r["id"] != "M17"
+    ]
+    assert max(abs(float(r["error"])) for r in megatron) <= 0.20  # type: ignore[arg-type]
+
+
+def test_torch_compile_speedup_has_the_measured_sign(rows: list[dict[str, object]]) -> None:
+    """torchtitan's eager and torch.compile rows differ only in element-wise fusion: the
+    model must predict the compiled run faster, by a ratio near the measured one."""
+    by_id = {str(r["id"]): r for r in rows}
+    for eager, compiled in (("TT1", "TT1c"), ("TT4", "TT4c")):
+        measured = float(by_id[compiled]["measured"]) / float(by_id[eager]["measured"])  # type: ignore[arg-type]
+        predicted = float(by_id[compiled]["predicted"]) / float(by_id[eager]["predicted"])  # type: ignore[arg-type]
+        assert predicted > 1.0
+        assert predicted == pytest.approx(measured, rel=0.15)
+
+
+def test_activation_memory_rows(rows: list[dict[str, object]]) -> None:
+    mem = [r for r in rows if r["metric"] == "activation memory"]
+    assert len(mem) == 4
+    assert max(abs(float(r["error"])) for r in mem) <= 0.05  # type: ignore[arg-type]
+
+
+def test_peak_memory_rows_are_held_out_and_compared_whole(rows: list[dict[str, object]]) -> None:
+    """torchtitan's reported peaks (allocator reserved memory) against the whole memory per
+    device: reported as their own group, never part of the KOR22 activation rows."""
+    peaks = [r for r in rows if r["metric"] == "peak memory (held out)"]
+    assert len(peaks) == 16
+    assert all(str(r["id"]).endswith("(peak memory)") for r in peaks)
+
+
+def test_calibration_is_per_device_and_in_range() -> None:
+    data = json.loads(CALIBRATION_FILE.read_text())
+    cal = load_calibration()
+    assert set(cal.compute_fraction) == {"a100-80gb", "h100-sxm"}
+    assert all(0.5 <= v <= 1.1 for v in cal.compute_fraction.values())
+    assert 0.0 <= cal.overlap_efficiency <= 1.0
+    assert cal.fraction("some-new-device") == pytest.approx(
+        np.mean(list(cal.compute_fraction.values()))
+    )
+    assert data["fitted_on"]
+
+
+def test_validate_cli_prints_rows_and_summary() -> None:
+    result = CliRunner().invoke(app, ["validate", "--kind", "train", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {r["id"] for r in data["rows"]} >= {"M01", "D1", "MB3"}
+    assert all(r["kind"] == "train" for r in data["rows"])
+    assert "train tokens/s per device" in data["summary"]
+
+
+def test_held_out_rows_are_reported_and_never_fitted(rows: list[dict[str, object]]) -> None:
+    """Rows marked holdout (torchtitan on a profile with an estimated peak) are predicted
+    with the shipped calibration but were not in the rows it was fitted on."""
+    held = [r for r in rows if r["metric"] == "tokens/s per device (held out)"]
+    assert len(held) >= 12
+    fitted_on = set(json.loads(CALIBRATION_FILE.read_text())["fitted_on"])
+    assert not fitted_on & {str(r["id"]) for r in held}
+    assert {"MB3", "D1", "M17"} <= fitted_on
+    # the held-out set covers FP8, context, tensor and pipeline parallelism
+    plans = " ".join(str(r["plan"]) for r in held)
+    assert all(p in plans for p in ("cp8", "tp8", "pp8", "vpp"))
