@@ -1,40 +1,130 @@
-"""The Ray backend on this machine: proxy-train trials per minute with 1 and 2 concurrent
-trials, and the per-trial overhead Ray adds over the Optuna backend for an analytical
-evaluator (scaling_law).
+"""The Ray backend on a 3-node local cluster (a head and two worker nodes, 1 CPU each, as the
+tests start it): analytical quickstart trials/s against the local Optuna backend, and a
+16-trial proxy_train search with and without ASHA (total training steps of each).
 
-Usage: ``python bench/bench_ray.py [--proxy-trials N] [--steps S] [--analytical-trials M]``.
-Needs the ``ray`` extra. Starts a local Ray (``--num-cpus``, default 2) once; its start-up
-time is printed separately and not counted in the figures. Prints figures; not part of the
-test suite.
+Usage: ``nice python bench/bench_ray.py [--quickstart-trials N] [--proxy-trials M]
+[--steps S]``. Needs the ``ray`` extra. Starts the cluster with ``ray start`` on 127.0.0.1
+(auth off: local only), stops exactly the processes it started; start-up is printed and not
+counted. Prints figures; not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nas.experiment import Experiment, experiment_from_dict
-from nas.runs import start_run
+from nas.experiment import Experiment, experiment_from_dict, load_experiment
+from nas.runs import start_run, with_overrides
 
-_BASE: dict[str, Any] = {
-    "space": "dense_decoder",
-    "hardware": {"system": "dgx-h100", "num_devices": 8},
-    "constraints": {"fits": True},
-    "references": [],
-}
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def proxy_experiment(*, trials: int, steps: int, concurrency: int) -> Experiment:
-    """Tiny real training on CPU: proxies 8..64 wide, 1..4 layers, batches of 8 x 64 bytes."""
+def _ports(n: int) -> list[str]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [str(s.getsockname()[1]) for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _node_flags(tmp: Path, name: str) -> list[str]:
+    agent, grpc, metrics, renv = _ports(4)
+    return [
+        "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0",
+        "--object-store-memory", "200000000", "--temp-dir", str(tmp / name),
+        "--dashboard-agent-listen-port", agent, "--dashboard-agent-grpc-port", grpc,
+        "--metrics-export-port", metrics, "--runtime-env-agent-port", renv,
+    ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def local_cluster(tmp: Path) -> Iterator[str]:
+    """Head + node_a + node_b on 127.0.0.1; yields the GCS address."""
+    ray = str(Path(sys.executable).parent / "ray")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    gcs, dash = _ports(2)
+    cmds = [[ray, "start", "--head", "--port", gcs, "--dashboard-port", dash,
+             *_node_flags(tmp, "h")]]  # fmt: skip
+    for name in ("node_a", "node_b"):
+        cmds.append([ray, "start", "--address", f"127.0.0.1:{gcs}",
+                     "--resources", json.dumps({name: 1}), *_node_flags(tmp, name)])  # fmt: skip
+    procs = []
+    try:
+        for i, cmd in enumerate(cmds):
+            log = (tmp / f"node{i}.log").open("wb")
+            procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                          start_new_session=True))  # fmt: skip
+            time.sleep(3.0 if i == 0 else 0.0)  # the head's GCS first
+        yield f"127.0.0.1:{gcs}"
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to ``ray start --block``, then SIGKILL to what is left of its session (Ray's
+    workers keep the session but not the process group); nothing else is touched."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=15)
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        with contextlib.suppress(OSError):
+            if os.getsid(pid) == proc.pid:
+                os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=15)
+
+
+def _connect(address: str, nodes: int) -> float:
+    import ray
+
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    t0 = time.perf_counter()
+    for _ in range(60):
+        with contextlib.suppress(ConnectionError):
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            break
+        time.sleep(1.0)
+    while sum(1 for n in ray.nodes() if n["Alive"]) < nodes:
+        time.sleep(0.5)
+    return time.perf_counter() - t0
+
+
+def quickstart(*, trials: int, backend: str) -> Experiment:
+    exp = with_overrides(
+        load_experiment(ROOT / "experiments" / "quickstart.yaml"), trials=trials, backend=backend
+    )
+    data = exp.model_dump(mode="json")
+    data["search"]["ray"]["concurrency"] = 3  # one trial per node
+    data["name"] = f"bench-quickstart-{backend}"
+    return experiment_from_dict(data)
+
+
+def proxy(*, trials: int, steps: int, asha: bool) -> Experiment:
+    """Tiny real training on CPU (the proxy of tests/ray), 3 trials at once."""
+    ray: dict[str, Any] = {"concurrency": 3}
+    if asha:
+        ray |= {"scheduler": "asha", "grace_steps": 10, "reduction_factor": 2}
     return experiment_from_dict(
         {
-            **_BASE,
-            "name": f"bench-ray-proxy-c{concurrency}",
+            "name": f"bench-proxy-{'asha' if asha else 'full'}",
+            "space": "dense_decoder",
             "space_overrides": {"num_layers": [8, 32], "d_model": [1024, 8192]},
+            "hardware": {"system": "dgx-h100", "num_devices": 8},
             "workload": {
                 "mode": "train",
                 "seq_len": 4096,
@@ -56,78 +146,53 @@ def proxy_experiment(*, trials: int, steps: int, concurrency: int) -> Experiment
                 },
             },
             "objectives": {"loss": "min", "step_time_s": "min"},
-            "search": {
-                "backend": "ray",
-                "sampler": "random",
-                "trials": trials,
-                "ray": {"concurrency": concurrency},
-            },
+            "constraints": {"fits": True},
+            "search": {"backend": "ray", "sampler": "random", "trials": trials, "ray": ray},
+            "references": [],
         }
     )
 
 
-def analytical_experiment(*, trials: int, backend: str) -> Experiment:
-    return experiment_from_dict(
-        {
-            **_BASE,
-            "name": f"bench-ray-analytical-{backend}",
-            "space_overrides": {"num_layers": [8, 32], "d_model": [1024, 4096]},
-            "workload": {
-                "mode": "train",
-                "seq_len": 4096,
-                "global_batch_tokens": 2_097_152,
-                "budget_gpu_hours": 2000,
-            },
-            "accuracy": {"evaluator": "scaling_law"},
-            "objectives": {"loss": "min", "params_total": "min"},
-            "search": {"backend": backend, "sampler": "random", "trials": trials},
-        }
-    )
-
-
-def timed_run(experiment: Experiment, root: Path) -> tuple[float, int]:
-    """Wall seconds of one run and its completed trials."""
+def timed(exp: Experiment, root: Path) -> tuple[float, Any]:
     start = time.perf_counter()
-    result = start_run(experiment, out=root / experiment.name)
-    return time.perf_counter() - start, int(result.summary["complete"])
+    result = start_run(exp, out=root / exp.name)
+    return time.perf_counter() - start, result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--proxy-trials", type=int, default=8)
+    parser.add_argument("--quickstart-trials", type=int, default=60)
+    parser.add_argument("--proxy-trials", type=int, default=16)
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--analytical-trials", type=int, default=20)
-    parser.add_argument("--num-cpus", type=int, default=2)
     args = parser.parse_args()
-    import os
-
-    import ray
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    t0 = time.perf_counter()
-    ray.init(num_cpus=args.num_cpus, logging_level=logging.WARNING, log_to_driver=False)
-    print(f"local Ray start ({args.num_cpus} CPUs): {time.perf_counter() - t0:.1f} s (not counted)")
-    with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bray-") as tmp:
         root = Path(tmp)
-        print(f"\nproxy_train, {args.proxy_trials} trials x {args.steps} steps:")
-        print(f"{'concurrent':>10} {'wall s':>8} {'complete':>9} {'trials/min':>11}")
-        for concurrency in (1, 2):
-            exp = proxy_experiment(
-                trials=args.proxy_trials, steps=args.steps, concurrency=concurrency
-            )
-            wall, done = timed_run(exp, root)
-            print(f"{concurrency:>10} {wall:>8.1f} {done:>9} {60.0 * done / wall:>11.2f}")
-        n = args.analytical_trials
-        print(f"\nscaling_law, {n} trials, one at a time (references off):")
-        walls = {}
-        for backend in ("optuna", "ray"):
-            walls[backend], done = timed_run(analytical_experiment(trials=n, backend=backend), root)
-            print(
-                f"  {backend:<7} {walls[backend]:6.2f} s  ({1000 * walls[backend] / n:.0f} ms/trial)"
-            )
-        overhead = (walls["ray"] - walls["optuna"]) / n
-        print(f"Ray overhead per trial over the Optuna backend: {1000 * overhead:.0f} ms")
-    ray.shutdown()
+        with local_cluster(root) as address:
+            print(f"3-node local cluster up in {_connect(address, 3):.1f} s (not counted)")
+            n = args.quickstart_trials
+            print(f"\nanalytical quickstart, {n} trials (nsga2, 4 references):")
+            rate = {}
+            for backend in ("optuna", "ray"):
+                wall, result = timed(quickstart(trials=n, backend=backend), root)
+                rate[backend] = result.summary["complete"] / wall
+                nodes = result.trials.get("node_id")
+                where = f", {nodes.nunique()} nodes" if nodes is not None else ", 1 process"
+                print(f"  {backend:<7} {wall:6.1f} s  {rate[backend]:6.2f} trials/s{where}")
+            print(f"  ray / optuna: {100 * rate['ray'] / rate['optuna']:.0f}% of the trials/s")
+            m, s = args.proxy_trials, args.steps
+            print(f"\nproxy_train, {m} trials x {s} steps, 3 at once:")
+            print(f"{'scheduler':>10} {'wall s':>7} {'complete':>9} {'pruned':>7} {'steps':>6}")
+            for asha in (False, True):
+                wall, result = timed(proxy(trials=m, steps=s, asha=asha), root)
+                frame = result.trials
+                steps = int(frame["steps"].fillna(0).astype(int).sum())
+                done = int((frame["state"] == "COMPLETE").sum())
+                pruned = int((frame["state"] == "PRUNED").sum())
+                name = "asha" if asha else "none"
+                print(f"{name:>10} {wall:7.1f} {done:>9} {pruned:>7} {steps:>6}")
+            import ray
+
+            ray.shutdown()
 
 
 if __name__ == "__main__":

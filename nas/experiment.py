@@ -301,6 +301,8 @@ class RaySettings(_Model):
     # ASHA: eta, 1/eta promoted per rung (eta above 1,000 promotes nothing)
     reduction_factor: float = Field(default=2.0, gt=1, le=1000)
     max_failures: int = Field(default=2, ge=0, le=1000)  # retries of a trial whose worker died
+    # Tune's storage_path: a path every node sees or a pyarrow URI (s3://, gs://); None: the run dir
+    storage: str | None = None
 
 
 class SearchSettings(_Model):

@@ -137,6 +137,9 @@ def run(
             help="With --resume: run every trial again when study.db is missing or damaged.",
         ),
     ] = False,
+    storage: Annotated[
+        str | None, typer.Option(help="Tune storage for --backend ray: shared path or s3:// URI.")
+    ] = None,
 ) -> None:
     """Search EXPERIMENT (a YAML file) and write a run directory; or --resume RUN_DIR."""
     from nas.experiment import load_experiment
@@ -156,7 +159,7 @@ def run(
     if force_restart and resume is None:
         raise UserError("--force-restart: only with --resume RUN_DIR")
     if resume is not None:
-        if any(v is not None for v in (backend, out, workers, seed, address)):
+        if any(v is not None for v in (backend, out, workers, seed, address, storage)):
             raise UserError("--resume takes only --trials; the run keeps its own settings")
         if not (resume / "experiment.yaml").is_file():
             raise UserError(f"{resume}: not a run directory (no experiment.yaml)")
@@ -173,8 +176,8 @@ def run(
         exp = with_overrides(
             load_experiment(experiment), trials=trials, backend=backend, workers=workers, seed=seed
         )
-        if address is not None:
-            exp = _with_ray_address(exp, address)
+        if address is not None or storage is not None:
+            exp = _with_ray(exp, address=address, storage=storage)
         if out is not None:
             refuse_used_run_dir(out)  # before the progress bar starts, so the error stands alone
         done = 0
@@ -212,13 +215,20 @@ def _notice(line: str) -> None:
     typer.echo(f"note: {line}", err=True)
 
 
-def _with_ray_address(exp: Any, address: str) -> Any:
+def _with_ray(exp: Any, *, address: str | None, storage: str | None) -> Any:
     from nas.experiment import experiment_from_dict
 
     if exp.search.backend != "ray":
-        raise UserError("--address is for the ray backend: add --backend ray")
+        flag = "--address" if address is not None else "--storage"
+        raise UserError(f"{flag} is for the ray backend: add --backend ray")
     data = exp.model_dump(mode="json")
-    data["search"]["ray"]["address"] = address
+    if address is not None:
+        data["search"]["ray"]["address"] = address
+    if storage is not None:
+        from nas.jobs.storage import check_writable
+
+        check_writable(storage)  # before the run directory is made
+        data["search"]["ray"]["storage"] = storage
     return experiment_from_dict(data, source="command line")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,6 +24,10 @@ Token = Annotated[
     typer.Option(
         help="Auth token.", show_default="$RAY_AUTH_TOKEN, or the file $RAY_AUTH_TOKEN_PATH"
     ),
+]
+Storage = Annotated[
+    str | None,
+    typer.Option(help="Run storage: a path every node sees, or s3://, gs://, file:// URI."),
 ]
 
 
@@ -47,6 +51,21 @@ def _check_submission(
         raise UserError(f"--timeout: must be a positive number of seconds, got {timeout!r}")
     if not wait and (out is not None or timeout is not None):
         raise UserError(f"{'--out' if out is not None else '--timeout'}: only with --wait")
+    if out is not None and out.exists() and any(out.iterdir()):
+        raise UserError(f"--out {out}: already exists and is not empty; give another directory")
+
+
+def _shipment(
+    pip: list[str] | None, requirements: Path | None, image: str | None, storage: str | None
+) -> Any:
+    from nas.jobs import Shipment, read_requirements
+    from nas.jobs.storage import check_writable
+
+    reqs = tuple(pip or ()) + (read_requirements(requirements) if requirements else ())
+    shipment = Shipment(pip=reqs, image=image, storage=storage)
+    if storage is not None:
+        check_writable(storage)  # the client reads the run from there: check before queueing
+    return shipment
 
 
 @app.command("submit")
@@ -65,30 +84,44 @@ def submit(
         typer.Option(help="Project root to ship.", show_default="the installed nas checkout"),
     ] = None,
     timeout: Annotated[float | None, typer.Option(help="With --wait: give up after S s.")] = None,
+    storage: Storage = None,
+    pip: Annotated[
+        list[str] | None, typer.Option(help="pip requirement for the job (repeat the flag).")
+    ] = None,
+    requirements: Annotated[
+        Path | None, typer.Option(help="pip requirements file for the job.")
+    ] = None,
+    image: Annotated[
+        str | None, typer.Option(help="Container image the job runs in (runtime_env image_uri).")
+    ] = None,
 ) -> None:
     """Run EXPERIMENT on a Ray cluster (backend ray) through the Jobs API; prints the job id."""
     from nas.jobs import api_errors, job_client, submit_experiment
 
     _check_submission(experiment, trials=trials, wait=wait, out=out, timeout=timeout)
+    shipment = _shipment(pip, requirements, image, storage)
     client = job_client(address, token)
     with api_errors("submit"):
         job_id = submit_experiment(
-            client, experiment, project=project or _project_root(), trials=trials
-        )
+            client, experiment, project=project or _project_root(), trials=trials,
+            shipment=shipment,
+        )  # fmt: skip
     typer.echo(job_id)
     if wait:
         _wait_and_fetch(client, job_id, out or Path("runs") / job_id, timeout)
 
 
-def _wait_and_fetch(client: object, job_id: str, out: Path, timeout: float | None) -> None:
-    from nas.jobs import api_errors, fetch_run, follow
+def _wait_and_fetch(client: Any, job_id: str, out: Path, timeout: float | None) -> None:
+    from nas.jobs import api_errors, error_line, fetch_job, follow, strip_archive
 
     with api_errors(f"job {job_id}"):
-        status = follow(client, job_id, emit=typer.echo, timeout_s=timeout)
+        status = follow(client, job_id, emit=typer.echo, hide=strip_archive, timeout_s=timeout)
         if status != "SUCCEEDED":
+            said = error_line(client.get_job_logs(job_id))
+            if said:
+                raise UserError(f"job {job_id} {status}: {said}")
             raise UserError(f"job {job_id} ended {status}; see nas jobs logs {job_id}")
-        log = client.get_job_logs(job_id)  # type: ignore[attr-defined]
-    run_dir = fetch_run(log, out)
+    run_dir = fetch_job(client, job_id, out)
     console.print(f"run directory: {run_dir}")
 
 
@@ -153,7 +186,7 @@ def jobs_logs(
     client = job_client(address, token)
     with api_errors(f"job {job_id}"):
         if follow:
-            follow_job(client, job_id, emit=typer.echo)
+            follow_job(client, job_id, emit=typer.echo, hide=strip_archive)
             return
         log = client.get_job_logs(job_id)
     for line in strip_archive(log.splitlines()):
@@ -168,21 +201,34 @@ def jobs_fetch(
     out: Annotated[
         Path | None, typer.Option(help="Where the run lands.", show_default="runs/<job id>")
     ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="Read the run here.", show_default="the job's --storage"),
+    ] = None,
 ) -> None:
-    """Copy a finished job's run directory to OUT (from the archive in its log)."""
-    from nas.jobs import api_errors, fetch_run, job_client
+    """Copy a finished job's run directory to OUT (from its storage, else its log)."""
+    from nas.jobs import fetch_job, job_client
 
     client = job_client(address, token)
-    with api_errors(f"job {job_id}"):
-        log = client.get_job_logs(job_id)
-    run_dir = fetch_run(log, out or Path("runs") / job_id)
+    run_dir = fetch_job(client, job_id, out or Path("runs") / job_id, storage=storage)
     console.print(f"run directory: {run_dir}")
 
 
 @jobs_app.command("pack", hidden=True)
 def jobs_pack(run_dir: Annotated[Path, typer.Argument(help="Run directory.")]) -> None:
-    """Print RUN_DIR as a log archive (what a submitted job runs last)."""
+    """Print RUN_DIR as a log archive (a submitted job's last step without --storage)."""
     from nas.jobs import pack_run
 
     for line in pack_run(run_dir):
         typer.echo(line)
+
+
+@jobs_app.command("push", hidden=True)
+def jobs_push(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    storage: Annotated[str, typer.Option(help="Run storage URI.")],
+) -> None:
+    """Copy RUN_DIR to the storage (a submitted job's last step with --storage)."""
+    from nas.jobs.storage import push_run
+
+    typer.echo(f"run stored at {push_run(run_dir, storage)}")

@@ -293,7 +293,7 @@ class Backend(ABC):
 _REGISTRY: dict[str, str] = {
     "optuna": "nas.search.optuna_backend:OptunaBackend",
     "exhaustive": "nas.search.exhaustive:ExhaustiveBackend",
-    "ray": "nas.search.ray_backend:RayBackend",  # needs the [ray] extra (checked when run)
+    "ray": "nas.search.ray.backend:RayBackend",  # needs the [ray] extra (checked when run)
 }
 _DESCRIPTIONS: dict[str, str] = {
     "optuna": "Optuna study driven by ask/tell (NSGA-II/III, TPE, GP, random), local workers",

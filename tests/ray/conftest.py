@@ -1,4 +1,6 @@
-"""A real local Ray head for the Ray tests: 127.0.0.1, free ports, token auth, 2 CPUs.
+"""A real local Ray cluster for the Ray tests: a head and two worker nodes on 127.0.0.1,
+free ports, token auth, 1 CPU per node, each worker node with a custom resource of its
+name (``node_a``, ``node_b``); started once per session.
 
 The head runs as ``ray start --head --block`` in its own session; teardown ends that process
 group (SIGTERM, then SIGKILL), so only the Ray processes this fixture started are stopped —
@@ -10,6 +12,7 @@ the user's ``~/.ray/auth_token`` is never touched.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -20,13 +23,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
 START_TIMEOUT_S = 180.0
+WORKER_NODES = ("node_a", "node_b")  # custom resource of each worker node
+OBJECT_STORE_BYTES = 200_000_000  # three nodes on a 24 GB machine shared with others
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +40,8 @@ class Head:
     dashboard_url: str  # for the Jobs API (nas submit --address)
     token: str
     env: dict[str, str]  # environment of a client of this head (token auth on)
+    tmp: Path  # logs of the head and the worker nodes
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
 
 def _free_ports(n: int) -> list[int]:
@@ -80,19 +87,23 @@ def _session_pids(sid: int) -> list[int]:
     return out
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to ``ray start --block`` (it stops its services), then SIGKILL to whatever is
-    left in its session: Ray's workers run in process groups of their own but keep the
-    session of the head, so nothing outside what this fixture started is touched."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=5)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    for pid in _session_pids(proc.pid):
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+def _stop(*procs: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to each ``ray start --block`` (it stops its services), all at once, then
+    SIGKILL to whatever is left in their sessions: Ray's workers run in process groups of
+    their own but keep the session of their node, so nothing outside what this fixture
+    started is touched."""
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    for proc in procs:
+        for pid in _session_pids(proc.pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -133,30 +144,110 @@ def _reload_auth() -> None:
     AuthenticationTokenLoader.instance().reset_cache()
 
 
-def _run_head(tmp: Path, env: dict[str, str], token: str) -> Iterator[Head]:
-    gcs, dash, client, agent, agent_grpc, metrics, runtime_env = _free_ports(7)
-    log = tmp / "head.log"
-    cmd = [
-        _ray_bin(), "start", "--head", "--block",
-        "--port", str(gcs), "--dashboard-port", str(dash), "--dashboard-host", "127.0.0.1",
-        "--node-ip-address", "127.0.0.1", "--num-cpus", "2", "--num-gpus", "0",
-        "--ray-client-server-port", str(client),
+def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+
+
+def _node_ports() -> list[str]:
+    agent, agent_grpc, metrics, runtime_env = _free_ports(4)
+    return [
         "--dashboard-agent-listen-port", str(agent),
         "--dashboard-agent-grpc-port", str(agent_grpc),
         "--metrics-export-port", str(metrics),
         "--runtime-env-agent-port", str(runtime_env),
+    ]  # fmt: skip
+
+
+def _run_head(tmp: Path, env: dict[str, str], token: str) -> Iterator[Head]:
+    gcs, dash, client = _free_ports(3)
+    log = tmp / "head.log"
+    cmd = [
+        _ray_bin(), "start", "--head", "--block",
+        "--port", str(gcs), "--dashboard-port", str(dash), "--dashboard-host", "127.0.0.1",
+        "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0",
+        "--ray-client-server-port", str(client), *_node_ports(),
+        "--object-store-memory", str(OBJECT_STORE_BYTES),
         "--temp-dir", str(tmp / "r"), "--include-dashboard", "true",
     ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+    proc = _start(cmd, env, log)
+    head = Head(
+        gcs_address=f"127.0.0.1:{gcs}",
+        dashboard_url=f"http://127.0.0.1:{dash}",
+        token=token,
+        env=env,
+        tmp=tmp,
+    )
     try:
-        url = f"http://127.0.0.1:{dash}"
-        _wait_ready(url, token, proc, log)
-        yield Head(gcs_address=f"127.0.0.1:{gcs}", dashboard_url=url, token=token, env=env)
+        _wait_ready(head.dashboard_url, token, proc, log)
+        for i, name in enumerate(WORKER_NODES):
+            add_worker(head, name, nodes=2 + i)
+        yield head
     finally:
-        _stop(proc)
+        _stop(*head.workers.values(), proc)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def add_worker(head: Head, name: str, *, nodes: int) -> None:
+    """Start worker node ``name`` and wait until the cluster has ``nodes`` alive nodes; one
+    more try when ``ray start`` exits early (a port taken between choosing and binding)."""
+    for attempt in range(2):
+        log = head.tmp / f"{name}-{time.monotonic_ns()}.log"
+        proc = _start(_worker_cmd(head, name), head.env, log)
+        head.workers[name] = proc
+        if wait_nodes(head, nodes, proc=proc):
+            return
+        if attempt == 1:
+            pytest.fail(f"worker node {name} did not start: {log.read_text()[-2000:]}")
+
+
+def _worker_cmd(head: Head, name: str) -> list[str]:
+    """A worker node joining ``head``: 1 CPU and the custom resource ``name``."""
+    return [
+        _ray_bin(), "start", "--block", "--address", head.gcs_address,
+        "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0",
+        "--resources", json.dumps({name: 1}), *_node_ports(),
+        # a disk of its own, as on a real machine: nodes sharing the head's temp dir would
+        # also share (and garbage-collect) each other's unpacked job working directories
+        "--temp-dir", str(head.tmp / name),
+        "--object-store-memory", str(OBJECT_STORE_BYTES),
+    ]  # fmt: skip
+
+
+def kill_worker(head: Head, name: str) -> None:
+    """SIGKILL the worker node ``name`` (its raylet and trial workers), as a lost machine."""
+    proc = head.workers.pop(name)
+    for pid in _session_pids(proc.pid):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def alive_nodes(head: Head) -> list[dict[str, object]]:
+    """The alive nodes as the dashboard's state API lists them."""
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{head.dashboard_url}/api/v0/nodes?limit=100",
+        headers={"Authorization": f"Bearer {head.token}"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        rows = json.load(resp)["data"]["result"]["result"]
+    return [r for r in rows if r.get("state") == "ALIVE"]
+
+
+def wait_nodes(head: Head, n: int, *, proc: subprocess.Popen[bytes] | None = None) -> bool:
+    """Wait for ``n`` alive nodes; False when ``proc`` (a starting node) exited first."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        with contextlib.suppress(OSError, KeyError, ValueError):
+            if len(alive_nodes(head)) == n:
+                return True
+        time.sleep(1.0)
+    pytest.fail(f"the cluster did not reach {n} alive nodes in {START_TIMEOUT_S:g} s")
 
 
 @pytest.fixture()

@@ -11,7 +11,14 @@ from nas.experiment import Experiment, experiment_from_dict
 from nas.problem import Candidate, ExperimentProblem
 
 
-def analytical(*, trials: int = 4, **ray: Any) -> Experiment:
+def _search(trials: int, sampler: str, population_size: int | None, ray: Any) -> dict[str, Any]:
+    search = {"backend": "ray", "sampler": sampler, "trials": trials, "ray": ray}
+    return search | ({"population_size": population_size} if population_size else {})
+
+
+def analytical(
+    *, trials: int = 4, sampler: str = "random", population_size: int | None = None, **ray: Any
+) -> Experiment:
     """A small scaling-law search on one DGX H100 node (seconds per trial at most)."""
     return experiment_from_dict(
         {
@@ -28,13 +35,20 @@ def analytical(*, trials: int = 4, **ray: Any) -> Experiment:
             "accuracy": {"evaluator": "scaling_law"},
             "objectives": {"loss": "min", "params_total": "min"},
             "constraints": {"fits": True},
-            "search": {"backend": "ray", "sampler": "random", "trials": trials, "ray": ray},
+            "search": _search(trials, sampler, population_size, ray),
             "references": ["gpt2-124m"],
         }
     )
 
 
-def proxy(*, trials: int, steps: int, **ray: Any) -> Experiment:
+def proxy(
+    *,
+    trials: int,
+    steps: int,
+    sampler: str = "random",
+    population_size: int | None = None,
+    **ray: Any,
+) -> Experiment:
     """Tiny real proxy training: widths 8..64, 1..4 layers, ``steps`` steps of 8 x 64 bytes."""
     return experiment_from_dict(
         {
@@ -64,7 +78,7 @@ def proxy(*, trials: int, steps: int, **ray: Any) -> Experiment:
             },
             "objectives": {"loss": "min", "step_time_s": "min"},
             "constraints": {"fits": True},
-            "search": {"backend": "ray", "sampler": "random", "trials": trials, "ray": ray},
+            "search": _search(trials, sampler, population_size, ray),
             "references": [],
         }
     )

@@ -16,9 +16,11 @@ from nas.jobs import (
     ARCHIVE_BEGIN,
     EXCLUDES,
     JobsError,
+    Shipment,
     entrypoint,
-    fetch_run,
+    fetch_from_log,
     pack_run,
+    read_requirements,
     strip_archive,
 )
 
@@ -38,7 +40,7 @@ def _run_dir(path: Path) -> Path:
 def test_archive_round_trip_through_a_log(tmp_path: Path) -> None:
     run = _run_dir(tmp_path / "run")
     log = "\n".join(["job output", *pack_run(run), "after"])
-    out = fetch_run(log, tmp_path / "back")
+    out = fetch_from_log(log, tmp_path / "back")
     assert (out / "pareto.csv").read_text() == "number,loss\n3,2.5\n"
     assert (out / "experiment.yaml").is_file()
     assert not (out / "tune").exists()  # Tune's cluster-local state stays on the cluster
@@ -48,22 +50,39 @@ def test_archive_round_trip_through_a_log(tmp_path: Path) -> None:
 
 def test_fetch_refuses_a_log_without_archive_and_a_used_out(tmp_path: Path) -> None:
     with pytest.raises(JobsError, match="no run archive"):
-        fetch_run("just logs\n", tmp_path / "a")
+        fetch_from_log("just logs\n", tmp_path / "a")
     run = _run_dir(tmp_path / "run")
     cut = "\n".join(list(pack_run(run))[:-1])
     with pytest.raises(JobsError, match="cut short"):
-        fetch_run(cut, tmp_path / "b")
-    with pytest.raises(JobsError, match="already holds a run"):
-        fetch_run("\n".join(pack_run(run)), run)
+        fetch_from_log(cut, tmp_path / "b")
+    with pytest.raises(JobsError, match="not empty"):
+        fetch_from_log("\n".join(pack_run(run)), run)
     assert ARCHIVE_BEGIN not in "\n".join(strip_archive(pack_run(run)))
 
 
 def test_entrypoint_and_excludes() -> None:
-    cmd = entrypoint(".nas-job/x.yaml")
-    assert cmd.startswith("python -m nas run .nas-job/x.yaml --backend ray --address auto")
-    assert "nas jobs pack" in cmd
+    cmd = entrypoint(".nas-job/x.yaml", job_id="nas-x-1")
+    assert cmd.startswith("python nas/jobs/preflight.py --client-ray ")
+    assert " && python -m nas run .nas-job/x.yaml --backend ray --address auto" in cmd
+    assert cmd.endswith(" && python -m nas jobs pack .nas-job/nas-x-1")
+    stored = entrypoint(".nas-job/x.yaml", job_id="nas-x-1", storage="s3://b/p")
+    assert "--storage s3://b/p" in stored.split(" && ")[0]  # the preflight checks it too
+    assert stored.endswith("python -m nas jobs push .nas-job/nas-x-1 --storage s3://b/p")
     for name in (".venv*", ".git", "runs", "__pycache__", ".mypy_cache"):
         assert name in EXCLUDES
+
+
+def test_runtime_env_of_pip_requirements_and_image(tmp_path: Path) -> None:
+    req = tmp_path / "req.txt"
+    req.write_text("# deps\ntyper>=0.12\n\nrich  # tables\n")
+    pip = ("pydantic>=2.5", *read_requirements(req))
+    env = Shipment(pip=pip).runtime_env(tmp_path)
+    assert env == {"working_dir": str(tmp_path), "pip": ["pydantic>=2.5", "typer>=0.12", "rich"]}
+    assert Shipment(image="hwnas:1").runtime_env(tmp_path)["image_uri"] == "hwnas:1"
+    with pytest.raises(JobsError, match="--image"):
+        Shipment(pip=("typer",), image="hwnas:1")
+    with pytest.raises(JobsError, match="--requirements"):
+        read_requirements(tmp_path / "missing.txt")
 
 
 def _nas(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -131,7 +150,7 @@ def test_deploy_files_are_valid() -> None:
 
 def test_damaged_tune_state_is_refused(tmp_path: Path) -> None:
     from nas.runs import RunError
-    from nas.search.ray_backend import check_tune_state
+    from nas.search.ray.backend import check_tune_state
 
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": []}')
     (tmp_path / "search_gen_state-2026-01-01_00-00-00.json").write_bytes(b"\x80\x05")  # a pickle
@@ -139,3 +158,34 @@ def test_damaged_tune_state_is_refused(tmp_path: Path) -> None:
     (tmp_path / "experiment_state-2026-01-02_00-00-00.json").write_text('{"trial_da')  # cut
     with pytest.raises(RunError, match="damaged"):
         check_tune_state(tmp_path)
+
+
+def test_bad_storage_and_environment_flags_are_one_line(tmp_path: Path) -> None:
+    quickstart = str(ROOT / "experiments" / "quickstart.yaml")
+    (tmp_path / "file").write_text("not a directory")
+    out = tmp_path / "run"
+    bad = str(tmp_path / "file" / "store")
+    done = _nas("run", quickstart, "--backend", "ray", "--storage", bad, "--out", str(out))
+    _one_line_error(done, f"--storage {bad}: cannot write there")
+    assert not out.exists()  # refused before the run directory is made
+    _one_line_error(_nas("run", quickstart, "--storage", "s3://b/p"), "--backend ray")
+    submit = ["submit", quickstart, "--address", "http://127.0.0.1:9"]
+    _one_line_error(_nas(*submit, "--storage", bad), "--storage", "cannot write")  # before Ray
+    _one_line_error(_nas(*submit, "--requirements", str(tmp_path / "no.txt")), "--requirements")
+    _one_line_error(_nas(*submit, "--image", "hwnas:1", "--pip", "typer"), "--image")
+
+
+@pytest.mark.parametrize("scheme", ["", "file://"])
+def test_run_round_trip_through_storage(scheme: str, tmp_path: Path) -> None:
+    from nas.jobs.storage import check_writable, pull_run, push_run
+
+    run = _run_dir(tmp_path / "nas-x-1")
+    uri = f"{scheme}{tmp_path / 'store'}"
+    check_writable(uri)
+    assert push_run(run, uri).endswith("/store/nas-x-1")
+    assert not (tmp_path / "store" / "nas-x-1" / "tune").exists()  # Tune writes its own there
+    out = pull_run(uri, "nas-x-1", tmp_path / "back")
+    assert sorted(p.name for p in out.iterdir()) == ["experiment.yaml", "pareto.csv"]
+    with pytest.raises(JobsError, match="no run there"):
+        pull_run(uri, "nas-missing", tmp_path / "none")
+    assert not (tmp_path / "none").exists()

@@ -78,11 +78,12 @@ def test_asha_stops_poor_proxy_trials_early(ray_driver, tmp_path: Path) -> None:
 
 
 def _kill_after_two_trials(head, exp: Path, run_dir: Path, env: dict[str, str]) -> int:
-    """Start ``nas run`` (with its progress bar), SIGKILL it after two finished trials;
-    returns the trials finished by then."""
+    """Start ``nas run`` (with its progress bar, Tune's state in a storage path), SIGKILL it
+    after two finished trials; returns the trials finished by then."""
     cmd = [sys.executable, "-m", "nas", "run", str(exp), "--out", str(run_dir)]
+    store = ["--storage", str(run_dir.parent / "store")]
     proc = subprocess.Popen(
-        [*cmd, "--address", head.gcs_address], env=env, stdout=subprocess.DEVNULL
+        [*cmd, "--address", head.gcs_address, *store], env=env, stdout=subprocess.DEVNULL
     )
     log = run_dir / "run.log"
     deadline = time.monotonic() + 180
@@ -97,13 +98,15 @@ def _kill_after_two_trials(head, exp: Path, run_dir: Path, env: dict[str, str]) 
 
 
 def test_killed_run_is_restored_and_finishes(ray_head, tmp_path: Path) -> None:
-    """SIGKILL the driver after two finished trials; ``nas run --resume`` restores the Tuner.
+    """SIGKILL the driver after two finished trials; ``nas run --resume`` restores the Tuner
+    from ``--storage``, NSGA-II sampler included.
 
     Tune copies its state into the run directory while the run goes on; a kill during that
     copy leaves it damaged and ``--resume`` refuses it with one line (``check_tune_state``):
     then the scenario is tried once more."""
     exp = tmp_path / "small.yaml"
-    slow = proxy(trials=6, steps=150, concurrency=1)  # seconds a trial: killed mid-run
+    # seconds a trial: killed mid-run; NSGA-II: its sampler is rebuilt on restore
+    slow = proxy(trials=6, steps=150, concurrency=1, sampler="nsga2", population_size=2)
     exp.write_text(yaml.safe_dump(slow.model_dump(mode="json")))
     env = {**ray_head.env, "TUNE_GLOBAL_CHECKPOINT_S": "0"}  # save state every step
     for attempt in range(2):
@@ -126,6 +129,7 @@ def test_killed_run_is_restored_and_finishes(ray_head, tmp_path: Path) -> None:
     log = (run_dir / "run.log").read_text()
     assert summary["trials"] == 6, log + done.stderr[-3000:]
     assert summary["complete"] == 6
+    assert (tmp_path / "store" / run_dir.name / "tune").is_dir()  # restored from the storage
     after = log.count("trial COMPLETE") - before
     print(f"\n{before} trials finished before the kill, {after} after the restore")
     assert after < 6  # finished trials were kept, not run again

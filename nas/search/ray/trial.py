@@ -9,7 +9,8 @@
   these and stops a poor trial by ending its worker (the callback never asks to prune).
 * The last result of a trial carries ``nas_state`` (COMPLETE | FAIL | PRUNED), the trial
   record as JSON (``nas_record``), the constraint values and one ``nas_obj_<i>`` per
-  objective. A trial whose last result has no ``nas_state`` was stopped by the scheduler.
+  objective, and the id of the Ray node it ran on (``nas_node_id``). A trial whose last
+  result has no ``nas_state`` was stopped by the scheduler.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from nas.search.base import Problem, ProblemFactory, TrialOutcome, evaluate_trial, jsonable
 
 __all__ = [
+    "NODE_KEY",
     "STATE_KEY",
     "SpaceFn",
     "objective_keys",
@@ -34,6 +36,7 @@ STATE_KEY = "nas_state"
 RECORD_KEY = "nas_record"
 CONS_KEY = "nas_constraints"
 REASON_KEY = "nas_fail_reason"
+NODE_KEY = "nas_node_id"  # the Ray node id of the worker that ran the trial
 
 
 def objective_keys(n: int) -> list[str]:
@@ -100,6 +103,7 @@ def _last_step(evaluator: Any, tokens: float) -> int:
 def run_trial(config: dict[str, Any], *, factory: ProblemFactory) -> None:
     """The Tune trainable: evaluate the candidate of ``config`` and report the outcome."""
     import optuna
+    import ray
     from ray import tune
     from ray.tune.utils import flatten_dict
 
@@ -110,7 +114,9 @@ def run_trial(config: dict[str, Any], *, factory: ProblemFactory) -> None:
     # OptunaSearch nests parameter names that contain "/"; the problem expects them flat
     params = flatten_dict(dict(config), delimiter="/")
     outcome = evaluate_trial(problem, optuna.trial.FixedTrial(params))
-    tune.report(final_result(outcome, steps=outcome.record.get("steps")))
+    result = final_result(outcome, steps=outcome.record.get("steps"))
+    result[NODE_KEY] = ray.get_runtime_context().get_node_id()
+    tune.report(result)
 
 
 def final_result(outcome: TrialOutcome, *, steps: object) -> dict[str, Any]:

@@ -4,7 +4,9 @@
   objective per ``nas_obj_<i>`` result key and the sampler of ``search.sampler`` (the same
   :func:`nas.search.optuna_backend.make_sampler` as the Optuna backend), so the Ray and
   Optuna backends propose the same kind of trials. Constraints reach the sampler as in the
-  Optuna backend (trial constraints, <= 0 feasible).
+  Optuna backend (trial constraints, <= 0 feasible). Tune pickles the searcher, so the
+  sampler is wrapped in :class:`nas.search.ray.sampler.RebuildingSampler` (NSGA-II holds a
+  lock; its recipe is pickled and it is rebuilt on restore).
 * ``ConcurrencyLimiter``: at most ``search.ray.concurrency`` trials at once (default
   ``search.workers``); each trial reserves ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs.
 * ``scheduler: asha``: asynchronous successive halving (Li et al. 2020, "A System for Massively
@@ -14,8 +16,11 @@
   are known only at the end of a trial and never stop one early.
 * Failures: a trial whose worker dies is retried up to ``max_failures`` times
   (``FailureConfig``); an evaluator error is a FAIL outcome and is not retried.
-* Restore: Tune's state lives in ``<run_dir>/tune``; ``nas run --resume`` restores the
-  interrupted Tuner (``Tuner.restore``, errored trials are retried).
+* Restore: Tune's state lives in ``<run_dir>/tune``, or ``<storage>/<run name>/tune`` with
+  ``search.ray.storage`` (a shared path or a pyarrow URI, Tune's ``storage_path``);
+  ``nas run --resume`` restores the interrupted Tuner (``Tuner.restore``, errored trials
+  are retried).
+* Each row names the Ray node that ran the trial (``node_id``, ``node_ip``).
 * Workers are reused from trial to trial (``reuse_actors``): a new worker per trial cost
   ~1.5 s of overhead per trial here, reuse ~50 ms (``bench/bench_ray.py``, ``docs/ray.md``).
 * The trial table has the Optuna backend's columns, so ``nas.runs`` writes the same files.
@@ -25,11 +30,13 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.search.base import Backend, BackendUnavailable, Problem, ProgressFn, SearchJob
-from nas.search.ray_trial import (
+from nas.search.ray.trial import (
+    NODE_KEY,
     SpaceFn,
     frame_rows,
     objective_keys,
@@ -41,14 +48,19 @@ from nas.search.ray_trial import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nas.experiment import RaySettings
+    from nas.experiment import RaySettings, SearchSettings
 
 __all__ = ["RayBackend", "check_tune_state", "connect", "tune_dir"]
 
 
-def tune_dir(run_dir: Path) -> Path:
-    """Where Tune keeps its experiment state (what ``Tuner.restore`` reads)."""
-    return run_dir.resolve() / "tune"
+def tune_dir(run_dir: Path, storage: str | None = None) -> str:
+    """Where Tune keeps its experiment state (what ``Tuner.restore`` reads): ``tune/`` in the
+    run directory, or ``<storage>/<run name>/tune`` with ``search.ray.storage``."""
+    if storage is None:
+        return str(run_dir.resolve() / "tune")
+    from nas.search.ray.storage import run_location
+
+    return f"{run_location(storage, run_dir.name)}/tune"
 
 
 def connect(address: str | None) -> bool:
@@ -115,18 +127,26 @@ def _scheduler(settings: RaySettings, problem: Problem) -> Any:
     )
 
 
+def _make_sampler(seed_offset: int, *, settings: SearchSettings, constraints: bool) -> Any:
+    """The sampler of ``search.sampler`` (module level: picklable inside a partial)."""
+    from nas.search.optuna_backend import make_sampler
+
+    return make_sampler(settings, seed_offset=seed_offset, has_constraints=constraints)
+
+
 def _searcher(job: SearchJob, problem: Problem) -> Any:
     from ray.tune.search import ConcurrencyLimiter
 
-    from nas.search.optuna_backend import make_sampler
-    from nas.search.ray_searcher import NasOptunaSearch
+    from nas.search.ray.sampler import RebuildingSampler
+    from nas.search.ray.searcher import NasOptunaSearch
 
-    sampler = make_sampler(job.settings, has_constraints=bool(problem.constraints))
+    # Tune pickles the searcher; NSGA-II's sampler holds a lock: pickle its recipe instead
+    factory = partial(_make_sampler, settings=job.settings, constraints=bool(problem.constraints))
     search = NasOptunaSearch(
         space=SpaceFn(job.problem_factory),
         metric=objective_keys(len(problem.objectives)),
         mode=[o.direction for o in problem.objectives],
-        sampler=sampler,
+        sampler=RebuildingSampler(factory),
         study_name=job.study_name,
     )
     limit = job.settings.ray.concurrency or job.settings.workers
@@ -136,22 +156,24 @@ def _searcher(job: SearchJob, problem: Problem) -> Any:
 def _tuner(job: SearchJob, problem: Problem, progress: ProgressFn | None) -> Any:
     from ray import tune
 
-    from nas.search.ray_searcher import ProgressCallback, run_state
+    from nas.search.ray.searcher import ProgressCallback, run_state
 
     settings = job.settings.ray
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, factory=job.problem_factory),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
     )
-    path = tune_dir(job.run_dir)
-    state = run_state(str(path), progress)
-    callback = ProgressCallback(key=str(path), n_objectives=len(problem.objectives))
-    if job.resume and tune.Tuner.can_restore(str(path)):
-        check_tune_state(path)
-        return tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True), state
+    path = tune_dir(job.run_dir, settings.storage)
+    state = run_state(path, progress)
+    callback = ProgressCallback(key=path, n_objectives=len(problem.objectives))
+    if job.resume and tune.Tuner.can_restore(path):
+        if "://" not in path:
+            check_tune_state(Path(path))
+        return tune.Tuner.restore(path, trainable=trainable, resume_errored=True), state
+    parent, name = path.rsplit("/", 1)
     run_config = tune.RunConfig(
-        name=path.name,
-        storage_path=str(path.parent),
+        name=name,
+        storage_path=parent,
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         verbose=0,
         callbacks=[callback],
@@ -200,7 +222,12 @@ class RayBackend(Backend):
             if result.error is not None:
                 error = f"{type(result.error).__name__}: {result.error}".strip().splitlines()[0]
             outcome = outcome_from_result(metrics, n_objectives=n_objectives, error=error)
-            extra = {"trial_id": trial_id, "retries": retries.get(trial_id, 0)}
+            extra = {
+                "trial_id": trial_id,
+                "retries": retries.get(trial_id, 0),
+                "node_id": str(metrics.get(NODE_KEY, "")),  # the Ray node that ran it
+                "node_ip": str(metrics.get("node_ip", "")),
+            }
             rows.append(
                 row_from_result(
                     number=i,  # the result grid lists trials in creation order

@@ -1,6 +1,6 @@
 """Tune plug-ins of the Ray backend: the multi-objective Optuna searcher and a progress hook.
 
-Imported only by :mod:`nas.search.ray_backend` once Ray is known to be installed.
+Imported only by :mod:`nas.search.ray.backend` once Ray is known to be installed.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
 from nas.search.base import ProgressFn
-from nas.search.ray_trial import outcome_from_result
+from nas.search.ray.trial import outcome_from_result
 
 __all__ = ["NasOptunaSearch", "ProgressCallback", "run_state"]
 
