@@ -1,6 +1,10 @@
 """Parallel-plan enumeration, one enumerator for both phases: every feasible plan on a
 system's devices that agrees with the fixed degrees, as :class:`PlanBatch` arrays.
 
+A third mode, :func:`shortlist_plans`, is architecture-free: a short list of degree
+combinations that a vectorised grid tries for every candidate at once (the exhaustive
+search), each candidate then keeping the fastest of them that is valid and fits.
+
 The enumerators search ``ep`` among the divisors of the routed experts; a fixed ``ep`` that
 does not divide them is accepted (each rank holds ``ceil(E / ep)`` experts, the surplus as
 redundant copies, as large-EP serving deploys them).
@@ -24,7 +28,7 @@ The mode follows the workload: a :class:`TrainWorkload` enumerates training plan
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Literal
 
@@ -56,6 +60,7 @@ __all__ = [
     "default_global_batch",
     "divisors",
     "enumerate_plans",
+    "shortlist_plans",
 ]
 
 FixedValue = int | bool | str
@@ -319,3 +324,46 @@ def _serve_plans(arch: Architecture, system: System, want: Mapping[str, int]) ->
         zero=np.zeros(len(rows)),
         recompute=np.zeros(len(rows)),
     )
+
+
+# The automatic shortlist: tensor parallelism inside one scale-up domain, shallow pipelines.
+SHORTLIST_TP: tuple[int, ...] = (1, 2, 4, 8)
+SHORTLIST_PP: tuple[int, ...] = (1, 2, 4)
+
+
+def shortlist_plans(
+    system: System,
+    *,
+    combos: Sequence[Mapping[str, object]] | None,
+    recomputes: Sequence[str],
+) -> list[dict[str, object]]:
+    """Architecture-free plans for a vectorised grid: each degree combination (``tp``,
+    ``pp``, ``cp``, ``micro_batch``, ``ep``; ``None`` for the automatic shortlist of
+    :data:`SHORTLIST_TP` inside a scale-up domain x :data:`SHORTLIST_PP`) times each recompute
+    policy, data parallelism filling the devices; combinations that do not divide the device
+    count are dropped. ``ep`` stays ``None`` unless given (the grid derives it per model)."""
+    n = system.num_devices
+    if combos is None:
+        node = min(system.scale_up_devices, n)
+        tps = [t for t in SHORTLIST_TP if node % t == 0]
+        combos = [{"tp": t, "pp": p} for t in tps for p in SHORTLIST_PP if n % (t * p) == 0]
+    out: list[dict[str, object]] = []
+    for combo, rc in itertools.product(combos, recomputes):
+        tp, pp = int(str(combo.get("tp", 1))), int(str(combo.get("pp", 1)))
+        cp = int(str(combo.get("cp", 1)))
+        if n % (tp * pp * cp):
+            continue
+        out.append(
+            {
+                "tp": tp,
+                "pp": pp,
+                "cp": cp,
+                "dp": n // (tp * pp * cp),
+                "micro_batch": int(str(combo.get("micro_batch", 1))),
+                "recompute": rc,
+                "ep": combo.get("ep"),
+            }
+        )
+    if not out:
+        raise PlanError(f"plan: no plan of the plan set divides num_devices {n}")
+    return out

@@ -30,6 +30,7 @@ import pandas as pd
 
 from cost_models.plan import RECOMPUTE
 from cost_models.plan_batch import PlanBatch
+from cost_models.plans import shortlist_plans
 from hw_profiles.types import System
 from nas.experiment import Experiment, ServeWorkload, TrainWorkload
 from nas.problem.hardware import HardwarePoint
@@ -48,10 +49,10 @@ _NO_PLAN = "no plan of the plan set is valid (tp must divide the heads, pp the l
 
 
 def plan_set(experiment: Experiment, system: System) -> list[dict[str, Any]]:
-    """The plans tried for every candidate (see the module docstring)."""
+    """The plans tried for every candidate (see the module docstring): the experiment's plan
+    section read as a :func:`cost_models.plans.shortlist_plans` call."""
     spec = experiment.plan
-    n = system.num_devices
-    node = min(system.scale_up_devices, n)
+    combos: list[dict[str, Any]] | None = None
     if spec.mode == "searched":
         keys = list(spec.searched)
         combos = [
@@ -59,35 +60,14 @@ def plan_set(experiment: Experiment, system: System) -> list[dict[str, Any]]:
             for c in itertools.product(*(spec.searched[k] for k in keys))
         ]
     elif spec.mode == "fixed":
-        combos = [dict(spec.fixed)]
-    else:
-        tps = [t for t in (1, 2, 4, 8) if node % t == 0]
-        combos = [{"tp": t, "pp": p} for t in tps for p in (1, 2, 4) if n % (t * p) == 0]
+        combos = [{str(k): v for k, v in spec.fixed.items()}]
     if isinstance(experiment.workload, ServeWorkload):
         recomputes = ["none"]  # no backward pass to recompute for
     elif spec.recompute:
         recomputes = [spec.recompute]
     else:
         recomputes = ["none", "full"] if spec.mode == "auto" else ["selective"]
-    out = []
-    for combo, rc in itertools.product(combos, recomputes):
-        tp, pp, cp = int(combo.get("tp", 1)), int(combo.get("pp", 1)), int(combo.get("cp", 1))
-        if n % (tp * pp * cp):
-            continue
-        out.append(
-            {
-                "tp": tp,
-                "pp": pp,
-                "cp": cp,
-                "dp": n // (tp * pp * cp),
-                "micro_batch": int(combo.get("micro_batch", 1)),
-                "recompute": rc,
-                "ep": combo.get("ep"),
-            }
-        )
-    if not out:
-        raise ValueError(f"plan: no plan of the plan set divides num_devices {n}")
-    return out
+    return shortlist_plans(system, combos=combos, recomputes=recomputes)
 
 
 def _full(n: int, value: float) -> FloatArray:
