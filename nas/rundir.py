@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import math
 import os
 import socket
 import sqlite3
@@ -28,6 +27,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from nas.jsonsafe import json_safe
 
 __all__ = [
     "LOCK_NAME",
@@ -138,23 +139,10 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def _json_safe(value: Any) -> Any:
-    """``value`` with numpy scalars made plain and non-finite floats made None."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
     """``obj`` as indented JSON, non-finite numbers as null (never ``NaN``, which strict
     JSON readers refuse), through a temp file and a rename."""
-    atomic_write_text(path, json.dumps(_json_safe(obj), indent=2, allow_nan=False))
+    atomic_write_text(path, json.dumps(json_safe(obj), indent=2, allow_nan=False))
 
 
 def write_parquet(frame: Any, path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -11,6 +10,8 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+
+from nas.jsonsafe import json_safe
 
 # Piped or redirected output (``| cat``, ``> file``) is plain and as wide as a row needs, not
 # cut at 80 columns; ``COLUMNS`` still sets a width. On a terminal rich sizes to the window.
@@ -77,18 +78,6 @@ def os_error_line(exc: OSError) -> str:
     return str(exc)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _jsonable(value.item())
-    return value
-
-
 def print_json(obj: Any) -> None:
     """Print one JSON object on stdout (NaN and inf become null)."""
-    typer.echo(json.dumps(_jsonable(obj), indent=2, sort_keys=False))
+    typer.echo(json.dumps(json_safe(obj), indent=2, sort_keys=False))

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from nas.jsonsafe import jsonable, plain_value  # re-exported: records as plain JSON
+
 if TYPE_CHECKING:
     from nas.experiment import Constraint, SearchSettings
 
@@ -170,20 +172,6 @@ def _constraint_column(c: Constraint, frame: pd.DataFrame) -> pd.Series:
     )
     excess = (value - bound) if c.op == "<=" else (bound - value)
     return (excess / scale).fillna(1.0)
-
-
-def plain_value(value: Any) -> Any:
-    """A record value as plain JSON: numpy scalars as Python numbers, NaN and inf as None."""
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A trial record with every value made plain (:func:`plain_value`), ready for JSON."""
-    return {key: plain_value(value) for key, value in record.items()}
 
 
 @dataclass(frozen=True, kw_only=True)

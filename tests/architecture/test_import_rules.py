@@ -51,7 +51,8 @@ LAYERS: dict[str, dict[str, int]] = {
         "nas.bounds": 0,  # physical bounds on input numbers
         "nas.safe_yaml": 0,  # YAML reading with a depth cap and the file named
         "nas.experiment_errors": 0,  # one-line messages from pydantic errors
-        "nas.rundir": 0,  # run-directory files: lock, atomic writes, tolerant readers
+        "nas.jsonsafe": 0,  # values made plain for JSON
+        "nas.rundir": 1,  # run-directory files: lock, atomic writes, tolerant readers
         "nas.constraints": 1,
         "nas.experiment": 2,
         "nas.evaluators": 3,
