@@ -26,10 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from cost_models.train.calibration import IDENTITY
 from cost_models.validation.inference_fit import leave_one_source_out as inference_loso
-from cost_models.validation.train import load_train_measurements, prepare_row
-from cost_models.validation.train_fit import error_table
+from cost_models.validation.train_fit import error_table, fitted_rows
 from cost_models.validation.train_fit import leave_one_source_out as train_loso
 
 __all__ = ["FAMILIES", "family_of", "headline", "held_out_errors"]
@@ -61,11 +59,7 @@ def family_of(row: Mapping[str, Any]) -> str | None:
 
 def _training_fitted_rows() -> dict[str, float]:
     """Leave-one-source-out error of every training row the calibration is fitted on."""
-    rows = [
-        prepare_row(m, calibration=IDENTITY)
-        for m in load_train_measurements()
-        if m.row["measured_kind"] != "activation_gib" and m.row.get("holdout") != "1"
-    ]
+    rows = fitted_rows()
     table = error_table(rows)
     errors = train_loso(table, [p.measurement.source for p in rows])
     return dict(zip(table.labels, errors, strict=True))

@@ -64,44 +64,16 @@ def _fit(log_ratio: FloatArray, use: npt.NDArray[np.bool_]) -> int:
     return int(np.argmin(np.mean(log_ratio[:, use] ** 2, axis=1)))
 
 
-def leave_one_out(
-    rows: list[Measurement] | None = None, grid: tuple[float, ...] = DERATE_GRID
+def _leave_groups_out(
+    rows: list[Measurement], grid: tuple[float, ...], groups: list[str]
 ) -> LeaveOneOut:
-    """Refit without each row and report the held-out row's error."""
-    rows = load_measurements() if rows is None else rows
+    """Refit without every row of each group in turn and report those rows' errors."""
     table, measured = _prediction_table(rows, grid)
     log_ratio = np.log(table / measured)
-    fitted: list[float] = []
-    errors: list[float] = []
-    for i in range(len(rows)):
-        use = np.ones(len(rows), dtype=bool)
-        use[i] = False
-        g = _fit(log_ratio, use)
-        fitted.append(grid[g])
-        errors.append(float(table[g, i] / measured[i] - 1.0))
-    best = _fit(log_ratio, np.ones(len(rows), dtype=bool))
-    return LeaveOneOut(
-        ids=tuple(m.id for m in rows),
-        metrics=tuple(m.metric for m in rows),
-        fitted=tuple(fitted),
-        errors=tuple(errors),
-        all_rows_fit=grid[best],
-    )
-
-
-def leave_one_source_out(
-    rows: list[Measurement] | None = None, grid: tuple[float, ...] = DERATE_GRID
-) -> LeaveOneOut:
-    """Refit without every row of each publication in turn and report those rows' errors
-    (rows of one publication share their setup, so leave-one-out would still have seen it)."""
-    rows = load_measurements() if rows is None else rows
-    table, measured = _prediction_table(rows, grid)
-    log_ratio = np.log(table / measured)
-    sources = [publication(m.source) for m in rows]
     fitted = [0.0] * len(rows)
     errors = [0.0] * len(rows)
-    for source in sorted(set(sources)):
-        held = np.array([s == source for s in sources])
+    for group in sorted(set(groups)):
+        held = np.array([g == group for g in groups])
         g = _fit(log_ratio, ~held)
         for i in np.flatnonzero(held):
             fitted[int(i)] = grid[g]
@@ -114,3 +86,20 @@ def leave_one_source_out(
         errors=tuple(errors),
         all_rows_fit=grid[best],
     )
+
+
+def leave_one_out(
+    rows: list[Measurement] | None = None, grid: tuple[float, ...] = DERATE_GRID
+) -> LeaveOneOut:
+    """Refit without each row and report the held-out row's error."""
+    rows = load_measurements() if rows is None else rows
+    return _leave_groups_out(rows, grid, [str(i) for i in range(len(rows))])
+
+
+def leave_one_source_out(
+    rows: list[Measurement] | None = None, grid: tuple[float, ...] = DERATE_GRID
+) -> LeaveOneOut:
+    """Refit without every row of each publication in turn and report those rows' errors
+    (rows of one publication share their setup, so leave-one-out would still have seen it)."""
+    rows = load_measurements() if rows is None else rows
+    return _leave_groups_out(rows, grid, [publication(m.source) for m in rows])

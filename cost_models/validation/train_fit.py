@@ -140,12 +140,18 @@ def leave_one_source_out(table: ErrorTable, sources: list[str]) -> list[float]:
     return out
 
 
-def main() -> None:
-    rows = [
+def fitted_rows() -> list[PreparedRow]:
+    """The throughput rows the calibration is fitted on (not held out, not memory), with the
+    plans the planner chooses without calibration."""
+    return [
         prepare_row(m, calibration=IDENTITY)
         for m in load_train_measurements()
         if m.row["measured_kind"] != "activation_gib" and m.row.get("holdout") != "1"
     ]
+
+
+def main() -> None:
+    rows = fitted_rows()
     table = error_table(rows)
     cal, loss = fit(table, np.ones(len(rows), dtype=bool))
     loo = leave_one_out(table)
