@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cost_models.options import TrainOptions
+from cost_models.options import ServeOptions, TrainOptions
 from cost_models.plan import InferenceWorkload, Mode, ParallelPlan, PlanError, TrainWorkload
 from cost_models.plan_batch import PlanBatch
 from cost_models.plans import PLAN_FIELDS, FixedValue, check_fixed
@@ -159,13 +159,16 @@ def estimate(
     *,
     mode: Mode | None = None,
     options: TrainOptions | None = None,
+    serve: ServeOptions | None = None,
     memory_headroom: float = 1.0,
 ) -> dict[str, Any]:
     """The ``nas estimate --json`` object for ``workload`` on ``system`` (its device count).
     Training plans fit when they need at most ``memory_headroom`` of device memory.
 
     ``mode`` defaults to ``train`` for a :class:`TrainWorkload` and ``decode`` for an
-    :class:`InferenceWorkload`; ``fixed`` pins plan fields, the planner picks the rest."""
+    :class:`InferenceWorkload`; ``fixed`` pins plan fields, the planner picks the rest.
+    ``options`` are the training stack's facts, ``serve`` the serving engine's
+    (:mod:`cost_models.stacks` resolves both from a stack name)."""
     if isinstance(workload, TrainWorkload):
         if mode not in (None, "train"):
             raise PlanError(f"mode: a training workload needs mode train, got {mode!r}")
@@ -183,4 +186,6 @@ def estimate(
         raise PlanError("mode: an inference workload needs mode prefill or decode, got 'train'")
     from cost_models.inference.report import estimate_inference
 
-    return estimate_inference(arch, system, workload, plan, mode=infer_mode, fixed=fixed)
+    return estimate_inference(
+        arch, system, workload, plan, mode=infer_mode, fixed=fixed, serve=serve
+    )

@@ -1,6 +1,8 @@
-"""Facts about the training software that change its cost: :class:`TrainOptions`, and its
-construction from user input (experiment files' ``workload.framework``, ``nas estimate
---framework KEY=VALUE``) with one-line errors that name the key and its allowed values.
+"""Facts about the training and serving software that change their cost:
+:class:`TrainOptions` and :class:`ServeOptions`, and their construction from stack files
+(:mod:`cost_models.stacks`) and user overrides (experiment files' ``workload.framework``,
+``nas estimate --framework KEY=VALUE``) with one-line errors that name the key and its
+allowed values.
 
 The defaults describe a Megatron-Core/Transformer Engine stack: the device's best fused
 attention, fused element-wise kernels, attention-core selective recompute, no TP or expert
@@ -19,11 +21,16 @@ __all__ = [
     "ELEMENTWISE",
     "FRAMEWORK_KEYS",
     "SELECTIVE_POLICIES",
+    "SERVE_FACTS",
+    "TRAIN_FACTS",
     "AttentionKernel",
     "Elementwise",
+    "FactSchema",
     "SelectivePolicy",
+    "ServeOptions",
     "TrainOptions",
     "parse_pairs",
+    "serve_options",
     "train_options",
 ]
 
@@ -82,6 +89,22 @@ class TrainOptions:
     moe_max_nodes: int = 0
     elementwise: Elementwise = "fused"
     selective_recompute: SelectivePolicy = "attention"
+    # FSDP/ZeRO-3 issues the next unit's (layer's) parameter all-gather while the current
+    # unit computes (PyTorch FSDP ``forward_prefetch``/``backward_prefetch``, Zhao et al. 2023,
+    # VLDB, "PyTorch FSDP", section 3.3.1; FSDP2 prefetches by default; DeepSpeed
+    # ``stage3_prefetch_bucket_size``). False: every gather waits on the critical path.
+    fsdp_prefetch: bool = True
+    # Data-parallel gradient reduction bucketed and issued during the backward pass
+    # (PyTorch DDP, Li et al. 2020, VLDB, "PyTorch Distributed", section 3.2.3; Megatron-Core
+    # ``overlap_grad_reduce``). False: one reduction after the backward pass (Megatron-LM 2021
+    # ``--DDP-impl local`` all-reduces the gradients after the last micro-batch).
+    dp_overlap: bool = True
+    # Separate gathers (and reduce-scatters) a ZeRO-3/FSDP unit issues per pass: 1 for FSDP's
+    # flat parameter per wrapped layer; one per parameter tensor where parameters are
+    # partitioned and fetched one by one (DeepSpeed ZeRO-3 as of 2021, Rajbhandari et al.
+    # 2021, "ZeRO-Infinity", SC'21, section 6: parameters partitioned per tensor and
+    # gathered by the module's pre-forward hook). Each collective pays its latency.
+    zero3_collectives_per_layer: int = 1
     # Calibrated efficiencies (cost_models/train/calibration.json) or the identity
     calibrated: bool = True
 
@@ -108,76 +131,141 @@ class TrainOptions:
             raise ValueError(f"overhead_bytes: must be >= 0, got {self.overhead_bytes}")
 
 
-CHOICES: dict[str, tuple[Any, ...]] = {
-    "attention_kernel": ATTENTION_KERNELS,
-    "elementwise": ELEMENTWISE,
-    "selective_recompute": SELECTIVE_POLICIES,
-    "tp_overlap": (False, True),
-    "ep_overlap": (False, True),
-    "dropout": (False, True),
-    "grad_bytes": (2, 4),
-}
-NUMBERS: dict[str, tuple[float, float]] = {
-    "moe_imbalance": (1.0, 4.0),
-    "moe_max_nodes": (0.0, 1e6),
-    "overhead_bytes": (0.0, 1e12),
-}
-FRAMEWORK_KEYS: tuple[str, ...] = (*CHOICES, *NUMBERS)
-# the TrainOptions field types of the numeric keys
-_CASTS: dict[str, type] = {
-    "grad_bytes": float,
-    "moe_imbalance": float,
-    "moe_max_nodes": int,
-    "overhead_bytes": float,
-}
+@dataclass(frozen=True, kw_only=True)
+class ServeOptions:
+    """Facts about the serving engine that change its cost (not tuning knobs).
+
+    ``step_overhead_s``: host time per engine iteration (one prefill or one decode step) that
+    the device waits for: scheduling, input preparation, sampling and output processing not
+    overlapped with the forward pass (Vidur, Agrawal et al. 2024, MLSys, section 4 models
+    these CPU overheads per iteration; vLLM 0.6 moved them off the critical path with
+    multi-step scheduling). ``host_launch_s``: host time to issue one kernel when the engine
+    does not replay CUDA graphs; a kernel shorter than that leaves the device idle, so each
+    kernel costs at least this much (0 = kernels captured in CUDA graphs).
+    ``overhead_bytes``: memory per device beyond weights, KV cache and activations (CUDA
+    context, workspaces, communication buffers)."""
+
+    step_overhead_s: float = 0.0
+    host_launch_s: float = 0.0
+    # CUDA context (~0.5 GB), cuBLAS/NCCL workspaces and allocator slack. A round estimate:
+    # FasterTransformer reports 15.55 GB for GPT-6.7B whose fp16 weights are 13.3 GB
+    # (published_inference.csv row 10).
+    overhead_bytes: float = 1.5e9
+
+    def __post_init__(self) -> None:
+        for key, (low, high) in SERVE_FACTS.numbers.items():
+            value = getattr(self, key)
+            if not low <= value <= high:
+                raise ValueError(f"{key}: must lie in [{low:g}, {high:g}], got {value}")
 
 
-def _parse_text(key: str, value: Any) -> Any:
+@dataclass(frozen=True, kw_only=True)
+class FactSchema:
+    """The keys a stack file or ``--framework`` may set for one options class: ``choices``
+    (allowed values) and ``numbers`` (closed ranges); ``ints`` are the integer numbers."""
+
+    choices: Mapping[str, tuple[Any, ...]]
+    numbers: Mapping[str, tuple[float, float]]
+    ints: tuple[str, ...] = ()
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (*self.choices, *self.numbers)
+
+    def parse(self, facts: Mapping[str, Any], *, where: str) -> dict[str, Any]:
+        """``facts`` checked and in their field types; errors name ``where.key``."""
+        return {key: self._value(key, raw, where=where) for key, raw in facts.items()}
+
+    def _value(self, key: str, raw: Any, *, where: str) -> Any:
+        if key not in self.keys:
+            raise ValueError(f"{where}.{key}: unknown key; allowed: {', '.join(self.keys)}")
+        value = _parse_text(raw, boolean=key in self.choices and _is_bool(self.choices[key]),
+                            number=key in self.numbers or key == "grad_bytes")  # fmt: skip
+        if key in self.choices:
+            allowed = self.choices[key]
+            if isinstance(value, bool) != _is_bool(allowed) or value not in allowed:
+                shown = ", ".join(str(a).lower() for a in allowed)
+                raise ValueError(f"{where}.{key}: must be one of {shown}; got {raw!r}")
+            return float(value) if key == "grad_bytes" else value
+        low, high = self.numbers[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where}.{key}: must be a number; got {raw!r}")
+        if not low <= value <= high:
+            raise ValueError(f"{where}.{key}: must lie in [{low:g}, {high:g}]; got {raw!r}")
+        return int(value) if key in self.ints else float(value)
+
+
+def _is_bool(allowed: tuple[Any, ...]) -> bool:
+    return isinstance(allowed[0], bool)
+
+
+def _parse_text(value: Any, *, boolean: bool, number: bool) -> Any:
     """Values given as text (``--framework tp_overlap=true``) in the field's own type."""
     if not isinstance(value, str):
         return value
     low = value.strip().lower()
-    if key in CHOICES and isinstance(CHOICES[key][0], bool):
+    if boolean:
         return {"true": True, "false": False, "1": True, "0": False}.get(low, value)
-    if key in NUMBERS or key == "grad_bytes":
+    if number:
         try:
-            number = float(low)
+            parsed = float(low)
         except ValueError:
             return value
-        return int(number) if number.is_integer() else number
+        return int(parsed) if parsed.is_integer() else parsed
     return low
+
+
+TRAIN_FACTS = FactSchema(
+    choices={
+        "attention_kernel": ATTENTION_KERNELS,
+        "elementwise": ELEMENTWISE,
+        "selective_recompute": SELECTIVE_POLICIES,
+        "tp_overlap": (False, True),
+        "ep_overlap": (False, True),
+        "fsdp_prefetch": (False, True),
+        "dp_overlap": (False, True),
+        "dropout": (False, True),
+        "grad_bytes": (2, 4),
+    },
+    numbers={
+        "moe_imbalance": (1.0, 4.0),
+        "moe_max_nodes": (0.0, 1e6),
+        "overhead_bytes": (0.0, 1e12),
+        "zero3_collectives_per_layer": (1.0, 64.0),
+    },
+    ints=("moe_max_nodes", "zero3_collectives_per_layer"),
+)
+SERVE_FACTS = FactSchema(
+    choices={},
+    numbers={
+        # plausible: 0 (fully overlapped) to 20 ms (a Python scheduler on a large batch)
+        "step_overhead_s": (0.0, 0.02),
+        # plausible: 0 (CUDA graphs) to 50 us (Python eager dispatch per op)
+        "host_launch_s": (0.0, 5e-5),
+        "overhead_bytes": (0.0, 1e12),
+    },
+)
+FRAMEWORK_KEYS: tuple[str, ...] = TRAIN_FACTS.keys
 
 
 def train_options(framework: Mapping[str, Any], *, where: str = "framework") -> TrainOptions:
     """:class:`TrainOptions` from ``framework``; ``where`` prefixes the key in errors."""
-    values: dict[str, Any] = {}
-    for key, raw in framework.items():
-        if key not in FRAMEWORK_KEYS:
-            raise ValueError(f"{where}.{key}: unknown key; allowed: {', '.join(FRAMEWORK_KEYS)}")
-        value = _parse_text(key, raw)
-        if key in CHOICES:
-            allowed = CHOICES[key]
-            if isinstance(value, bool) != isinstance(allowed[0], bool) or value not in allowed:
-                shown = ", ".join(str(a).lower() for a in allowed)
-                raise ValueError(f"{where}.{key}: must be one of {shown}; got {raw!r}")
-        else:
-            low, high = NUMBERS[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{where}.{key}: must be a number; got {raw!r}")
-            if not low <= value <= high:
-                raise ValueError(f"{where}.{key}: must lie in [{low:g}, {high:g}]; got {raw!r}")
-        values[key] = _CASTS[key](value) if key in _CASTS else value
-    return TrainOptions(**values)
+    return TrainOptions(**TRAIN_FACTS.parse(framework, where=where))
 
 
-def parse_pairs(pairs: list[str], *, flag: str = "--framework") -> dict[str, str]:
+def serve_options(facts: Mapping[str, Any], *, where: str = "framework") -> ServeOptions:
+    """:class:`ServeOptions` from ``facts``; ``where`` prefixes the key in errors."""
+    return ServeOptions(**SERVE_FACTS.parse(facts, where=where))
+
+
+def parse_pairs(
+    pairs: list[str], *, flag: str = "--framework", keys: tuple[str, ...] = FRAMEWORK_KEYS
+) -> dict[str, str]:
     """``["key=value", ...]`` as a mapping; a pair without ``=`` is an error naming ``flag``."""
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(
-                f"{flag}: expected KEY=VALUE, got {pair!r}; keys: {', '.join(FRAMEWORK_KEYS)}"
-            )
+            raise ValueError(f"{flag}: expected KEY=VALUE, got {pair!r}; keys: {', '.join(keys)}")
         out[key.strip()] = value.strip()
     return out

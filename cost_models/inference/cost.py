@@ -14,10 +14,12 @@ Conventions (stated once, used everywhere):
   (compute-bound ops), ``memory`` (memory-bound ops: weights, KV cache, element-wise),
   ``tp_comm`` (two all-reduces per layer on the activations, Megatron TP), ``pp_comm``
   (stage-to-stage activations), ``ep_comm`` (expert all-to-all dispatch + combine),
-  ``other`` (the fixed per-kernel launch/gap cost).
+  ``other`` (the fixed per-kernel launch/gap cost, the host's kernel issue where the engine
+  has no CUDA graphs, and the engine's per-iteration host overhead; see
+  :class:`cost_models.options.ServeOptions`).
 * Memory breakdown keys (bytes per device): ``weights``, ``kv_cache`` (at the end of the
   generation, ``prompt_len + gen_len`` tokens), ``activations`` (the prefill workspace, no
-  chunked prefill), ``other`` (framework overhead, :data:`FRAMEWORK_OVERHEAD_BYTES`).
+  chunked prefill), ``other`` (framework overhead, the stack's ``overhead_bytes``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from cost_models.inference.ops import (
     op_times,
 )
 from cost_models.network.collectives import collective_time_s
+from cost_models.options import ServeOptions
 from cost_models.sharding import expert_share
 from hw_profiles.types import System
 from search_spaces.counts import (
@@ -54,11 +57,8 @@ from search_spaces.counts import (
     qk_head_dim,
 )
 
-# CUDA context (~0.5 GB), cuBLAS/NCCL workspaces and allocator slack held by an inference
-# engine besides weights, KV cache and activations. A round estimate: FasterTransformer
-# reports 15.55 GB for GPT-6.7B whose fp16 weights are 13.3 GB (published_inference.csv
-# row 10); vLLM leaves 10% of memory unused by default (gpu_memory_utilization=0.9).
-FRAMEWORK_OVERHEAD_BYTES = 1.5e9
+# The default engine's framework memory (see ServeOptions.overhead_bytes).
+FRAMEWORK_OVERHEAD_BYTES = ServeOptions().overhead_bytes
 
 TIME_KEYS: tuple[str, ...] = ("compute", "memory", "tp_comm", "pp_comm", "ep_comm", "other")
 MEMORY_KEYS: tuple[str, ...] = ("weights", "kv_cache", "activations", "other")
@@ -137,10 +137,13 @@ def phase_time(
     kv_dtype: str,
     include_head: bool = True,
     gemm_derate: float = INFERENCE_GEMM_DERATE,
+    serve: ServeOptions | None = None,
 ) -> dict[str, FloatArray]:
     """Breakdown (``TIME_KEYS``) of one forward pass: ``tokens`` tokens per replica, LM head
     on ``rows`` positions, attention over ``context`` keys per query. ``include_head=False``
-    leaves out the LM head, embedding and sampling (per-layer measurements)."""
+    leaves out the LM head, embedding and sampling (per-layer measurements) and the engine's
+    per-iteration overhead; ``serve`` is the engine (default :class:`ServeOptions`)."""
+    engine = serve or ServeOptions()
     wb, kvb = dtype_bytes(weight_dtype), dtype_bytes(kv_dtype)
     queries = tokens
     ops = linear_ops(b, s, tokens=tokens, weight_bytes=wb)
@@ -149,9 +152,10 @@ def phase_time(
     if include_head:
         ops.extend(head_ops(b, s, rows=rows, weight_bytes=wb))
     t = op_times(ops, system.device, compute_dtype=compute_dtype(weight_dtype, system),
-                 gemm_derate=gemm_derate)  # fmt: skip
+                 gemm_derate=gemm_derate, host_launch_s=engine.host_launch_s)  # fmt: skip
     comm = _comm(b, s, system, tokens=tokens)
-    out = {"compute": t["compute"], "memory": t["memory"], **comm, "other": t["launch"]}
+    step = engine.step_overhead_s if include_head else 0.0
+    out = {"compute": t["compute"], "memory": t["memory"], **comm, "other": t["launch"] + step}
     n = len(b)
     return {k: np.broadcast_to(v, (n,)).astype(np.float64) for k, v in out.items()}
 
@@ -208,10 +212,13 @@ def inference_arrays(
     weight_dtype: str,
     kv_dtype: str,
     gemm_derate: float = INFERENCE_GEMM_DERATE,
+    serve: ServeOptions | None = None,
 ) -> InferenceArrays:
     """Prefill, decode and memory of every candidate; all array arguments broadcast to
-    ``len(b)``. The plans are taken as valid (see ``cost_models.inference.planner`` for checks)."""
+    ``len(b)``. The plans are taken as valid (see ``cost_models.inference.planner`` for checks);
+    ``serve`` is the serving engine's facts (default :class:`ServeOptions`)."""
     n = len(b)
+    engine = serve or ServeOptions()
 
     def arr(x: npt.ArrayLike) -> FloatArray:
         return np.broadcast_to(np.asarray(x, dtype=np.float64), (n,))
@@ -221,10 +228,10 @@ def inference_arrays(
     per_replica = np.ceil(batch_a / s.dp)
     pre = phase_time(b, s, system, tokens=per_replica * prompt, rows=per_replica,
                      context=prompt, prefill=True, weight_dtype=weight_dtype,
-                     kv_dtype=kv_dtype, gemm_derate=gemm_derate)  # fmt: skip
+                     kv_dtype=kv_dtype, gemm_derate=gemm_derate, serve=engine)  # fmt: skip
     dec = phase_time(b, s, system, tokens=per_replica, rows=per_replica,
                      context=prompt + gen / 2.0, prefill=False, weight_dtype=weight_dtype,
-                     kv_dtype=kv_dtype, gemm_derate=gemm_derate)  # fmt: skip
+                     kv_dtype=kv_dtype, gemm_derate=gemm_derate, serve=engine)  # fmt: skip
     ttft = sum(pre.values(), np.zeros(n))
     tpot = sum(dec.values(), np.zeros(n))
     e2e = ttft + (gen - 1.0) * tpot
@@ -237,7 +244,7 @@ def inference_arrays(
         "activations": activation_bytes_per_device(
             b, s, tokens=per_replica * prompt, rows=per_replica
         ),
-        "other": np.full(n, FRAMEWORK_OVERHEAD_BYTES),
+        "other": np.full(n, engine.overhead_bytes),
     }
     total = sum(mem.values(), np.zeros(n))
     return InferenceArrays(

@@ -235,9 +235,12 @@ def op_times(
     *,
     compute_dtype: str,
     gemm_derate: float = INFERENCE_GEMM_DERATE,
+    host_launch_s: float = 0.0,
 ) -> dict[str, FloatArray]:
     """Time by category: ``compute`` (compute-bound ops), ``memory`` (memory-bound ops) and
-    ``launch`` (the fixed per-kernel cost). Their sum is the time of the ops."""
+    ``launch`` (the fixed per-kernel cost, and the device's wait for the host where a kernel
+    is shorter than ``host_launch_s``, the host's time to issue one kernel without CUDA
+    graphs). Their sum is the time of the ops."""
     bw = device.memory_bandwidth_bytes_per_s * device.memory_efficiency
     compute = memory = launch = np.zeros(())
     for op in ops:
@@ -254,5 +257,6 @@ def op_times(
         bound = t_c >= t_m
         compute = compute + np.where(present & bound, t_c * op.calls, 0.0)
         memory = memory + np.where(present & ~bound, t_m * op.calls, 0.0)
-        launch = launch + np.where(present, op.calls * device.kernel_launch_s, 0.0)
+        host_wait = np.maximum(host_launch_s - np.maximum(t_c, t_m), 0.0)
+        launch = launch + np.where(present, op.calls * (device.kernel_launch_s + host_wait), 0.0)
     return {"compute": compute, "memory": memory, "launch": launch}

@@ -15,6 +15,7 @@ from cost_models.inference.cost import (
     InferenceArrays,
     inference_arrays,
 )
+from cost_models.options import ServeOptions
 from cost_models.plan import InferenceWorkload, ParallelPlan, PlanError
 from cost_models.plans import FixedValue, check_serve_plan, enumerate_plans
 from hw_profiles.types import System
@@ -47,9 +48,10 @@ def evaluate_plans(
     workload: InferenceWorkload,
     plans: list[ParallelPlan],
     batch: npt.ArrayLike | None = None,
+    serve: ServeOptions | None = None,
 ) -> InferenceArrays:
     """The inference arrays of ``arch`` under each of ``plans`` (``batch`` overrides the
-    workload's batch, per plan)."""
+    workload's batch, per plan) with the serving engine ``serve``."""
     b = ArchBatch.from_architectures([arch]).take(np.zeros(len(plans), dtype=np.int64))
 
     def degree(name: str) -> npt.NDArray[np.float64]:
@@ -67,6 +69,7 @@ def evaluate_plans(
         gen_len=workload.gen_len,
         weight_dtype=workload.weight_dtype,
         kv_dtype=workload.kv_dtype,
+        serve=serve,
     )
 
 
@@ -77,6 +80,7 @@ def choose_plan(
     *,
     mode: InferenceMode = "decode",
     fixed: Mapping[str, FixedValue] | None = None,
+    serve: ServeOptions | None = None,
 ) -> ParallelPlan:
     """The fastest feasible plan that fits (by TTFT for ``prefill``, end-to-end latency for
     ``decode``) among those agreeing with ``fixed``; if none fits, the one with the least
@@ -87,7 +91,7 @@ def choose_plan(
             f"plan: no (tp, pp, ep) on {system.num_devices} devices divides "
             f"num_heads={arch.num_heads}, num_kv_heads={arch.num_kv_heads}"
         )
-    r = evaluate_plans(arch, system, workload, plans)
+    r = evaluate_plans(arch, system, workload, plans, serve=serve)
     time = r.ttft_s if mode == "prefill" else r.e2e_s
     if r.fits.any():
         best = int(np.argmin(np.where(r.fits, time, np.inf)))
@@ -97,13 +101,19 @@ def choose_plan(
 
 
 def max_batch_that_fits(
-    arch: Architecture, system: System, workload: InferenceWorkload, plan: ParallelPlan
+    arch: Architecture,
+    system: System,
+    workload: InferenceWorkload,
+    plan: ParallelPlan,
+    serve: ServeOptions | None = None,
 ) -> int:
     """The largest batch (sequences of ``prompt_len + gen_len`` tokens) whose memory per
     device fits; 0 if not even one sequence fits. Memory is affine in the per-replica batch,
     so the bound is solved exactly and then checked."""
     check_serve_plan(arch, system, plan)
-    probe = evaluate_plans(arch, system, workload, [plan, plan], batch=np.array([1, 2]) * plan.dp)
+    probe = evaluate_plans(
+        arch, system, workload, [plan, plan], batch=np.array([1, 2]) * plan.dp, serve=serve
+    )
     m1, m2 = probe.memory_per_device_bytes
     cap = system.device.memory_bytes
     if m1 > cap:
@@ -112,7 +122,9 @@ def max_batch_that_fits(
     per_replica = _MAX_BATCH if slope <= 0 else int(min((cap - m1) // slope + 1, _MAX_BATCH))
     # guard against rounding: step down until it fits, and make sure one more does not
     trial = np.array([per_replica - 1, per_replica, per_replica + 1]) * plan.dp
-    check = evaluate_plans(arch, system, workload, [plan] * 3, batch=np.maximum(trial, plan.dp))
+    check = evaluate_plans(
+        arch, system, workload, [plan] * 3, batch=np.maximum(trial, plan.dp), serve=serve
+    )
     fits = check.fits
     if not fits[1]:
         per_replica -= 1

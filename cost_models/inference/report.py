@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cost_models.inference.cost import FRAMEWORK_OVERHEAD_BYTES, compute_dtype
+from cost_models.inference.cost import compute_dtype
 from cost_models.inference.planner import (
     InferenceMode,
     choose_plan,
     evaluate_plans,
     max_batch_that_fits,
 )
+from cost_models.options import ServeOptions
 from cost_models.plan import InferenceWorkload, ParallelPlan, PlanError
 from cost_models.plans import FixedValue, check_serve_plan
 from hw_profiles.types import System
@@ -44,6 +45,7 @@ def estimate_inference(
     *,
     mode: InferenceMode = "decode",
     fixed: Mapping[str, FixedValue] | None = None,
+    serve: ServeOptions | None = None,
 ) -> dict[str, Any]:
     """The ``nas estimate --mode prefill|decode`` JSON object (see the module docstring).
 
@@ -55,9 +57,10 @@ def estimate_inference(
     if mode not in ("prefill", "decode"):
         raise PlanError(f"mode: must be prefill or decode for inference; got {mode!r}")
     if plan is None:
-        plan = choose_plan(arch, system, workload, mode=mode, fixed=fixed)
+        plan = choose_plan(arch, system, workload, mode=mode, fixed=fixed, serve=serve)
     check_serve_plan(arch, system, plan)
-    r = evaluate_plans(arch, system, workload, [plan])
+    engine = serve or ServeOptions()
+    r = evaluate_plans(arch, system, workload, [plan], serve=engine)
     pre, dec = _floats(r.prefill_breakdown_s, 0), _floats(r.decode_breakdown_s, 0)
     b = ArchBatch.from_architectures([arch])
     return {
@@ -76,7 +79,7 @@ def estimate_inference(
         "memory_per_device_bytes": float(r.memory_per_device_bytes[0]),
         "device_memory_bytes": system.device.memory_bytes,
         "fits": bool(r.fits[0]),
-        "max_batch": max_batch_that_fits(arch, system, workload, plan),
+        "max_batch": max_batch_that_fits(arch, system, workload, plan, serve=engine),
         "plan": {"tp": plan.tp, "pp": plan.pp, "dp": plan.dp, "ep": plan.ep},
         "workload": {
             "batch": workload.batch,
@@ -90,5 +93,5 @@ def estimate_inference(
         "prefill_time_breakdown_s": pre,
         "decode_time_breakdown_s": dec,
         "memory_breakdown_bytes": _floats(r.memory_breakdown_bytes, 0),
-        "framework_overhead_bytes": FRAMEWORK_OVERHEAD_BYTES,
+        "framework_overhead_bytes": engine.overhead_bytes,
     }

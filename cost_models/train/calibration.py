@@ -1,6 +1,6 @@
 """Calibrated efficiency parameters of the training model, and how they were fitted.
 
-Two kinds of parameter, both properties of a device or an op class, never of a row:
+Two parameters, both properties of a device or an op class, never of a row:
 
 * ``compute_fraction[device]``: the fraction of the profile's kernel speed a device sustains
   inside a training loop (clock throttling at the power limit under back-to-back GEMMs,
@@ -8,9 +8,9 @@ Two kinds of parameter, both properties of a device or an op class, never of a r
   devices in :data:`SAME_SILICON` use the fraction of the die they share.
 * ``overlap_efficiency``: the fraction of communication that overlapping with compute
   actually hides (NCCL kernels take SMs and HBM bandwidth from the overlapped GEMMs).
-* ``zero3_comm_efficiency``: the fraction of the collectives model's speed that ZeRO-3/FSDP
-  parameter gathers and gradient reduce-scatters reach (they are issued per layer or per
-  parameter group from the framework's hooks, not as one large bucketed collective).
+
+ZeRO-3/FSDP communication has no calibrated parameter: it follows from what the stack does
+(per-layer units, prefetch, collectives per unit; :class:`cost_models.options.TrainOptions`).
 
 Values live in ``data/train_calibration.json``; ``python -m cost_models.validation.train_fit``
 (:mod:`cost_models.validation.train_fit`) fits them on the measurements and reports leave-one-out
@@ -60,7 +60,6 @@ def calibration_device(device_name: str) -> str:
 class Calibration:
     compute_fraction: dict[str, float] = field(default_factory=dict)
     overlap_efficiency: float = 1.0
-    zero3_comm_efficiency: float = 1.0
 
     def __post_init__(self) -> None:
         for name, value in self.compute_fraction.items():
@@ -90,7 +89,6 @@ class CalibrationArrays:
 
     compute_fraction: FloatArray
     overlap_efficiency: FloatArray
-    zero3_comm_efficiency: FloatArray
 
     def fraction(self, device_name: str) -> FloatArray:
         """The per-candidate sustained fraction (``device_name`` is the candidates' device)."""
@@ -106,5 +104,4 @@ def load_calibration(path: Path = CALIBRATION_FILE) -> Calibration:
     return Calibration(
         compute_fraction={str(k): float(v) for k, v in data.get("compute_fraction", {}).items()},
         overlap_efficiency=float(data.get("overlap_efficiency", 1.0)),
-        zero3_comm_efficiency=float(data.get("zero3_comm_efficiency", 1.0)),
     )

@@ -243,47 +243,91 @@ def dp_comm_exposed(
     system: System,
     fwd_mb_s: FloatArray,
     bwd_mb_s: FloatArray,
+    units: FloatArray,
     overlap_efficiency: Efficiency,
-    zero3_efficiency: Efficiency = 1.0,
     grad_bytes: float = 4.0,
+    dp_overlap: bool = True,
+    fsdp_prefetch: bool = True,
+    collectives_per_unit: float = 1.0,
 ) -> FloatArray:
-    """Exposed data-parallel / ZeRO communication of one step (see the module docstring)."""
+    """Exposed data-parallel / ZeRO communication of one step (see the module docstring).
+
+    ``units`` is the number of ZeRO-3/FSDP units on the stage (one per transformer layer,
+    as torchtitan, llm-foundry and FSDP's ``transformer_auto_wrap_policy`` wrap them);
+    each unit issues ``collectives_per_unit`` gathers per pass (1 for FSDP's flat
+    parameter; one per parameter tensor for a per-parameter implementation), so the
+    collectives' latency is paid per unit and per tensor."""
     dense_stride = plan.tp
     exp_stride = plan.ep * np.where(
         plan.ep > 1, 1.0, plan.tp
     )  # expert-DP ranks lie outside the EP group
 
-    def both(op: Op, bytes_per_param: float) -> FloatArray:
-        return collective_s(
-            system,
-            op,
-            size_bytes=params.dense * bytes_per_param,
-            group=params.dense_group,
-            stride=dense_stride,
-        ) + collective_s(
-            system,
-            op,
-            size_bytes=params.expert * bytes_per_param,
-            group=params.expert_group,
-            stride=exp_stride,
+    def both(op: Op, bytes_per_param: float, pieces: FloatArray | float = 1.0) -> FloatArray:
+        """``pieces`` collectives of equal size instead of one, summed."""
+        return pieces * (
+            collective_s(
+                system,
+                op,
+                size_bytes=params.dense * bytes_per_param / pieces,
+                group=params.dense_group,
+                stride=dense_stride,
+            )
+            + collective_s(
+                system,
+                op,
+                size_bytes=params.expert * bytes_per_param / pieces,
+                group=params.expert_group,
+                stride=exp_stride,
+            )
         )
 
-    grad_ar = both("all_reduce", grad_bytes)
-    grad_rs = both("reduce_scatter", grad_bytes)
-    param_ag = both("all_gather", PARAM_BYTES)
-    z = plan.zero
-    m = plan.num_microbatches
     e = overlap_efficiency
-    zero0 = exposed(grad_ar, bwd_mb_s, e)
-    zero12 = exposed(grad_rs, bwd_mb_s, e) + exposed(param_ag, fwd_mb_s, e)
-    # ZeRO-3 gathers the weights again for a full-recompute forward (inside backward)
-    regather = np.where(plan.recompute == 2, param_ag, 0.0)
-    # ZeRO-3's per-micro-batch gathers run at zero3_efficiency of the collectives model
-    # (calibrated; see cost_models.train.calibration)
-    z3 = 1.0 / zero3_efficiency
-    zero3 = m * (
-        exposed(z3 * param_ag, fwd_mb_s, e)
-        + exposed(z3 * (param_ag + regather + grad_rs), bwd_mb_s, e)
+    window = 1.0 if dp_overlap else 0.0  # no overlap: the reduction waits for the backward
+    grad_ar = both("all_reduce", grad_bytes)
+    zero0 = exposed(grad_ar, window * bwd_mb_s, e)
+    zero12 = exposed(both("reduce_scatter", grad_bytes), window * bwd_mb_s, e) + exposed(
+        both("all_gather", PARAM_BYTES), window * fwd_mb_s, e
     )
+    zero3 = plan.num_microbatches * _zero3_microbatch_s(
+        both("all_gather", PARAM_BYTES, units * collectives_per_unit) / units,
+        both("reduce_scatter", grad_bytes, units * collectives_per_unit) / units,
+        regather=plan.recompute == 2,
+        fwd_unit_s=fwd_mb_s / units,
+        bwd_unit_s=bwd_mb_s / units,
+        units=units,
+        efficiency=e,
+        prefetch=fsdp_prefetch,
+    )
+    z = plan.zero
     once_per_step = (z < 3) | (plan.pp > 1)  # ZeRO-1/2, and FSDP under pipelining
     return np.where(z == 0, zero0, np.where(once_per_step, zero12, zero3))
+
+
+def _zero3_microbatch_s(
+    gather_unit_s: FloatArray,
+    scatter_unit_s: FloatArray,
+    *,
+    regather: npt.NDArray[np.bool_],
+    fwd_unit_s: FloatArray,
+    bwd_unit_s: FloatArray,
+    units: FloatArray,
+    efficiency: Efficiency,
+    prefetch: bool,
+) -> FloatArray:
+    """Exposed ZeRO-3/FSDP communication of one micro-batch. Forward gathers each unit;
+    backward gathers it again (parameters are resharded after forward; twice under full
+    recompute, whose forward re-runs inside backward) and reduce-scatters its gradients.
+    With prefetch the next unit's collectives run during this unit's compute (Zhao et al.
+    2023, "PyTorch FSDP", VLDB, section 3.3.1): only the first unit's and the part longer
+    than a unit's compute are exposed. Without it every gather is on the critical path and
+    only the gradient reduce-scatter overlaps the next unit's backward."""
+    bwd_gather = gather_unit_s * np.where(regather, 2.0, 1.0)
+    if prefetch:
+        fwd = gather_unit_s + (units - 1.0) * exposed(gather_unit_s, fwd_unit_s, efficiency)
+        per_bwd = bwd_gather + scatter_unit_s
+        bwd = per_bwd + (units - 1.0) * exposed(per_bwd, bwd_unit_s, efficiency)
+        out: FloatArray = fwd + bwd
+        return out
+    scatter = scatter_unit_s + (units - 1.0) * exposed(scatter_unit_s, bwd_unit_s, efficiency)
+    out = units * (gather_unit_s + bwd_gather) + scatter
+    return out

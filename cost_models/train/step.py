@@ -184,9 +184,12 @@ def time_breakdown(
         system=system,
         fwd_mb_s=fwd,
         bwd_mb_s=bwd + rc,
+        units=shape.layers,
         overlap_efficiency=e,
-        zero3_efficiency=calibration.zero3_comm_efficiency,
         grad_bytes=options.grad_bytes,
+        dp_overlap=options.dp_overlap,
+        fsdp_prefetch=options.fsdp_prefetch,
+        collectives_per_unit=options.zero3_collectives_per_layer,
     )
     opt_params = np.where(
         plan.zero >= 1,

@@ -6,10 +6,10 @@ row is read (all stated in the row, none fitted):
 
 * ``system``: the system profile; ``arch_ref``: ``row`` (shape from the row's columns) or a
   reference model name where the row lacks shape details (MLA, MoE);
-* ``attention_kernel``, ``dropout``, ``dtype``: what the framework of that time ran;
-  ``elementwise`` (``eager`` for PyTorch eager mode, else fused) and ``selective_recompute``
-  (``alternate_mm`` for torchtitan's op-level selective checkpointing, else the attention
-  core): see :class:`cost_models.options.TrainOptions`;
+* ``stack``: the training software (a stack file, :mod:`cost_models.stacks`), whose facts
+  apply; ``stated_facts``: only the facts the source itself states beyond its stack
+  (``key=value; ...``, e.g. ``elementwise=fused`` for a run with ``torch.compile``), see
+  :class:`cost_models.options.TrainOptions`; ``dtype``: the training precision;
 * ``use_*``: the plan; ``auto`` where the source does not state a value (the planner
   picks the fastest that fits, as a tuned benchmark would);
 * ``measured_kind`` and ``measured_value``: the figure and how it converts to tokens/s per
@@ -24,17 +24,18 @@ row is read (all stated in the row, none fitted):
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cost_models.options import TrainOptions
+from cost_models.options import TrainOptions, parse_pairs
 from cost_models.plan import ParallelPlan, TrainWorkload
 from cost_models.plan_batch import PlanBatch
 from cost_models.plans import FixedValue
+from cost_models.stacks import resolve_train
 from cost_models.train.calibration import Calibration
 from cost_models.train.memory import stored_activation_bytes
 from cost_models.train.ops import StageShape
@@ -147,22 +148,20 @@ def measured_tokens_per_s_per_device(m: TrainMeasurement, arch: Architecture) ->
     raise ValueError(f"{m.label}: measured_kind: unknown {kind!r}")
 
 
+def stated_facts(m: TrainMeasurement) -> dict[str, str]:
+    """The software facts the row's source states beyond its stack (``stated_facts``:
+    ``key=value; key=value``)."""
+    pairs = [p.strip() for p in m.row.get("stated_facts", "").split(";") if p.strip()]
+    return parse_pairs(pairs, flag=f"{m.label}: stated_facts")
+
+
 def measurement_options(m: TrainMeasurement, *, calibrated: bool = True) -> TrainOptions:
-    r = m.row
-    return TrainOptions(
-        attention_kernel=r["attention_kernel"],  # type: ignore[arg-type]
-        dropout=r["dropout"] == "1",
-        moe_imbalance=float(r["moe_imbalance"])
-        if r["moe_imbalance"]
-        else TrainOptions.moe_imbalance,
-        ep_overlap=r["ep_overlap"] == "1",
-        tp_overlap=r["tp_overlap"] == "1",
-        grad_bytes=float(r["grad_bytes"]) if r["grad_bytes"] else TrainOptions.grad_bytes,
-        moe_max_nodes=int(r["moe_max_nodes"] or 0),
-        elementwise=r.get("elementwise") or "fused",  # type: ignore[arg-type]
-        selective_recompute=r.get("selective_recompute") or "attention",  # type: ignore[arg-type]
-        calibrated=calibrated,
+    """The row's stack with the facts its source states on top."""
+    where = f"{m.label}: stated_facts"
+    _, options = resolve_train(
+        m.row["stack"], stated_facts(m), flag=f"{m.label}: stack", where=where
     )
+    return options if calibrated else replace(options, calibrated=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -248,6 +247,7 @@ def predict_row(m: TrainMeasurement, *, calibration: Calibration | None = None) 
         "id": m.label,
         "kind": "train",
         "source": f"{m.source} {r['locator']}",
+        "stack": r["stack"],
         "publication": m.source,
         "metric": metric,
         "unit": unit,

@@ -1,8 +1,9 @@
 """Fit the training model's calibration (:mod:`cost_models.train.calibration`) and check it on rows
 it was not fitted on (leave-one-out).
 
-Parameters: one sustained compute fraction per device, one overlap efficiency shared by all
-communication that overlaps compute, and the ZeRO-3 collective efficiency. The fit is a grid search minimising the mean
+Parameters: one sustained compute fraction per device (plausible range 0.55-1.05 of the
+profile's benchmark kernel speed) and one overlap efficiency shared by all communication that
+overlaps compute (0-1: the hidden fraction). The fit is a grid search minimising the mean
 absolute log error of tokens/s per device over the training throughput rows; plans stay
 those the planner chose without calibration (so fitting does not chase its own choices).
 Each row is evaluated at every grid point in one vectorised call
@@ -42,7 +43,6 @@ from search_spaces.counts import ArchBatch
 FloatArray = npt.NDArray[np.float64]
 FRACTIONS: tuple[float, ...] = tuple(float(x) for x in np.round(np.arange(0.55, 1.0501, 0.025), 3))
 OVERLAPS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.625, 0.75, 0.875, 1.0)
-ZERO3: tuple[float, ...] = (1.0, 0.5, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,14 +51,13 @@ class ErrorTable:
 
     labels: list[str]
     devices: list[str]
-    log_error: FloatArray  # [row, overlap, fraction, zero3 efficiency]
+    log_error: FloatArray  # [row, overlap, fraction]
 
 
 def _row_log_errors(p: PreparedRow) -> FloatArray:
-    """log(predicted / measured) of one row at every grid point [overlap, fraction, zero3],
-    in one vectorised call (the row's plan repeated, one calibration per copy)."""
-    zeros = ZERO3 if p.plan.zero == 3 else ZERO3[:1]  # only ZeRO-3 rows depend on it
-    e, f, z = (a.ravel() for a in np.meshgrid(OVERLAPS, FRACTIONS, zeros, indexing="ij"))
+    """log(predicted / measured) of one row at every grid point [overlap, fraction], in one
+    vectorised call (the row's plan repeated, one calibration per copy)."""
+    e, f = (a.ravel() for a in np.meshgrid(OVERLAPS, FRACTIONS, indexing="ij"))
     index = np.zeros(e.size, dtype=np.int64)
     cost = train_cost(
         ArchBatch.from_architectures([p.arch]).take(index),
@@ -66,14 +65,12 @@ def _row_log_errors(p: PreparedRow) -> FloatArray:
         system=p.system,
         workload=p.workload,
         options=p.options,
-        calibration=CalibrationArrays(
-            compute_fraction=f, overlap_efficiency=e, zero3_comm_efficiency=z
-        ),
+        calibration=CalibrationArrays(compute_fraction=f, overlap_efficiency=e),
     )
     measured = measured_tokens_per_s_per_device(p.measurement, p.arch)
     errs = np.log(cost.tokens_per_s_per_device / measured)
-    errs = errs.reshape(len(OVERLAPS), len(FRACTIONS), len(zeros))
-    return np.broadcast_to(errs, (len(OVERLAPS), len(FRACTIONS), len(ZERO3)))
+    out: FloatArray = errs.reshape(len(OVERLAPS), len(FRACTIONS))
+    return out
 
 
 def error_table(rows: list[PreparedRow]) -> ErrorTable:
@@ -89,21 +86,17 @@ def fit(table: ErrorTable, use: npt.NDArray[np.bool_]) -> tuple[Calibration, flo
     devices = sorted({d for d, u in zip(table.devices, use, strict=True) if u})
     best: tuple[float, Calibration] | None = None
     for j, e in enumerate(OVERLAPS):
-        for z_i, z in enumerate(ZERO3):
-            total, fractions, count = 0.0, {}, 0
-            for dev in devices:
-                mask = use & np.array([d == dev for d in table.devices])
-                loss = np.abs(table.log_error[mask, j, :, z_i]).sum(axis=0)
-                k = int(np.argmin(loss))
-                fractions[dev] = FRACTIONS[k]
-                total += float(loss[k])
-                count += int(mask.sum())
-            mean = total / max(count, 1)
-            if best is None or mean < best[0] - 1e-12:
-                cal = Calibration(
-                    compute_fraction=fractions, overlap_efficiency=e, zero3_comm_efficiency=z
-                )
-                best = (mean, cal)
+        total, fractions, count = 0.0, {}, 0
+        for dev in devices:
+            mask = use & np.array([d == dev for d in table.devices])
+            loss = np.abs(table.log_error[mask, j, :]).sum(axis=0)
+            k = int(np.argmin(loss))
+            fractions[dev] = FRACTIONS[k]
+            total += float(loss[k])
+            count += int(mask.sum())
+        mean = total / max(count, 1)
+        if best is None or mean < best[0] - 1e-12:
+            best = (mean, Calibration(compute_fraction=fractions, overlap_efficiency=e))
     assert best is not None
     return best[1], best[0]
 
@@ -112,8 +105,7 @@ def predicted_error(table: ErrorTable, i: int, cal: Calibration) -> float:
     """Relative error of row ``i`` under ``cal`` (read from the grid)."""
     j = OVERLAPS.index(cal.overlap_efficiency)
     k = FRACTIONS.index(cal.fraction(table.devices[i]))
-    z_i = ZERO3.index(cal.zero3_comm_efficiency)
-    return float(np.exp(table.log_error[i, j, k, z_i]) - 1.0)
+    return float(np.exp(table.log_error[i, j, k]) - 1.0)
 
 
 def leave_one_out(table: ErrorTable) -> list[float]:
@@ -158,15 +150,13 @@ def main() -> None:
     loso = leave_one_source_out(table, [p.measurement.source for p in rows])
     fitted = [predicted_error(table, i, cal) for i in range(len(rows))]
     uncal = [
-        float(np.exp(table.log_error[i, -1, FRACTIONS.index(1.0), 0]) - 1.0)
-        for i in range(len(rows))
+        float(np.exp(table.log_error[i, -1, FRACTIONS.index(1.0)]) - 1.0) for i in range(len(rows))
     ]
     CALIBRATION_FILE.write_text(
         json.dumps(
             {
                 "compute_fraction": cal.compute_fraction,
                 "overlap_efficiency": cal.overlap_efficiency,
-                "zero3_comm_efficiency": cal.zero3_comm_efficiency,
                 "fitted_on": table.labels,
                 "method": "grid search, mean |log(pred/measured)| of tokens/s per device; python -m cost_models.validation.train_fit",
             },

@@ -10,10 +10,13 @@ import typer
 from rich.table import Table
 
 from cost_models.plan import DEFAULT_BATCH, DEFAULT_GEN_LEN, DEFAULT_PROMPT_LEN
+from cost_models.stacks import DEFAULT_SERVE_STACK, DEFAULT_TRAIN_STACK, stack_names
 from nas.cli._common import UserError, console, print_json
 from nas.cli.app import app
 from nas.cli.estimate_explain import batch_note, gib_and_gb, nothing_fits, why_this_plan
 from nas.explain import MEMORY_HEADROOM
+
+STACK_HELP = ", ".join(f"{n}" for n in stack_names())
 
 
 class ModeOpt(str, Enum):
@@ -73,7 +76,7 @@ def render(result: dict[str, Any]) -> None:
     """Readable tables: the headline figures, the plan, both breakdowns, the top ops."""
     summary = Table(
         title=f"{result.get('model', '')} on {result.get('num_devices', '')}x "
-        f"{result.get('system', '')} ({result.get('mode', '')})"
+        f"{result.get('system', '')} ({result.get('mode', '')}, stack {result.get('stack', '')})"
     )
     summary.add_column("metric")
     summary.add_column("value", justify="right")
@@ -194,12 +197,20 @@ def estimate_cmd(
             show_default="bf16",
         ),
     ] = None,
+    stack: Annotated[
+        str | None,
+        typer.Option(
+            "--stack",
+            help=f"Training or serving software (a stack name or file): {STACK_HELP}.",
+            show_default=f"{DEFAULT_TRAIN_STACK} (train), {DEFAULT_SERVE_STACK} (prefill/decode)",
+        ),
+    ] = None,
     framework: Annotated[
         list[str] | None,
         typer.Option(
             "--framework",
-            help="Train only, KEY=VALUE, repeatable: training-software facts, e.g. "
-            "elementwise=eager, attention_kernel=flash2, tp_overlap=true (docs/experiments.md).",
+            help="KEY=VALUE, repeatable: override one fact of the stack, e.g. "
+            "tp_overlap=true (train) or step_overhead_s=0.002 (serve); docs/stacks.md.",
         ),
     ] = None,
     memory_headroom: Annotated[
@@ -213,8 +224,9 @@ def estimate_cmd(
     """Step time, throughput, MFU and memory (train) or TTFT/TPOT (prefill/decode); the
     planner picks every parallel degree not given."""
     from cost_models.estimate import estimate
-    from cost_models.options import parse_pairs, train_options
+    from cost_models.options import SERVE_FACTS, TRAIN_FACTS, parse_pairs
     from cost_models.plan import InferenceWorkload, PlanError, TrainWorkload
+    from cost_models.stacks import resolve_serve, resolve_train
     from hw_profiles.loader import load_system
     from search_spaces.catalogue import load_model
 
@@ -241,8 +253,9 @@ def estimate_cmd(
     fixed = {k: v for k, v in given.items() if v is not None}
     serving: dict[str, object] = {"--batch": batch, "--prompt-len": prompt_len}
     serving |= {"--gen-len": gen_len, "--weight-dtype": weight_dtype, "--kv-dtype": kv_dtype}
-    options = train_options(parse_pairs(framework or []), where="--framework")
     if mode is ModeOpt.train:
+        pairs = parse_pairs(framework or [], keys=TRAIN_FACTS.keys)
+        used, options = resolve_train(stack, pairs)
         unused = [flag for flag, value in serving.items() if value is not None]
         if unused:
             raise PlanError(f"{unused[0]}: only for --mode prefill or decode")
@@ -273,8 +286,8 @@ def estimate_cmd(
     else:
         if seq_len is not None:
             raise PlanError("--seq-len: only for --mode train (use --prompt-len and --gen-len)")
-        if framework:
-            raise PlanError("--framework: only for --mode train")
+        pairs = parse_pairs(framework or [], keys=SERVE_FACTS.keys)
+        used, serve = resolve_serve(stack, pairs)
         workload = InferenceWorkload(
             batch=DEFAULT_BATCH if batch is None else batch,
             prompt_len=DEFAULT_PROMPT_LEN if prompt_len is None else prompt_len,
@@ -287,7 +300,8 @@ def estimate_cmd(
         if extra:
             raise PlanError(f"--{extra[0].replace('_', '-')}: only for --mode train")
         # degrees not given are chosen by the inference planner among those that fit
-        result = estimate(arch, system, workload, None, fixed, mode=mode.value)
+        result = estimate(arch, system, workload, None, fixed, mode=mode.value, serve=serve)
+    result = {**result, "stack": used.name}
     if as_json:
         print_json(result)
     else:

@@ -34,6 +34,7 @@ LAYERS: dict[str, dict[str, int]] = {
     "cost_models": {
         "cost_models.plan": 0,
         "cost_models.options": 0,
+        "cost_models.stacks": 1,
         "cost_models.sharding": 0,
         "cost_models.efficiency": 0,
         "cost_models.plan_batch": 1,

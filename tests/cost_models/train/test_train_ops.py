@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cost_models.efficiency import gemm_time_s, memory_time_s, tile_efficiency
-from cost_models.validation.train_fit import FRACTIONS, OVERLAPS, ZERO3, ErrorTable, fit
+from cost_models.validation.train_fit import FRACTIONS, OVERLAPS, ErrorTable, fit
 from hw_profiles.loader import load_device
 
 H100 = load_device("h100-sxm")
@@ -57,11 +57,11 @@ def test_calibration_fit_recovers_the_generating_parameters() -> None:
     rng = np.random.default_rng(0)
     devices = ["a"] * 6 + ["b"] * 6
     true = {"a": 0.85, "b": 0.7}
-    errs = np.zeros((12, len(OVERLAPS), len(FRACTIONS), len(ZERO3)))
+    errs = np.zeros((12, len(OVERLAPS), len(FRACTIONS)))
     for i, dev in enumerate(devices):
         noise = rng.normal(0, 0.01)
         for k, f in enumerate(FRACTIONS):
-            errs[i, :, k, :] = np.log(true[dev] / f) + noise
+            errs[i, :, k] = np.log(true[dev] / f) + noise
     table = ErrorTable(labels=[str(i) for i in range(12)], devices=devices, log_error=errs)
     cal, loss = fit(table, np.ones(12, dtype=bool))
     assert cal.compute_fraction["a"] == pytest.approx(0.85, abs=0.026)
