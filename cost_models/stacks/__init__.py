@@ -13,6 +13,7 @@ Errors are one line naming the file or flag and the allowed values.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -30,11 +31,14 @@ from cost_models.options import (
 )
 
 __all__ = [
+    "CALIBRATION_FILE",
     "DEFAULT_SERVE_STACK",
     "DEFAULT_TRAIN_STACK",
+    "POOLED_OVERHEAD",
     "STACK_DIR",
     "Stack",
     "StackKind",
+    "calibrated_step_overhead_s",
     "load_stack",
     "resolve_serve",
     "resolve_train",
@@ -45,6 +49,9 @@ StackKind = Literal["train", "serve"]
 STACK_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_TRAIN_STACK = "megatron-core"
 DEFAULT_SERVE_STACK = "vllm"
+# Per serving stack, the fitted host time per engine iteration (cost_models.validation.inference_fit)
+CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
+POOLED_OVERHEAD = "*"
 _TOP_KEYS = ("name", "kind", "title", "facts")
 _SCHEMAS: dict[str, FactSchema] = {"train": TRAIN_FACTS, "serve": SERVE_FACTS}
 
@@ -104,7 +111,21 @@ def resolve_serve(
     ``overrides`` applied on top (errors name ``where``)."""
     chosen = load_stack(stack or DEFAULT_SERVE_STACK, kind="serve", flag=flag)
     extra = SERVE_FACTS.parse(overrides or {}, where=where)
-    return chosen, ServeOptions(**{**chosen.facts, **extra})
+    fitted = calibrated_step_overhead_s()
+    value = fitted.get(chosen.name, fitted.get(POOLED_OVERHEAD))
+    base = {} if value is None else {"step_overhead_s": value}
+    return chosen, ServeOptions(**{**base, **chosen.facts, **extra})
+
+
+@cache
+def calibrated_step_overhead_s() -> dict[str, float]:
+    """``step_overhead_s`` fitted on the inference measurements
+    (:mod:`cost_models.validation.inference_fit`): per serving stack where that stack has
+    rows from two or more publications, else the value pooled over the others (key
+    :data:`POOLED_OVERHEAD`). A stack file that states the fact, or ``--framework
+    step_overhead_s=...``, wins over it."""
+    data = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
+    return {str(k): float(v) for k, v in data["step_overhead_s"].items()}
 
 
 @cache

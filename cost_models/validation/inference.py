@@ -11,12 +11,17 @@ Each row keeps its source key (``published_inference.csv#N`` or
   length of ``in_len``.
 * ``layer_linear``: the linear ops of one layer (QKV, O, up/gate, activation, down) on the
   ``1/tp`` shard for ``in_len`` tokens, as Vidur's per-op profiles report.
+
+``stack`` names the serving engine's stack file (:mod:`cost_models.stacks`); its facts apply.
+Its per-iteration host time (``step_overhead_s``) adds once per engine iteration
+(:func:`engine_steps`: one for TTFT and TPOT, ``out_len`` for end-to-end, none per layer) and
+is fitted per stack by :mod:`cost_models.validation.inference_fit`.
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,8 @@ import numpy as np
 from cost_models.inference.calibration import INFERENCE_GEMM_DERATE
 from cost_models.inference.cost import compute_dtype, inference_arrays, phase_time
 from cost_models.inference.ops import ACT_BYTES, Op, Shards, linear_ops, op_times
+from cost_models.options import ServeOptions
+from cost_models.stacks import resolve_serve
 from cost_models.validation.train import shipped_system, summarize
 from hw_profiles.loader import list_systems, load_device
 from hw_profiles.types import System, Tier
@@ -35,10 +42,12 @@ from search_spaces.counts import ArchBatch, FloatArray
 __all__ = [
     "DATA_FILE",
     "Measurement",
+    "engine_steps",
     "layer_linear_time_s",
     "load_measurements",
     "predict",
     "publication",
+    "serve_options",
     "single_device_system",
     "summarize",
     "validate_inference_rows",
@@ -61,6 +70,7 @@ class Measurement:
     weight_dtype: str
     kv_dtype: str
     engine: str
+    stack: str
     batch: int
     in_len: int
     out_len: int
@@ -103,6 +113,7 @@ def load_measurements(path: Path = DATA_FILE) -> list[Measurement]:
             weight_dtype=r["w_dtype"],
             kv_dtype=r["kv_dtype"],
             engine=r["engine"],
+            stack=r["stack"],
             batch=int(r["batch"]),
             in_len=int(r["in_len"]),
             out_len=int(r["out_len"]),
@@ -167,8 +178,31 @@ def layer_linear_time_s(
     return float(sum(t.values(), np.zeros(1))[0])
 
 
-def predict(m: Measurement, *, gemm_derate: float = INFERENCE_GEMM_DERATE) -> float:
-    """The model's figure for ``m`` in seconds."""
+def engine_steps(m: Measurement) -> int:
+    """Engine iterations in the measured figure (each pays the stack's ``step_overhead_s``)."""
+    return {"ttft": 1, "tpot": 1, "e2e": m.out_len}.get(m.metric, 0)
+
+
+def serve_options(m: Measurement) -> ServeOptions:
+    """The row's serving stack with its calibrated per-iteration overhead."""
+    return resolve_serve(m.stack, flag=f"{m.id}: stack")[1]
+
+
+def predict(
+    m: Measurement,
+    *,
+    gemm_derate: float = INFERENCE_GEMM_DERATE,
+    step_overhead_s: float | None = None,
+) -> float:
+    """The model's figure for ``m`` in seconds, under the row's stack; ``step_overhead_s``
+    replaces the stack's per-iteration overhead (the calibration's grid)."""
+    engine = serve_options(m)
+    overhead_s = engine.step_overhead_s if step_overhead_s is None else step_overhead_s
+    base = _predict_without_overhead(m, replace(engine, step_overhead_s=0.0), gemm_derate)
+    return base + engine_steps(m) * overhead_s
+
+
+def _predict_without_overhead(m: Measurement, engine: ServeOptions, gemm_derate: float) -> float:
     system = _system(m)
     if m.metric == "layer_linear":
         return layer_linear_time_s(m, system, gemm_derate=gemm_derate)
@@ -180,11 +214,11 @@ def predict(m: Measurement, *, gemm_derate: float = INFERENCE_GEMM_DERATE) -> fl
                        tokens=one * m.batch * (m.in_len if prefill else 1),
                        rows=one * m.batch, context=one * m.in_len, prefill=prefill,
                        weight_dtype=m.weight_dtype, kv_dtype=m.kv_dtype,
-                       include_head=False, gemm_derate=gemm_derate)  # fmt: skip
+                       include_head=False, gemm_derate=gemm_derate, serve=engine)  # fmt: skip
         return float(sum(t.values(), np.zeros(1))[0])
     r = inference_arrays(b, system, tp=m.tp, pp=1, ep=1, dp=m.n_dev // m.tp, batch=m.batch,
                          prompt_len=m.in_len, gen_len=m.out_len, weight_dtype=m.weight_dtype,
-                         kv_dtype=m.kv_dtype, gemm_derate=gemm_derate)  # fmt: skip
+                         kv_dtype=m.kv_dtype, gemm_derate=gemm_derate, serve=engine)  # fmt: skip
     value = {"ttft": r.ttft_s, "tpot": r.tpot_s, "e2e": r.e2e_s}.get(m.metric)
     if value is None:
         raise ValueError(f"{m.id}: metric must be ttft, tpot, e2e or a layer metric; got {m.metric!r}")  # fmt: skip
@@ -220,5 +254,6 @@ def validate_inference_rows(path: Path = DATA_FILE) -> list[dict[str, Any]]:
             "model": m.arch.name,
             "hardware": f"{m.n_dev}x {m.system_name} tp{m.tp}",
             "engine": m.engine,
+            "stack": m.stack,
         })  # fmt: skip
     return out
