@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from cost_models.options import ServeOptions, TrainOptions
 from cost_models.plan import (
     DEFAULT_BATCH,
     DEFAULT_GEN_LEN,
@@ -163,10 +164,12 @@ class TrainWorkload(_Model):
     Fields: ``seq_len`` (tokens per sequence), ``global_batch_tokens`` (tokens per optimizer
     step, a multiple of ``seq_len``), ``tokens`` (training tokens) or ``budget_gpu_hours``
     (device-hours; the tokens then follow from each candidate's throughput), ``dtype`` (the
-    training precision), ``framework``: facts about the training software
-    (``cost_models.options``: attention kernel, fused or eager element-wise kernels,
-    selective-recompute policy, TP/EP overlap, gradient bytes, MoE imbalance); empty means a
-    Megatron-Core/Transformer Engine stack. The cost model's form: :meth:`to_cost_workload`.
+    training precision), ``stack``: the training software (a stack name of
+    ``cost_models.stacks`` or a stack file; default ``megatron-core``), ``framework``: single
+    facts on top of the stack (``cost_models.options.TRAIN_FACTS``: attention kernel, fused or
+    eager element-wise kernels, recompute policy, TP/DP/EP overlap, FSDP prefetch, gradient
+    bytes, MoE imbalance). The cost model's form: :meth:`to_cost_workload`; the software's:
+    :meth:`options`.
     """
 
     mode: Literal["train"]
@@ -177,15 +180,21 @@ class TrainWorkload(_Model):
         default=None, ge=MIN_BUDGET_GPU_HOURS, lt=MAX_BUDGET_GPU_HOURS
     )
     dtype: TrainDtype = "bf16"
+    stack: str | None = None
     framework: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("framework")
-    @classmethod
-    def _known_framework(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from cost_models.options import train_options
+    @model_validator(mode="after")
+    def _known_stack(self) -> TrainWorkload:
+        self.options()
+        return self
 
-        train_options(value, where="workload.framework")
-        return value
+    def options(self) -> TrainOptions:
+        """The training stack's facts with ``framework`` on top."""
+        from cost_models.stacks import resolve_train
+
+        return resolve_train(
+            self.stack, self.framework, flag="workload.stack", where="workload.framework"
+        )[1]
 
     @model_validator(mode="after")
     def _one_token_source(self) -> TrainWorkload:
@@ -217,9 +226,12 @@ class ServeWorkload(_Model):
     """Inference: one prefill of ``prompt_len`` then ``gen_len`` decode steps per request.
 
     Fields: ``batch`` (requests served together), ``prompt_len`` and ``gen_len`` (tokens),
-    ``weight_dtype`` and ``kv_dtype`` (storage precision of the weights and the KV cache).
-    Defaults are :data:`cost_models.plan.DEFAULT_BATCH` and its neighbours. The cost model's
-    form: :meth:`to_cost_workload`."""
+    ``weight_dtype`` and ``kv_dtype`` (storage precision of the weights and the KV cache),
+    ``stack``: the serving engine (a stack name of ``cost_models.stacks`` or a stack file;
+    default ``vllm``), ``framework``: single facts on top of it
+    (``cost_models.options.SERVE_FACTS``: per-iteration host time, kernel launch floor, engine
+    memory). Defaults are :data:`cost_models.plan.DEFAULT_BATCH` and its neighbours. The cost
+    model's form: :meth:`to_cost_workload`; the engine's: :meth:`options`."""
 
     mode: Literal["serve"]
     batch: int = Field(default=DEFAULT_BATCH, gt=0, le=MAX_SERVE_BATCH)
@@ -227,6 +239,21 @@ class ServeWorkload(_Model):
     gen_len: int = Field(default=DEFAULT_GEN_LEN, gt=0, le=MAX_SEQ_LEN)
     weight_dtype: WeightDtype = "bf16"
     kv_dtype: KvDtype = "bf16"
+    stack: str | None = None
+    framework: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_stack(self) -> ServeWorkload:
+        self.options()
+        return self
+
+    def options(self) -> ServeOptions:
+        """The serving stack's facts with ``framework`` on top."""
+        from cost_models.stacks import resolve_serve
+
+        return resolve_serve(
+            self.stack, self.framework, flag="workload.stack", where="workload.framework"
+        )[1]
 
     @property
     def context_len(self) -> int:

@@ -10,10 +10,15 @@ Two kinds, each with a physical meaning and a range:
   handling), grid 0-20 ms (the range of :class:`~cost_models.options.ServeOptions`). It adds
   once per iteration (:func:`~cost_models.validation.inference.engine_steps`), so only the
   TTFT, TPOT and end-to-end rows inform it. A stack has its own value only where its rows
-  come from :data:`MIN_PUBLICATIONS` publications; the others share one pooled value.
+  come from :data:`MIN_PUBLICATIONS` publications; the others share one pooled value. A
+  stack file that states its overhead with a source (gpt-fast's tight loop, SGLang's overlap
+  scheduler) keeps it: its rows fit only the derate.
 
-Both are chosen jointly on the grids by least squares in ``log(predicted / measured)``:
-for each derate, every stack's best overhead is independent of the others'.
+Both are chosen jointly on the grids by the least mean ``|log(predicted / measured)|`` (the
+training fit's loss, :mod:`cost_models.validation.train_fit`; a squared loss lets the
+FasterTransformer TP8 rows, 30-45% slower than any per-step overhead explains, set the
+overhead of every engine): for each derate, every overhead's best value is independent of
+the others'.
 :func:`leave_one_source_out` refits without every row of a publication and reports those
 rows' errors, the honest estimate on data the fit has not seen (``docs/validation/inference.md``).
 ``python -m cost_models.validation.inference_fit`` refits and writes the per-stack overheads to
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from cost_models.stacks import CALIBRATION_FILE, POOLED_OVERHEAD
+from cost_models.stacks import CALIBRATION_FILE, POOLED_OVERHEAD, load_stack
 from cost_models.validation.inference import (
     Measurement,
     engine_steps,
@@ -107,22 +112,29 @@ class _Table:
 
 
 def _table(rows: list[Measurement], grid: tuple[float, ...]) -> _Table:
+    """Rows whose stack file states its overhead keep it (``steps`` 0: nothing to fit)."""
+    fitted = [not _states_overhead(m) for m in rows]
+    base = [[predict(m, gemm_derate=g, step_overhead_s=0.0 if f else None)
+             for m, f in zip(rows, fitted, strict=True)] for g in grid]  # fmt: skip
+    steps = [float(engine_steps(m)) if f else 0.0 for m, f in zip(rows, fitted, strict=True)]
     return _Table(
-        base_s=np.array(
-            [[predict(m, gemm_derate=g, step_overhead_s=0.0) for m in rows] for g in grid]
-        ),
+        base_s=np.array(base),
         measured_s=np.array([m.measured_s for m in rows]),
-        steps=np.array([float(engine_steps(m)) for m in rows]),
+        steps=np.array(steps),
         stacks=tuple(m.stack for m in rows),
         publications=tuple(publication(m.source) for m in rows),
     )
 
 
+def _states_overhead(m: Measurement) -> bool:
+    return "step_overhead_s" in load_stack(m.stack, kind="serve").facts
+
+
 def _best_overhead(t: _Table, g: int, rows: BoolArray) -> tuple[float, float]:
-    """Least squared log error of ``rows`` (one stack's) over the overhead grid: (value, loss)."""
+    """Least absolute log error of ``rows`` (one stack's) over the overhead grid: (value, loss)."""
     o = np.array(OVERHEAD_GRID_S)[:, None]
     pred = t.base_s[g][rows][None, :] + t.steps[rows][None, :] * o
-    loss = np.sum(np.log(pred / t.measured_s[rows][None, :]) ** 2, axis=1)
+    loss = np.sum(np.abs(np.log(pred / t.measured_s[rows][None, :])), axis=1)
     k = int(np.argmin(loss))
     return float(o[k, 0]), float(loss[k])
 
@@ -140,14 +152,14 @@ def _overhead_keys(t: _Table, stepped: BoolArray) -> tuple[str, ...]:
 
 def _fit(t: _Table, grid: tuple[float, ...], use: BoolArray) -> tuple[int, dict[str, float]]:
     """Grid index of the derate and the overheads (per stack or pooled) with the least total
-    squared log error over the ``use`` rows."""
+    absolute log error over the ``use`` rows."""
     best: tuple[float, int, dict[str, float]] | None = None
     stepped = use & (t.steps > 0)
     keys = np.array(_overhead_keys(t, stepped))
     for g in range(len(grid)):
         overheads: dict[str, float] = {}
         fixed = use & ~stepped
-        loss = float(np.sum(np.log(t.base_s[g][fixed] / t.measured_s[fixed]) ** 2))
+        loss = float(np.sum(np.abs(np.log(t.base_s[g][fixed] / t.measured_s[fixed]))))
         for key in sorted(set(keys[stepped])):
             overheads[str(key)], key_loss = _best_overhead(t, g, stepped & (keys == key))
             loss += key_loss
@@ -222,7 +234,7 @@ def main() -> None:
                 "step_overhead_s": fit.step_overhead_s,
                 "range_s": [OVERHEAD_GRID_S[0], OVERHEAD_GRID_S[-1]],
                 "gemm_derate_fitted": fit.gemm_derate,
-                "fitted_on": [m.id for m in rows if engine_steps(m) > 0],
+                "fitted_on": [m.id for m in rows if engine_steps(m) and not _states_overhead(m)],
             },
             indent=2,
         )

@@ -94,13 +94,12 @@ def _valid(b: ArchBatch, p: dict[str, Any], ep: FloatArray) -> npt.NDArray[np.bo
 
 
 def _train_chunk(experiment: Experiment, b: ArchBatch, system: System) -> dict[str, Any]:
-    from cost_models.options import train_options
     from cost_models.train.step import train_cost
 
     wl = experiment.workload
     assert isinstance(wl, TrainWorkload)
     workload = wl.to_cost_workload()
-    options = train_options(wl.framework, where="workload.framework")
+    options = wl.options()
     gbs = wl.global_batch
     best: dict[str, Any] | None = None
     key_best = np.full(len(b), np.inf)
@@ -174,6 +173,7 @@ def _serve_chunk(experiment: Experiment, b: ArchBatch, system: System) -> dict[s
 
     wl = experiment.workload
     assert isinstance(wl, ServeWorkload)
+    engine = wl.options()
     best: dict[str, Any] | None = None
     key_best = np.full(len(b), np.inf)
     for p in plan_set(experiment, system):
@@ -190,6 +190,7 @@ def _serve_chunk(experiment: Experiment, b: ArchBatch, system: System) -> dict[s
             gen_len=wl.gen_len,
             weight_dtype=wl.weight_dtype,
             kv_dtype=wl.kv_dtype,
+            serve=engine,
         )
         key = np.where(_valid(b, p, ep), r.tpot_s + np.where(r.fits, 0.0, 1e12), np.inf)
         better = key < key_best

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cost_models.options import ServeOptions, TrainOptions
 from cost_models.plan import InferenceWorkload, ParallelPlan, TrainWorkload
 from hw_profiles.types import System
 from nas.experiment import Experiment, ServeWorkload
@@ -123,13 +124,12 @@ def evaluate_candidate(
     if not isinstance(wl, ServeWorkload):
         fixed.setdefault("global_batch", wl.global_batch)
     record.update(arch_record(candidate.arch, seq_len=wl.context_len))
-    framework = {} if isinstance(wl, ServeWorkload) else dict(wl.framework)
     report = _estimate(
         candidate.arch,
         system,
         workload,
         fixed,
-        framework=framework,
+        software=wl.options(),
         memory_headroom=experiment.hardware.memory_headroom,
     )
     cost = flatten_report(report)
@@ -155,14 +155,13 @@ def _estimate(
     workload: TrainWorkload | InferenceWorkload,
     fixed: Mapping[str, Any],
     *,
-    framework: Mapping[str, Any],
+    software: TrainOptions | ServeOptions,
     memory_headroom: float,
 ) -> dict[str, Any]:
     """The ``nas estimate --json`` object (decode mode for serving: it carries the prefill
-    figures too); degrees not in ``fixed`` are chosen by the planner; ``framework`` is the
-    training workload's software facts (:func:`cost_models.options.train_options`)."""
+    figures too); degrees not in ``fixed`` are chosen by the planner; ``software`` is the
+    workload's stack with its framework facts (training or serving)."""
     from cost_models.estimate import estimate
-    from cost_models.options import train_options
 
     degrees = {k: int(v) for k, v in fixed.items() if k in ("tp", "pp", "ep")}
     if isinstance(workload, InferenceWorkload) and degrees:
@@ -172,8 +171,8 @@ def _estimate(
             raise ValueError(f"plan: tp*pp ({tp * pp}) must divide {system.num_devices} devices")
         dp = system.num_devices // (tp * pp)
         plan = ParallelPlan(tp=tp, pp=pp, dp=dp, ep=degrees.get("ep", 1), global_batch=dp)
-        return dict(estimate(arch, system, workload, plan=plan))
-    options = train_options(framework, where="workload.framework")
+        return dict(estimate(arch, system, workload, plan=plan, serve=_serve(software)))
+    train = software if isinstance(software, TrainOptions) else None
     return dict(
         estimate(
             arch,
@@ -181,10 +180,15 @@ def _estimate(
             workload,
             plan=None,
             fixed=dict(fixed) or None,
-            options=options,
+            options=train,
+            serve=_serve(software),
             memory_headroom=memory_headroom,
         )
     )
+
+
+def _serve(software: TrainOptions | ServeOptions) -> ServeOptions | None:
+    return software if isinstance(software, ServeOptions) else None
 
 
 def _train_tokens(

@@ -82,7 +82,7 @@ def test_estimate_cli_framework_flag(nas_cli: NasRun) -> None:
         (["--framework", "tp_overlap=maybe"], "--framework.tp_overlap: must be one of false, true"),
         (
             ["--mode", "decode", "--framework", "elementwise=eager"],
-            "--framework: only for --mode train",
+            "--framework.elementwise: unknown key; allowed: step_overhead_s",
         ),
     ],
 )
@@ -98,3 +98,88 @@ def test_text_values_parse_to_the_option_types() -> None:
     assert opts.tp_overlap is True
     assert opts.grad_bytes == 2.0
     assert opts.moe_max_nodes == 4
+
+
+def _serve_tpot(stack: str | None) -> float:
+    workload: dict[str, Any] = {"mode": "serve", "batch": 1, "prompt_len": 512, "gen_len": 64}
+    if stack is not None:
+        workload["stack"] = stack
+    exp = experiment_from_dict(
+        {
+            "name": "st",
+            "space": "dense_decoder",
+            "hardware": {"system": "dgx-h100", "num_devices": 1},
+            "workload": workload,
+            "objectives": {"decode_tpot_s": "min"},
+        }
+    )
+    problem = ExperimentProblem(exp)
+    point = hardware_grid(problem.experiment.hardware, problem.systems)[0]
+    record = problem.evaluate(Candidate(arch=load_model("llama3-8b"), hardware=point))
+    return float(record["decode_tpot_s"])
+
+
+def test_workload_stack_reaches_the_trial_cost() -> None:
+    from cost_models.stacks import resolve_serve
+
+    # training: Megatron-LM 2021-22 (unfused attention, no TP overlap) is slower than the
+    # default Megatron-Core stack on the same shape and plan; an explicit default is the default
+    assert _step_time({}) == _problem_stack_step_time("megatron-core")
+    assert _problem_stack_step_time("megatron-lm") > _step_time({})
+    # serving: the engine's per-iteration overhead is the difference between two stacks
+    vllm, sglang = _serve_tpot(None), _serve_tpot("sglang")
+    gap = resolve_serve("vllm")[1].step_overhead_s - resolve_serve("sglang")[1].step_overhead_s
+    assert vllm - sglang == pytest.approx(gap, rel=1e-6, abs=1e-9)
+
+
+def _problem_stack_step_time(stack: str) -> float:
+    workload = {"mode": "train", "seq_len": 4096, "global_batch_tokens": 1048576, "tokens": 1e11}
+    exp = experiment_from_dict(
+        {
+            "name": "fw",
+            "space": "dense_decoder",
+            "hardware": {"system": "dgx-h100", "num_devices": 8},
+            "workload": {**workload, "stack": stack},
+            "objectives": {"step_time_s": "min"},
+        }
+    )
+    problem = ExperimentProblem(exp)
+    point = hardware_grid(problem.experiment.hardware, problem.systems)[0]
+    record = problem.evaluate(Candidate(arch=load_model("llama3-8b"), hardware=point))
+    return float(record["step_time_s"])
+
+
+@pytest.mark.parametrize(
+    ("stack", "message"),
+    [
+        ("megatron", "workload.stack: unknown stack 'megatron'; allowed: deepspeed, hai-llm"),
+        ("vllm", "workload.stack: 'vllm' is a serve stack; for train use one of: deepspeed"),
+    ],
+)
+def test_experiment_stack_errors_list_the_names(stack: str, message: str) -> None:
+    workload = {"mode": "train", "seq_len": 4096, "global_batch_tokens": 1048576, "tokens": 1e11}
+    with pytest.raises(ExperimentError) as err:
+        experiment_from_dict(
+            {
+                "name": "x",
+                "space": "dense_decoder",
+                "hardware": {"system": "dgx-h100"},
+                "workload": {**workload, "stack": stack},
+                "objectives": {"loss": "min"},
+            }
+        )
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_estimate_cli_stack_flag(nas_cli: NasRun) -> None:
+    code, out, _ = nas_cli(["estimate", "--help"])
+    assert code == 0 and "megatron-core" in out and "vllm" in out
+    args = ["estimate", "llama3-8b", "--hardware", "dgx-h100", "--num-devices", "8", "--json"]
+    code, out, _ = nas_cli([*args, "--stack", "torchtitan"])
+    assert code == 0 and json.loads(out)["stack"] == "torchtitan"
+    code, out, err = nas_cli([*args, "--stack", "nemo"])
+    assert code == 2
+    line = (out + err).strip()
+    assert line.startswith("error: --stack: unknown stack 'nemo'; allowed:") and "\n" not in line
+    code, out, err = nas_cli([*args, "--stack", "torchtitan", "--framework", "step_overhead_s=1"])
+    assert code == 2 and "step_overhead_s" in out + err
