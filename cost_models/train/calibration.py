@@ -48,7 +48,12 @@ CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
 # limit, memory) are in the profile itself: they share its sustained fraction, both when the
 # model runs and when it is fitted (fitting a separate value on the few rows of one source
 # would fit those rows).
-SAME_SILICON: dict[str, str] = {"h100-sxm-96gb-500w": "h100-sxm"}
+SAME_SILICON: dict[str, str] = {
+    "h100-sxm-96gb-500w": "h100-sxm",
+    # H800 SXM5: the H100 SXM die with NVLink cut to 8 links; tensor peaks equal (NVIDIA H800
+    # product brief, hw_profiles/devices/h800.yaml)
+    "h800": "h100-sxm",
+}
 
 
 def calibration_device(device_name: str) -> str:
