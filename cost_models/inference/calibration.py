@@ -12,4 +12,4 @@ __all__ = ["INFERENCE_GEMM_DERATE"]
 # serving stacks' per-iteration overheads (cost_models/stacks/calibration.json), least mean |log
 # error|, on cost_models/validation/data/inference_measurements.csv; leave-one-source-out
 # error in docs/validation/inference.md (cost_models.validation.inference_fit reproduces it).
-INFERENCE_GEMM_DERATE = 0.90
+INFERENCE_GEMM_DERATE = 0.88

@@ -10,7 +10,8 @@ Two kinds, each with a physical meaning and a range:
   handling), grid 0-20 ms (the range of :class:`~cost_models.options.ServeOptions`). It adds
   once per iteration (:func:`~cost_models.validation.inference.engine_steps`), so only the
   TTFT, TPOT and end-to-end rows inform it. A stack has its own value only where its rows
-  come from :data:`MIN_PUBLICATIONS` publications; the others share one pooled value. A
+  come from :data:`MIN_PUBLICATIONS` publications; the others take one pooled value fitted on
+  the rows of every stack (the typical engine). A
   stack file that states its overhead with a source (gpt-fast's tight loop, SGLang's overlap
   scheduler) keeps it: its rows fit only the derate.
 
@@ -151,18 +152,22 @@ def _overhead_keys(t: _Table, stepped: BoolArray) -> tuple[str, ...]:
 
 
 def _fit(t: _Table, grid: tuple[float, ...], use: BoolArray) -> tuple[int, dict[str, float]]:
-    """Grid index of the derate and the overheads (per stack or pooled) with the least total
-    absolute log error over the ``use`` rows."""
+    """Grid index of the derate and the overheads with the least total absolute log error over
+    the ``use`` rows. The pooled overhead is fitted on every stepped row (the typical engine),
+    a stack's own on its rows only; each row is scored with the value it takes."""
     best: tuple[float, int, dict[str, float]] | None = None
     stepped = use & (t.steps > 0)
     keys = np.array(_overhead_keys(t, stepped))
     for g in range(len(grid)):
-        overheads: dict[str, float] = {}
         fixed = use & ~stepped
         loss = float(np.sum(np.abs(np.log(t.base_s[g][fixed] / t.measured_s[fixed]))))
-        for key in sorted(set(keys[stepped])):
-            overheads[str(key)], key_loss = _best_overhead(t, g, stepped & (keys == key))
-            loss += key_loss
+        overheads: dict[str, float] = {}
+        if stepped.any():
+            overheads[POOLED] = _best_overhead(t, g, stepped)[0]
+        for key in sorted(set(keys[stepped]) - {POOLED}):
+            overheads[str(key)] = _best_overhead(t, g, stepped & (keys == key))[0]
+        predicted = t.predicted_s(g, _overhead_array(t, overheads))
+        loss += float(np.sum(np.abs(np.log(predicted[stepped] / t.measured_s[stepped]))))
         if best is None or loss < best[0]:
             best = (loss, g, overheads)
     assert best is not None
