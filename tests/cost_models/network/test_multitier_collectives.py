@@ -107,3 +107,23 @@ def test_cloudmatrix_die_pair_and_supernode() -> None:
     assert whole.tiers == ("die-to-die", "unified-bus")
     ep320 = collective(system, op="all_to_all", size_bytes=GB, group_size=320)
     assert "rdma-plane" not in ep320.tiers
+
+
+@pytest.mark.parametrize("op", ["all_reduce", "reduce_scatter", "all_gather"])
+@pytest.mark.parametrize("size", [1e6, 1e9])
+@pytest.mark.parametrize(("group", "stride"), [(2048, 8), (16384, 1), (16, 1024), (5, 3072)])
+def test_an_aggregation_layer_never_speeds_a_collective_up(
+    op: str, size: float, group: int, stride: int
+) -> None:
+    """The same cluster with one flat 400G tier (no pods) is never slower: the second
+    network tier adds a bound, not a shortcut (NCCL's inter-node ring is not staged at the
+    aggregation layer, so it keeps its n - 1 network steps)."""
+    system = load_system("grand-teton-h100", 16384)
+    nvlink, pod, _ = system.tiers
+    flat = replace(system, tiers=(nvlink, replace(pod, group_size=24576)))
+    kw = {"op": op, "size_bytes": size, "group_size": group, "stride": stride}
+    t = float(collective_time_s(system, **kw))  # type: ignore[arg-type]
+    t_flat = float(collective_time_s(flat, **kw))  # type: ignore[arg-type]
+    assert t >= t_flat * (1 - 1e-9)
+    if group * stride // 3072 and 3072 // stride >= 384:  # hundreds of ranks per pod
+        assert t == pytest.approx(t_flat)  # ... send a small share across: no bound
