@@ -68,6 +68,15 @@ class Fields:
             raise self.error(field, f"expected a non-empty string, got {value!r}")
         return value
 
+    def flag(self, field: str) -> bool:
+        """An optional ``true``/``false`` field (absent: false)."""
+        if not self.has(field):
+            return False
+        value = self.data[field]
+        if not isinstance(value, bool):
+            raise self.error(field, f"expected true or false, got {value!r}")
+        return value
+
     def choice(self, field: str, allowed: tuple[str, ...]) -> str:
         value = self.text(field)
         if value not in allowed:

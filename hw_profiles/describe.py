@@ -81,7 +81,7 @@ def tier_summary(tier: Tier) -> str:
     dims = f" {'x'.join(map(str, tier.torus_dims))}" if tier.torus_dims else ""
     return (
         f"{tier.name} x{tier.group_size} {tier.topology}{dims} "
-        f"{tier.bandwidth_bytes_per_s / 1e9:g} GB/s"
+        f"{tier.bandwidth_bytes_per_s / 1e9:g} GB/s{' scale-up' if tier.scale_up else ''}"
     )
 
 
@@ -116,6 +116,8 @@ def _tier_rows(index: int, tier: Tier) -> list[Row]:
         (f"{prefix} group size", f"{tier.group_size:,}", src.get("group_size", "")),
         (f"{prefix} topology", tier.topology, ""),
     ]
+    if tier.scale_up:
+        rows.append((f"{prefix} scale-up", "yes: part of the scale-up fabric", ""))
     if tier.torus_dims:
         dims = "x".join(map(str, tier.torus_dims))
         rows.append((f"{prefix} torus dims", dims, src.get("torus_dims", "")))

@@ -90,6 +90,7 @@ _TIER_KEYS = {
     "efficiency",
     "topology",
     "torus_dims",
+    "scale_up",
     "notes",
     "sources",
 }
@@ -218,6 +219,7 @@ def _tier(raw: Any, *, where: str) -> Tier:
         efficiency=f.fraction("efficiency"),
         topology=topology,  # type: ignore[arg-type]
         torus_dims=dims,
+        scale_up=f.flag("scale_up"),
         sources=f.sources(),
     )
     return tier
@@ -232,6 +234,11 @@ def _check_tiers(tiers: tuple[Tier, ...], *, where: str) -> None:
             raise ProfileError(
                 f"{where}: tiers[{i}].group_size: {outer.group_size} must be a larger multiple "
                 f"of tiers[{i - 1}].group_size {inner.group_size} (innermost first)"
+            )
+        if outer.scale_up and i > 1 and not inner.scale_up:
+            raise ProfileError(
+                f"{where}: tiers[{i}].scale_up: true after tiers[{i - 1}] ({inner.name}), "
+                "which is not; scale-up tiers come first, innermost first"
             )
 
 

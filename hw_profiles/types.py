@@ -120,6 +120,10 @@ class Tier:
     efficiency: float  # achievable fraction of bandwidth for large messages
     topology: Topology
     torus_dims: tuple[int, ...] = ()  # for torus2d / torus3d: extent of each dimension
+    # part of the load/store scale-up fabric (NVLink, ICI, Unified Bus) rather than a network;
+    # tier 0 always is, an outer tier only when its file says so (CloudMatrix384: the
+    # on-package die-to-die link, then the Unified Bus across 384 packages)
+    scale_up: bool = False
     sources: Mapping[str, str] = field(default_factory=dict)  # file field -> source
 
     def __post_init__(self) -> None:
@@ -154,7 +158,12 @@ class System:
     def __post_init__(self) -> None:
         if not self.tiers:
             raise ProfileError(f"{self.name}: tiers: at least one tier is required")
-        for inner, outer in itertools.pairwise(self.tiers):
+        for i, (inner, outer) in enumerate(itertools.pairwise(self.tiers)):
+            if outer.scale_up and i > 0 and not inner.scale_up:
+                raise ProfileError(
+                    f"{self.name}: tier {outer.name!r} is scale_up but {inner.name!r} inside it "
+                    "is not; scale-up tiers come first"
+                )
             if outer.group_size <= inner.group_size or outer.group_size % inner.group_size:
                 raise ProfileError(
                     f"{self.name}: tier {outer.name!r} group_size {outer.group_size} must be a "
@@ -179,9 +188,15 @@ class System:
 
     @property
     def scale_up_devices(self) -> int:
-        """Devices sharing the innermost (fastest) tier: 8 on a DGX, 72 on an NVL72, a whole
-        torus on a TPU pod. ``devices_per_node`` is the physical host (4 on an NVL72 tray)."""
-        return self.tiers[0].group_size
+        """Devices sharing the scale-up fabric (tier 0 and any ``scale_up`` tiers after it):
+        8 on a DGX, 72 on an NVL72, a whole torus on a TPU pod, 768 dies on CloudMatrix384.
+        ``devices_per_node`` is the physical host (4 on an NVL72 tray)."""
+        size = self.tiers[0].group_size
+        for tier in self.tiers[1:]:
+            if not tier.scale_up:
+                break
+            size = tier.group_size
+        return size
 
     def tier_for_span(self, span_devices: int) -> Tier:
         """The innermost tier whose group holds ``span_devices`` consecutive devices."""

@@ -25,6 +25,8 @@ tuner picks them (NCCL ``src/graph/tuning.cc``, ``ncclTopoTuneModel``):
 - ``torus``: dimension-ordered rings on a 2D/3D torus (or a physical ring).
 - ``hierarchical``: reduce-scatter inside each inner domain, the reduction across domains
   per rail on ``S / r``, all-gather back (Thakur, Rabenseifner & Gropp 2005, IJHPCA 19(1)).
+  Consecutive switched network tiers (NICs inside a pod, an oversubscribed aggregation layer
+  above it) are crossed by one ring per rail, not staged again.
 
 All-to-all across tiers: every tier works at once and the slowest one bounds the time,
 ``max_k bytes_k / B_k`` with ``bytes_k = S (r_k - r_{k-1}) / n`` leaving each rank through
@@ -244,16 +246,61 @@ def _candidates(
     if op == "all_reduce":
         ring = _flat_ring(levels, n, size, passes=2)
         tree = _tree(levels, size)
-        staged = _sum(level_reduce_scatter(lv, size / lv.inner_ranks) for lv in levels).scaled(2)
+        staged = _staged_reduce_scatter(levels, size).scaled(2)
         return [(ring, flat_ok), (tree, flat_ok), (staged, True)]
     if op in ("reduce_scatter", "all_gather"):
         ring = _flat_ring(levels, n, size, passes=1)
-        staged = _sum(level_reduce_scatter(lv, size / lv.inner_ranks) for lv in levels)
+        staged = _staged_reduce_scatter(levels, size)
         return [(ring, flat_ok), (None, False), (staged, True)]
     # broadcast: a pipelined ring (NCCL), or per level in turn
     ring = _flat_ring(levels, n, size, passes=1, bus_factor=1.0)
     staged = _sum(level_broadcast(lv, size) for lv in levels)
     return [(ring, flat_ok), (None, False), (staged, True)]
+
+
+def _staged_reduce_scatter(levels: tuple[Level, ...], size: FloatArray) -> Cost:
+    """Reduce-scatter level by level, each on the shard ``S / r_{k-1}`` the level below left
+    (Thakur, Rabenseifner & Gropp 2005). Consecutive switched network tiers (a pod's NICs,
+    then an oversubscribed aggregation layer above the pods) are one ring per rail through
+    every scale-up domain, as NCCL's inter-node ring is: no library splits the network
+    ring at an aggregation layer, so a second network tier changes which links bound the
+    ring, not how many steps it takes."""
+    total = Cost(0.0, 0.0, 0.0)
+    run: list[Level] = []
+    for lv in levels:
+        if lv.scale_up or lv.is_torus or lv.tier.topology != "switch":
+            total = (
+                total + _network_ring(run, size) + level_reduce_scatter(lv, size / lv.inner_ranks)
+            )
+            run = []
+        else:
+            run.append(lv)
+    return total + _network_ring(run, size)
+
+
+def _network_ring(run: list[Level], size: FloatArray) -> Cost:
+    """Reduce-scatter on one ring per rail over consecutive switched network levels: the
+    ``r`` ranks of a scale-up domain each lead a ring of ``m`` members (one per domain) on
+    ``S / r``. Level ``k`` carries the ring edges whose outermost crossed tier is ``k`` (as
+    :func:`_flat_ring`) and offers ``r_{k-1} / r`` of the rail's per-device bandwidth
+    ``B_k``: the shares of the rail's ranks inside one tier-``(k-1)`` domain."""
+    if not run:
+        return Cost(0.0, 0.0, 0.0)
+    if len(run) == 1:
+        return level_reduce_scatter(run[0], size / run[0].inner_ranks)
+    rails = run[0].inner_ranks
+    members = run[-1].inner_ranks * run[-1].factor / rails
+    steps = (members - 1.0) / members
+    total = Cost(0.0, 0.0, 0.0)
+    bottleneck = np.full(np.shape(size), np.inf)
+    for lv in run:
+        d_in = members * rails / lv.inner_ranks
+        d_out = d_in / lv.factor
+        edges = np.where(d_in > 1, d_in, 0.0) - np.where(d_out > 1, d_out, 0.0)
+        total = total + hop_cost(lv, steps * edges)
+        rate = np.where(lv.active, lv.inner_ranks / rails * lv.bandwidth(), np.inf)
+        bottleneck = np.minimum(bottleneck, rate)
+    return total + Cost(0.0, 0.0, steps * (size / rails) / bottleneck)
 
 
 def _sum(costs: Iterable[Cost]) -> Cost:
@@ -301,12 +348,19 @@ def _flat_ring(
 
 def _tree(levels: tuple[Level, ...], size: FloatArray) -> Cost:
     """NCCL all_reduce tree: chain inside the node (tier 0), double binary tree of depth
-    ``log2`` across the outer tiers, up and down; ``2 S / B`` at the slowest boundary, at
-    90% of the ring's bandwidth (tuning.cc: ``busBw * .9`` for trees)."""
+    ``ceil(log2)`` of the nodes across the outer tiers, up and down (each outer tier takes
+    its share of that depth, so splitting the nodes into pods adds no level); ``2 S / B`` at
+    the slowest boundary, at 90% of the ring's bandwidth (tuning.cc: ``busBw * .9``)."""
     total = Cost(0.0, 0.0, 0.0)
     bottleneck = np.full(size.shape, np.inf)
+    nodes = np.ones_like(size)
     for lv in levels:
-        depth = lv.factor - 1.0 if lv.index == 0 else np.ceil(np.log2(lv.factor))
+        if lv.index == 0:
+            depth = lv.factor - 1.0
+        else:
+            # 1e-9: pods of 384 nodes x 16/3 pods must give log2 2048 = 11, not 11 + ulp
+            depth = np.ceil(np.log2(nodes * lv.factor) - 1e-9) - np.ceil(np.log2(nodes) - 1e-9)
+            nodes = nodes * lv.factor
         total = total + hop_cost(lv, 2.0 * depth)
         rate = np.where(lv.active, lv.inner_ranks * lv.bandwidth(), np.inf)
         bottleneck = np.minimum(bottleneck, rate)

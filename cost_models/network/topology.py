@@ -10,7 +10,9 @@ not crossed. Example: DGX H100, ``n = 16, s = 1``: ``f_0 = 8`` (NVLink), ``f_1 =
 
 Everything here is vectorised: ``n`` and ``s`` are numpy arrays broadcast together.
 Costs are split into hop latency on scale-up tiers (tier 0: NVLink, HCCS, ICI, Infinity
-Fabric), hop latency on scale-out tiers (NICs, DCN) and transfer time, so that the caller
+Fabric; and outer tiers a file marks ``scale_up``, as CloudMatrix384's Unified Bus around the
+on-package die pair), hop latency on scale-out tiers (NICs, DCN, an oversubscribed
+aggregation layer) and transfer time, so that the caller
 can apply NCCL's protocol factors to each (see :mod:`cost_models.network.collectives`).
 """
 
@@ -46,8 +48,10 @@ class Level:
 
     @property
     def scale_up(self) -> bool:
-        """Tier 0 is the load/store scale-up fabric; outer tiers are networks."""
-        return self.index == 0
+        """Tier 0 is the load/store scale-up fabric, and so is an outer tier marked
+        ``scale_up`` (CloudMatrix384's Unified Bus outside the on-package die pair); the
+        other outer tiers are networks."""
+        return self.index == 0 or self.tier.scale_up
 
     @property
     def is_torus(self) -> bool:

@@ -41,6 +41,7 @@ REQUIRED_DEVICES = (
     "mi325x",
     "ascend-910b",
     "ascend-910c",
+    "ascend-910c-die",
     "tpu-v4",
     "tpu-v5e",
     "tpu-v5p",
@@ -129,9 +130,9 @@ def test_gemm_curve_is_used_and_saturates() -> None:
 
 def test_scaling() -> None:
     assert load_system("dgx-h100", 256).num_devices == 256
-    assert load_system("tpu-v4-pod", 4096).num_devices == 4096
-    with pytest.raises(ProfileError, match="at most 4096"):
-        load_system("tpu-v4-pod", 4097)
+    assert load_system("tpu-v4-pod", 6144).num_devices == 6144  # PaLM: two pods over DCN
+    with pytest.raises(ProfileError, match="at most 32768"):
+        load_system("tpu-v4-pod", 32769)
     with pytest.raises(ProfileError, match="at most 8 devices"):
         load_system("h100-pcie-8", 16)
     with pytest.raises(ProfileError, match="positive"):
@@ -230,7 +231,6 @@ SCALE_UP = {
     "dgx-b200": ("B200 (HGX)", 900),
     "gb200-nvl72": ("GB200 (per GPU)", 900),
     "mi300x-oam8": ("MI300X", 448),
-    "cloudmatrix-384": ("Ascend 910C", 392),
     "tpu-v4-pod": ("TPU v4", 270),
     "tpu-v5e-pod": ("TPU v5e", 200),
     "tpu-v5p-pod": ("TPU v5p", 600),
