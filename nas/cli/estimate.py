@@ -216,7 +216,8 @@ def estimate_cmd(
     memory_headroom: Annotated[
         float,
         typer.Option(
-            "--memory-headroom", help="Train: share of device memory a plan may use (0 < x <= 1)."
+            "--memory-headroom",
+            help="Share of device memory a plan may use, training and serving (0 < x <= 1).",
         ),
     ] = MEMORY_HEADROOM,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -300,7 +301,16 @@ def estimate_cmd(
         if extra:
             raise PlanError(f"--{extra[0].replace('_', '-')}: only for --mode train")
         # degrees not given are chosen by the inference planner among those that fit
-        result = estimate(arch, system, workload, None, fixed, mode=mode.value, serve=serve)
+        result = estimate(
+            arch,
+            system,
+            workload,
+            None,
+            fixed,
+            mode=mode.value,
+            serve=serve,
+            memory_headroom=memory_headroom,
+        )
     result = {**result, "stack": used.name}
     if as_json:
         print_json(result)

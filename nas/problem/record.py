@@ -172,7 +172,7 @@ def _estimate(
             raise ValueError(f"plan: tp*pp ({tp * pp}) must divide {system.num_devices} devices")
         dp = system.num_devices // (tp * pp)
         plan = ParallelPlan(tp=tp, pp=pp, dp=dp, ep=degrees.get("ep", 1), global_batch=dp)
-        return dict(estimate(arch, system, workload, plan=plan))
+        return dict(estimate(arch, system, workload, plan=plan, memory_headroom=memory_headroom))
     options = train_options(framework, where="workload.framework")
     return dict(
         estimate(
