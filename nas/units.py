@@ -89,7 +89,8 @@ def _is_bool(value: object) -> bool:
 
 
 def format_number(value: object) -> str:
-    """A plain number: integers as they are, other floats to 4 significant digits; ``-`` for
+    """A plain number: integers as they are, other floats to 4 significant digits (whole
+    units from 10,000 on, never in exponent form there); ``-`` for
     a missing or non-finite value; booleans as true/false; anything else as ``str``."""
     if value is None:
         return "-"
@@ -101,7 +102,9 @@ def format_number(value: object) -> str:
         v = float(value)
         if not math.isfinite(v):
             return "-"
-        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"
+        if v.is_integer() and abs(v) < 1e15:
+            return str(int(v))
+        return f"{v:.0f}" if abs(v) >= 1e4 else f"{v:.4g}"  # never 1.235e+04
     return str(value)
 
 
