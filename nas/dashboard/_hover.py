@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from nas.dashboard._data import ARCH_FIELDS, Objective, param_columns, plan_columns
-from nas.units import format_metric, format_number
+from nas.units import axis_scale, format_metric, format_number, kind_of
 
 _LABELS = dict(ARCH_FIELDS)
 
@@ -113,30 +113,53 @@ def hover_text(
 
 def hover_data(frame: pd.DataFrame, objectives: tuple[Objective, ...]) -> dict[str, Any]:
     """Trace keywords giving the label of :func:`hover_text`, compact for large traces: the
-    architecture and plan numbers travel as one float32 ``customdata`` matrix (base64 in the
-    page, several times smaller than text and faster to parse); the non-numeric fields and
-    the objectives and hardware figures in human units (:mod:`nas.units`) as ``text``."""
+    numbers travel as one float32 ``customdata`` matrix (base64 in the page, several times
+    smaller than text and faster to parse), the non-numeric fields as a short ``text``. The
+    objectives and hardware figures are printed by plotly with the unit nas.units picks for
+    the whole column (``axis_scale``: ``GB``, ``ms``, ``B params``) to 3 significant digits,
+    so a 20,000-trial page carries no per-point strings for them."""
     arch, plan, other = _fields(frame)
-    columns = ["trial"]
+    columns: list[tuple[str, float]] = [("trial", 1.0)]
 
-    def slot(col: str) -> str:
-        columns.append(col)
-        return f"%{{customdata[{len(columns) - 1}]}}"
+    def slot(col: str, spec: str = "", scale: float = 1.0) -> str:
+        columns.append((col, scale))
+        return f"%{{customdata[{len(columns) - 1}]{spec}}}"
+
+    def figure(col: str) -> str:
+        kind = kind_of(col)
+        if kind == "number":
+            return slot(col, ":.4~g")
+        high = float(pd.to_numeric(frame[col], errors="coerce").abs().max())
+        count = ("params" if col.startswith("params") else "tokens") if kind == "count" else ""
+        scale, unit = axis_scale(high, kind, unit=count)
+        if kind == "rate" and "tokens" in col:
+            unit = f"{unit} tokens/s".strip()
+        return slot(col, ":.3~g", scale) + (f" {unit}" if unit and unit != "%" else unit)
 
     lines = ["<b>trial %{customdata[0]}</b>"]
     lines += _join_rows([f"{label} {slot(col)}" for label, col in arch])
+    if other:
+        lines.append("%{text}")
     if plan:
         lines.append("plan: " + " ".join(f"{label} {slot(col)}" for label, col in plan))
-    texts = ([_other_text(frame, other)] if other else []) + _figures_text(frame, objectives)
-    if texts:
-        lines.append("%{text}")
+    names = {o.name for o in objectives}
+    objs = [f"{o.name} {figure(o.name)}" for o in objectives if o.name in frame.columns]
+    hw = [
+        f"{label} {figure(col)}"
+        for col, label in HARDWARE_FIELDS
+        if col in frame.columns and col not in names
+    ]
+    lines += [" · ".join(part) for part in (objs, hw) if part]
     matrix = np.column_stack(
-        [pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64) for c in columns]
+        [
+            pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64) / scale
+            for c, scale in columns
+        ]
     )
     out: dict[str, Any] = {
         "customdata": matrix.astype(np.float32),
         "hovertemplate": "<br>".join(lines) + "<extra>%{fullData.name}</extra>",
     }
-    if texts:
-        out["text"] = [str(t) for t in _join(texts, "<br>").tolist()]
+    if other:
+        out["text"] = _other_text(frame, other).tolist()
     return out
