@@ -163,7 +163,8 @@ def estimate(
     memory_headroom: float = 1.0,
 ) -> dict[str, Any]:
     """The ``nas estimate --json`` object for ``workload`` on ``system`` (its device count).
-    Training plans fit when they need at most ``memory_headroom`` of device memory.
+    Plans (training and inference) fit when they need at most ``memory_headroom`` of device
+    memory.
 
     ``mode`` defaults to ``train`` for a :class:`TrainWorkload` and ``decode`` for an
     :class:`InferenceWorkload`; ``fixed`` pins plan fields, the planner picks the rest.
@@ -187,5 +188,12 @@ def estimate(
     from cost_models.inference.report import estimate_inference
 
     return estimate_inference(
-        arch, system, workload, plan, mode=infer_mode, fixed=fixed, serve=serve
+        arch,
+        system,
+        workload,
+        plan,
+        mode=infer_mode,
+        fixed=fixed,
+        serve=serve,
+        memory_headroom=memory_headroom,
     )

@@ -135,7 +135,7 @@ class Hardware(_Model):
         Literal["peak_flops", "memory_bandwidth", "memory_size", "link_bandwidth"],
         Annotated[float, Field(ge=-10, le=10)],
     ] = Field(default_factory=dict)
-    # Share of device memory a training plan may use: the planner's `fits` (and so the
+    # Share of device memory a training or serving plan may use: the planner's `fits` (and so the
     # constraint `fits: true`); the same setting and default as `nas estimate
     # --memory-headroom` (nas.explain.MEMORY_HEADROOM, where the choice is explained).
     memory_headroom: float = Field(default=MEMORY_HEADROOM, gt=0, le=1)

@@ -28,6 +28,9 @@ __all__ = [
 
 FfnActivation = Literal["gelu", "relu", "swiglu", "geglu"]
 NormKind = Literal["rmsnorm", "layernorm"]
+# Biases on the attention projections alone: none, on the q, k and v outputs (Qwen2), or on
+# q, k, v and the output projection (Llama-family ``attention_bias: true``).
+AttentionBias = Literal["none", "qkv", "qkvo"]
 GATED_ACTIVATIONS: frozenset[str] = frozenset({"swiglu", "geglu"})
 
 
@@ -95,6 +98,7 @@ class Architecture:
     tie_embeddings: bool = False
     norm: NormKind = "rmsnorm"
     bias: bool = False  # biases on every linear layer and norm (GPT-2/GPT-3 style)
+    attention_bias: AttentionBias = "none"  # biases on attention projections only (implied by bias)
     learned_positions: int = 0  # rows of a learned position table (GPT-2/3); 0 = RoPE
     mla: MLAConfig | None = None
     moe: MoEConfig | None = None
@@ -120,6 +124,12 @@ class Architecture:
             object.__setattr__(self, "head_dim", self.d_model // self.num_heads)
         _check_literal("ffn_activation", self.ffn_activation, FfnActivation)
         _check_literal("norm", self.norm, NormKind)
+        _check_literal("attention_bias", self.attention_bias, AttentionBias)
+        if self.mla is not None and self.attention_bias != "none":
+            raise SpecError(
+                f"attention_bias: {self.attention_bias!r} is not modelled with mla "
+                "(latent projections); allowed with mla: none"
+            )
         for flag in ("tie_embeddings", "bias"):
             if not isinstance(getattr(self, flag), bool):
                 raise SpecError(f"{flag}: must be true or false, got {getattr(self, flag)!r}")

@@ -67,6 +67,8 @@ class ArchBatch:
     tied: FloatArray
     norm_factor: FloatArray  # parameters per norm per channel: 1 RMSNorm, 2 LayerNorm
     bias: FloatArray
+    qkv_bias: FloatArray  # 1: biases on the q, k, v outputs (implied by ``bias``)
+    o_bias: FloatArray  # 1: a bias on the attention output projection (implied by ``bias``)
     learned_positions: FloatArray
     kv_lora_rank: FloatArray
     q_lora_rank: FloatArray
@@ -118,6 +120,8 @@ _DEFAULTS: dict[str, float] = {
     "tied": 0.0,
     "norm_factor": 1.0,
     "bias": 0.0,
+    "qkv_bias": 0.0,
+    "o_bias": 0.0,
     "learned_positions": 0.0,
     "kv_lora_rank": 0.0,
     "q_lora_rank": 0.0,
@@ -147,6 +151,8 @@ def _row(a: Architecture) -> dict[str, float]:
         "tied": float(a.tie_embeddings),
         "norm_factor": 2.0 if a.norm == "layernorm" else 1.0,
         "bias": float(a.bias),
+        "qkv_bias": float(a.attention_bias in ("qkv", "qkvo")),
+        "o_bias": float(a.attention_bias == "qkvo"),
         "learned_positions": a.learned_positions,
         "kv_lora_rank": mla.kv_lora_rank if mla else 0,
         "q_lora_rank": mla.q_lora_rank if mla else 0,
@@ -241,8 +247,12 @@ def _norm_and_bias_params(b: ArchBatch) -> FloatArray:
     norms = b.norm_factor * (
         d * (2 * b.num_layers + 1) + b.num_layers * (b.kv_lora_rank + b.q_lora_rank)
     )
-    out_widths = sum((m.n * m.stored for m in matmuls(b) if m.name != "router"), np.zeros_like(d))
-    return norms + b.bias * out_widths
+    widths = {m.name: m.n * m.stored for m in matmuls(b)}
+    out_widths = sum((w for name, w in widths.items() if name != "router"), np.zeros_like(d))
+    # attention-only biases (Qwen2: q, k, v; Llama attention_bias: q, k, v, o); GQA/MHA
+    # projections only (the architecture refuses them with MLA); counted once under ``bias``
+    attention = b.qkv_bias * (widths["attn_q"] + widths["attn_kv"]) + b.o_bias * widths["attn_o"]
+    return norms + np.where(b.bias > 0, out_widths, attention)
 
 
 def embedding_params(b: ArchBatch) -> FloatArray:

@@ -6,13 +6,18 @@ DeepseekV3Config, GPT2Config). No network access: only what is in the file is us
 
 Simplifications, all small against the parameter count and stated here once:
 
-* Qwen2 puts biases on the q/k/v projections only; the architecture's ``bias`` flag is all or
-  nothing, so those biases (``3 * d_model`` per layer, well under 0.1%) are dropped.
-* Llama-family ``attention_bias`` without ``mlp_bias`` (or the reverse) is dropped for the
-  same reason; both true sets ``bias``.
 * Qwen3's per-head QK RMSNorm weights (``2 * head_dim`` per layer) are not counted.
 * MLA models have no GQA head count of their own; ``num_kv_heads`` is set to ``num_heads``
   and ``head_dim`` to ``v_head_dim`` (the MLA dimensions drive every count).
+
+Biases, as each family's ``transformers`` modelling code places them (counted in parameters,
+and so in weight, gradient and optimizer memory and gradient traffic; a bias add's FLOPs
+are not counted, as for ``bias``): Qwen2 always has biases on the q, k and v projections and
+none on the output projection (``attention_bias: qkv``, whatever the config says); Llama,
+Qwen3 and Qwen3-MoE read ``attention_bias`` (q, k, v and output: ``qkvo``); Llama's
+``mlp_bias`` together with it sets ``bias`` (every linear layer); Mistral and Mixtral have no
+biases. Refused: Llama's ``mlp_bias`` without ``attention_bias``, and ``attention_bias`` on
+DeepSeek's MLA projections.
 
 Refused in one line, naming the field, because counts and costs would silently be wrong:
 an active sliding attention window (``sliding_window`` where the family uses it), a
@@ -85,7 +90,6 @@ def _dense_fields(cfg: Config, name: str) -> dict[str, Any]:
         "ffn_activation": _activation(cfg, "hidden_act", _GATED_ACT, "silu"),
         "tie_embeddings": bool(cfg.get("tie_word_embeddings", False)),
         "norm": "rmsnorm",
-        "bias": bool(cfg.get("attention_bias", False)) and bool(cfg.get("mlp_bias", False)),
     }
     head_dim = cfg.get("head_dim")
     out["head_dim"] = head_dim if head_dim is not None else 0
@@ -187,6 +191,43 @@ _FAMILIES: dict[str, Callable[[Config, str], dict[str, Any]]] = {
 }
 
 
+def _flag(cfg: Config, key: str) -> bool:
+    value = cfg.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise SpecError(f"{key}: must be true or false, got {value!r}")
+    return value
+
+
+def _bias_fields(cfg: Config, model_type: str) -> dict[str, Any]:
+    """``bias`` and ``attention_bias`` as the family's modelling code applies them (see the
+    module docstring); {} for families whose importer sets them itself (GPT-2)."""
+    if model_type == "qwen2":  # Qwen2Attention: q/k/v bias=True, o_proj bias=False
+        return {"bias": False, "attention_bias": "qkv"}
+    if model_type in ("mistral", "mixtral"):  # bias=False on every projection
+        return {"bias": False, "attention_bias": "none"}
+    attention = _flag(cfg, "attention_bias")
+    if model_type.startswith("deepseek"):
+        if attention:
+            raise SpecError(
+                "attention_bias: true: biases on the MLA projections are not modelled; set it "
+                "to false in a copy of the config to import the model without them"
+            )
+        return {"bias": False, "attention_bias": "none"}
+    if model_type != "llama":  # Qwen3, Qwen3-MoE: attention_bias on q, k, v, o; MLP unbiased
+        return {"bias": False, "attention_bias": "qkvo" if attention else "none"}
+    mlp = _flag(cfg, "mlp_bias")
+    if mlp and not attention:
+        raise SpecError(
+            "mlp_bias: true without attention_bias: biases on the MLP alone are not modelled; "
+            "set it to false in a copy of the config to import the model without them"
+        )
+    if mlp:
+        return {"bias": True, "attention_bias": "none"}  # every linear layer
+    return {"bias": False, "attention_bias": "qkvo" if attention else "none"}
+
+
 def _sliding_window_active(cfg: Config, model_type: str) -> bool:
     window = cfg.get("sliding_window")
     if window is None or window is False:
@@ -273,6 +314,8 @@ def architecture_from_hf_config(
     try:
         _refuse_unmodelled(cfg, str(model_type))
         fields = family(cfg, name or _default_name(cfg, path))
+        if model_type != "gpt2":
+            fields.update(_bias_fields(cfg, str(model_type)))
         fields["source"] = source or (
             f"Hugging Face config.json ({path})" if path else "Hugging Face config"
         )

@@ -27,6 +27,7 @@ __all__ = [
     "candidate_plans",
     "choose_plan",
     "evaluate_plans",
+    "fits_within",
     "max_batch_that_fits",
 ]
 
@@ -73,6 +74,16 @@ def evaluate_plans(
     )
 
 
+def fits_within(
+    r: InferenceArrays, system: System, memory_headroom: float = 1.0
+) -> npt.NDArray[np.bool_]:
+    """Plans whose memory per device is at most ``memory_headroom`` of device memory (1.0 =
+    all of it; ``nas estimate`` and experiments use ``nas.explain.MEMORY_HEADROOM``)."""
+    return np.asarray(
+        r.memory_per_device_bytes <= memory_headroom * system.device.memory_bytes, dtype=bool
+    )
+
+
 def choose_plan(
     arch: Architecture,
     system: System,
@@ -81,10 +92,11 @@ def choose_plan(
     mode: InferenceMode = "decode",
     fixed: Mapping[str, FixedValue] | None = None,
     serve: ServeOptions | None = None,
+    memory_headroom: float = 1.0,
 ) -> ParallelPlan:
-    """The fastest feasible plan that fits (by TTFT for ``prefill``, end-to-end latency for
-    ``decode``) among those agreeing with ``fixed``; if none fits, the one with the least
-    memory per device."""
+    """The fastest feasible plan that fits ``memory_headroom`` of device memory (by TTFT for
+    ``prefill``, end-to-end latency for ``decode``) among those agreeing with ``fixed``; if
+    none fits, the one with the least memory per device."""
     plans = candidate_plans(arch, system, fixed=fixed)
     if not plans:
         raise PlanError(
@@ -93,8 +105,9 @@ def choose_plan(
         )
     r = evaluate_plans(arch, system, workload, plans, serve=serve)
     time = r.ttft_s if mode == "prefill" else r.e2e_s
-    if r.fits.any():
-        best = int(np.argmin(np.where(r.fits, time, np.inf)))
+    fits = fits_within(r, system, memory_headroom)
+    if fits.any():
+        best = int(np.argmin(np.where(fits, time, np.inf)))
     else:
         best = int(np.argmin(r.memory_per_device_bytes))
     return plans[best]
@@ -106,16 +119,17 @@ def max_batch_that_fits(
     workload: InferenceWorkload,
     plan: ParallelPlan,
     serve: ServeOptions | None = None,
+    memory_headroom: float = 1.0,
 ) -> int:
     """The largest batch (sequences of ``prompt_len + gen_len`` tokens) whose memory per
-    device fits; 0 if not even one sequence fits. Memory is affine in the per-replica batch,
+    device fits ``memory_headroom`` of device memory; 0 if not even one sequence fits. Memory is affine in the per-replica batch,
     so the bound is solved exactly and then checked."""
     check_serve_plan(arch, system, plan)
     probe = evaluate_plans(
         arch, system, workload, [plan, plan], batch=np.array([1, 2]) * plan.dp, serve=serve
     )
     m1, m2 = probe.memory_per_device_bytes
-    cap = system.device.memory_bytes
+    cap = memory_headroom * system.device.memory_bytes
     if m1 > cap:
         return 0
     slope = m2 - m1
@@ -125,7 +139,7 @@ def max_batch_that_fits(
     check = evaluate_plans(
         arch, system, workload, [plan] * 3, batch=np.maximum(trial, plan.dp), serve=serve
     )
-    fits = check.fits
+    fits = fits_within(check, system, memory_headroom)
     if not fits[1]:
         per_replica -= 1
     elif fits[2] and per_replica < _MAX_BATCH:

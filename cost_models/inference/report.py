@@ -21,6 +21,7 @@ from cost_models.inference.planner import (
     InferenceMode,
     choose_plan,
     evaluate_plans,
+    fits_within,
     max_batch_that_fits,
 )
 from cost_models.options import ServeOptions
@@ -46,8 +47,11 @@ def estimate_inference(
     mode: InferenceMode = "decode",
     fixed: Mapping[str, FixedValue] | None = None,
     serve: ServeOptions | None = None,
+    memory_headroom: float = 1.0,
 ) -> dict[str, Any]:
     """The ``nas estimate --mode prefill|decode`` JSON object (see the module docstring).
+    ``fits``, the planner's choice and ``max_batch`` keep within ``memory_headroom`` of device
+    memory.
 
     ``time_breakdown_s`` is the prefill breakdown (sums to ``ttft_s``) for ``mode="prefill"``
     and the decode-step breakdown (sums to ``tpot_s``) for ``mode="decode"``; both are also
@@ -57,7 +61,15 @@ def estimate_inference(
     if mode not in ("prefill", "decode"):
         raise PlanError(f"mode: must be prefill or decode for inference; got {mode!r}")
     if plan is None:
-        plan = choose_plan(arch, system, workload, mode=mode, fixed=fixed, serve=serve)
+        plan = choose_plan(
+            arch,
+            system,
+            workload,
+            mode=mode,
+            fixed=fixed,
+            serve=serve,
+            memory_headroom=memory_headroom,
+        )
     check_serve_plan(arch, system, plan)
     engine = serve or ServeOptions()
     r = evaluate_plans(arch, system, workload, [plan], serve=engine)
@@ -78,8 +90,11 @@ def estimate_inference(
         "kv_cache_bytes_per_token": float(kv_cache_bytes_per_token(b, dtype=workload.kv_dtype)[0]),
         "memory_per_device_bytes": float(r.memory_per_device_bytes[0]),
         "device_memory_bytes": system.device.memory_bytes,
-        "fits": bool(r.fits[0]),
-        "max_batch": max_batch_that_fits(arch, system, workload, plan, serve=engine),
+        "memory_headroom": memory_headroom,
+        "fits": bool(fits_within(r, system, memory_headroom)[0]),
+        "max_batch": max_batch_that_fits(
+            arch, system, workload, plan, serve=engine, memory_headroom=memory_headroom
+        ),
         "plan": {"tp": plan.tp, "pp": plan.pp, "dp": plan.dp, "ep": plan.ep},
         "workload": {
             "batch": workload.batch,

@@ -13,8 +13,9 @@ from cost_models.plan import DEFAULT_BATCH, DEFAULT_GEN_LEN, DEFAULT_PROMPT_LEN
 from cost_models.stacks import DEFAULT_SERVE_STACK, DEFAULT_TRAIN_STACK, stack_names
 from nas.cli._common import UserError, console, print_json
 from nas.cli.app import app
-from nas.cli.estimate_explain import batch_note, gib_and_gb, nothing_fits, why_this_plan
+from nas.cli.estimate_explain import batch_note, nothing_fits, why_this_plan
 from nas.explain import MEMORY_HEADROOM
+from nas.units import format_metric, format_value, gib_and_gb
 
 STACK_HELP = ", ".join(f"{n}" for n in stack_names())
 
@@ -44,21 +45,12 @@ class DtypeOpt(str, Enum):
 
 
 def _fmt(key: str, value: Any) -> str:
+    """One figure of the estimate in human units (:mod:`nas.units`); memory in GiB and GB."""
     if isinstance(value, bool):
         return "yes" if value else "NO"
-    if not isinstance(value, (int, float)):
-        return str(value)
-    if key.endswith("per_s") or key.endswith("per_s_per_device"):
-        return f"{value:,.0f}"
-    if key.endswith("_bytes"):
+    if key.endswith("_bytes") and isinstance(value, (int, float)):
         return gib_and_gb(value)
-    if key.endswith("_s"):
-        return f"{value:,.3f} s" if value >= 1 else f"{value * 1e3:,.3f} ms"
-    if key in ("mfu", "hfu"):
-        return f"{value:.1%}"
-    if key.endswith("flops_per_token"):
-        return f"{value / 1e9:,.2f} GFLOP"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.4g}"
+    return format_metric(key, value)
 
 
 def _breakdown(title: str, parts: dict[str, float], unit_key: str) -> Table:
@@ -112,13 +104,13 @@ def render(result: dict[str, Any]) -> None:
     ops = result.get("ops_per_microbatch", [])
     if ops:
         table = Table(title="ops of one micro-batch on the slowest stage (per device)")
-        for col in ("op", "kind", "fwd GFLOP", "forward", "backward"):
+        for col in ("op", "kind", "forward FLOPs", "forward", "backward"):
             table.add_column(col, justify="left" if col in ("op", "kind") else "right")
         for op in sorted(ops, key=lambda o: -(o["forward_s"] + o["backward_s"])):
             table.add_row(
                 op["name"],
                 op["kind"],
-                f"{op['forward_flops'] / 1e9:,.1f}",
+                format_value(op["forward_flops"], "flops"),
                 _fmt("x_s", op["forward_s"]),
                 _fmt("x_s", op["backward_s"]),
             )
@@ -216,7 +208,8 @@ def estimate_cmd(
     memory_headroom: Annotated[
         float,
         typer.Option(
-            "--memory-headroom", help="Train: share of device memory a plan may use (0 < x <= 1)."
+            "--memory-headroom",
+            help="Share of device memory a plan may use, training and serving (0 < x <= 1).",
         ),
     ] = MEMORY_HEADROOM,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -300,7 +293,16 @@ def estimate_cmd(
         if extra:
             raise PlanError(f"--{extra[0].replace('_', '-')}: only for --mode train")
         # degrees not given are chosen by the inference planner among those that fit
-        result = estimate(arch, system, workload, None, fixed, mode=mode.value, serve=serve)
+        result = estimate(
+            arch,
+            system,
+            workload,
+            None,
+            fixed,
+            mode=mode.value,
+            serve=serve,
+            memory_headroom=memory_headroom,
+        )
     result = {**result, "stack": used.name}
     if as_json:
         print_json(result)

@@ -8,13 +8,9 @@ from typing import Any
 from rich.table import Table
 
 from nas.cli._common import console
+from nas.units import format_value, gib_and_gb
 
 _PLAN_COLUMNS = ("tp", "pp", "dp", "ep", "cp", "vpp", "micro_batch", "zero", "recompute")
-
-
-def gib_and_gb(value_bytes: float) -> str:
-    """Bytes in binary and decimal units, so "80 GB" and "74.51 GiB" read as the same."""
-    return f"{value_bytes / 2**30:,.2f} GiB ({value_bytes / 1e9:,.1f} GB)"
 
 
 def _plan_text(plan: dict[str, Any]) -> str:
@@ -63,12 +59,12 @@ def why_this_plan(result: dict[str, Any]) -> None:
         table.add_row(
             str(i),
             _plan_text(row["plan"]),
-            f"{row['step_time_s']:,.3f} s",
+            format_value(row["step_time_s"], "seconds", digits=4),
             f"+{row['step_time_s'] / best_s - 1:.2%}" if i > 1 else "",
             f"{row['memory_per_device_bytes'] / 2**30:,.1f} GiB "
             f"({row['memory_per_device_bytes'] / device:.0%})",
-            f"{row['pp_bubble_s']:,.3f} s",
-            f"{row['comm_s']:,.3f} s",
+            format_value(row["pp_bubble_s"], "seconds"),
+            format_value(row["comm_s"], "seconds"),
             "yes" if row["fits"] else "NO",
         )
     console.print(table)

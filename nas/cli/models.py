@@ -11,6 +11,7 @@ from rich.table import Table
 
 from nas.cli._common import JsonFlag, UserError, console, print_json
 from nas.cli.app import app
+from nas.units import format_metric
 
 models_app = typer.Typer(
     help="Reference models: list them, show one's counts.", no_args_is_help=True
@@ -20,13 +21,9 @@ app.add_typer(models_app, name="models")
 app.add_typer(spaces_app, name="spaces")
 
 
-def _billions(value: float) -> str:
-    return f"{value / 1e9:,.2f}B"
-
-
 @models_app.command("list")
 def models_list(json_out: JsonFlag = False) -> None:
-    """Table of the reference models (parameters in billions; --json: counts as numbers)."""
+    """Table of the reference models (parameters in human units; --json: counts as numbers)."""
     from search_spaces.catalogue import list_models, load_model, model_summary
 
     keys = ("type", "params_total", "params_active", "num_layers", "d_model", "source")
@@ -44,8 +41,8 @@ def models_list(json_out: JsonFlag = False) -> None:
         table.add_row(
             r["name"],
             r["type"],
-            _billions(r["params_total"]),
-            _billions(r["params_active"]),
+            format_metric("params_total", r["params_total"]),
+            format_metric("params_active", r["params_active"]),
             str(r["num_layers"]),
             str(r["d_model"]),
             r["source"],
@@ -82,15 +79,15 @@ def models_show(
 
 
 def _format(key: str, value: Any) -> str:
-    if key.startswith("params_") and isinstance(value, (int, float)):
-        return f"{value:,.0f} ({_billions(value)})"
-    if key == "flops_per_token":
-        return f"{value:,.4g}"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"{value:,}"
+    """Exact counts with their human form (:mod:`nas.units`) beside them."""
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items())
-    return str(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    human = format_metric(key, value)
+    if key.startswith("params_") or key.endswith("_bytes_per_token"):
+        return f"{value:,.0f} ({human})"
+    return human if key == "flops_per_token" else f"{value:,}"
 
 
 def _parse_override(text: str | None) -> dict[str, Any] | None:
@@ -205,6 +202,10 @@ def spaces_sample(
     table.add_row("d_ff", *(str(a.d_ff) for a in archs))
     if space.searched().keys() & {"num_experts", "granularity"}:
         table.add_row("d_expert", *(str(a.moe.d_expert) if a.moe else "-" for a in archs))
-    table.add_row("params total", *(_billions(s["params_total"]) for s in summaries))
-    table.add_row("params active", *(_billions(s["params_active"]) for s in summaries))
+    table.add_row(
+        "params total", *(format_metric("params_total", s["params_total"]) for s in summaries)
+    )
+    table.add_row(
+        "params active", *(format_metric("params_active", s["params_active"]) for s in summaries)
+    )
     console.print(table)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from nas.cli._common import JsonFlag, UserError, console, more_note, print_json
 from nas.cli.app import app
+from nas.units import format_metric
 
 runs_app = typer.Typer(
     help="Run directories: list them, show a run's Pareto front.", no_args_is_help=True
@@ -75,7 +76,7 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     best = summary.get("best")
     for metric, entry in (best if isinstance(best, dict) else {}).items():
         value = entry.get("value") if isinstance(entry, dict) else None
-        shown = f"{value:.6g}" if isinstance(value, (int, float)) else "-"
+        shown = format_metric(metric, value) if isinstance(value, (int, float)) else "-"
         number = entry.get("number", "?") if isinstance(entry, dict) else "?"
         console.print(f"  best {metric}: {shown} (trial {number})")
     if summary.get("failed"):
@@ -321,13 +322,12 @@ def runs_show(
     headers[0] = "#"
     table = Table(*headers, title=f"{summary.get('name', run_dir.name)}: Pareto front")
     for _, row in front.head(limit).iterrows():
-        table.add_row(*(_cell(row.get(c)) for c in columns))
+        table.add_row(*(_cell(c, row.get(c)) for c in columns))
     console.print(table)
     more_note(min(limit, len(front)), len(front), what="front rows", flag="--limit or --json")
     _print_summary(summary, run_dir)
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return "-" if not math.isfinite(value) else f"{value:.4g}"
-    return str(value)
+def _cell(column: str, value: Any) -> str:
+    """A front cell in human units by its column's name (``params_total`` -> ``370 M params``)."""
+    return format_metric(column, value)

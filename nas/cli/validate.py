@@ -13,6 +13,7 @@ from rich.table import Table
 
 from nas.cli._common import console, print_json
 from nas.cli.app import app
+from nas.units import format_number, format_value
 
 
 class KindOpt(str, Enum):
@@ -44,9 +45,12 @@ VALIDATORS: dict[str, Callable[[], list[dict[str, Any]]]] = {
 
 
 def _fmt(value: float, unit: str) -> str:
+    """A measured or predicted figure with its unit (:mod:`nas.units`; GiB rows as published)."""
     if unit == "s":
-        return f"{value * 1e3:,.2f} ms"
-    return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+        return format_value(value, "seconds")
+    if unit == "tok/s":
+        return format_value(value, "rate", unit="tokens/s")
+    return f"{format_number(value)} {unit}".strip()
 
 
 HEADLINE_METHOD = (
@@ -130,7 +134,7 @@ def validate_cmd(
             r.get("source", ""),
             r.get("model", ""),
             r.get("hardware", ""),
-            f"{r.get('metric', '')} ({unit})",
+            str(r.get("metric", "")),
             _fmt(r["measured"], unit),
             _fmt(r["predicted"], unit),
             f"[{colour}]{err:+.1%}",

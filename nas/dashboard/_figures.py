@@ -17,8 +17,10 @@ PALETTE = qualitative.Plotly
 FADED_OPACITY = 0.25
 INFEASIBLE_COLOUR = "#9e9e9e"  # grey crosses: broke a constraint, never on the front
 REFERENCE_COLOUR = "#111111"  # black stars: catalogue models, not a system of the run
-# label positions cycled along x so neighbouring reference labels do not sit on each other
-_LABEL_POSITIONS = ("top center", "bottom center", "middle right", "middle left")
+# Reference labels are placed by the page script (nas.dashboard._html, placeLabels) from the
+# text's measured size, clear of each other and of the stars, after every axis change; the
+# traces carry this meta so the script finds them.
+REFERENCE_META = "reference-labels"
 # 3-D scatter is WebGL whatever its size; past a few thousand faded points it is a cloud that
 # costs seconds to draw in software rendering, so dominated trials are sampled beyond this.
 MAX_3D_DOMINATED = 4000
@@ -126,18 +128,16 @@ def _reference_traces(data: Dataset, x: str, y: str, axes: AxisData | None) -> l
     for group, sub in refs.groupby("group", sort=False):
         i = groups.index(str(group)) if group in groups else len(out)
         sub = sub.sort_values(x)
-        positions = [_LABEL_POSITIONS[k % len(_LABEL_POSITIONS)] for k in range(len(sub))]
         out.append(
             go.Scatter(
                 x=sub[x],
                 y=sub[y],
-                mode="markers+text",
+                mode="markers",
+                meta=REFERENCE_META,
                 name=(f"{group}: references" if len(groups) > 1 else "reference models")
                 + " (same workload and budget)",
                 legendgroup=str(group),
-                text=sub["name"].astype(str),
-                textposition=positions,
-                textfont={"size": 11, "color": REFERENCE_COLOUR},
+                text=sub["name"].astype(str),  # the labels the page script places
                 marker={
                     "symbol": "star",
                     "size": 14,

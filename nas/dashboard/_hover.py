@@ -8,51 +8,21 @@ import numpy as np
 import pandas as pd
 
 from nas.dashboard._data import ARCH_FIELDS, Objective, param_columns, plan_columns
+from nas.units import axis_scale, format_metric, format_number, kind_of
 
 _LABELS = dict(ARCH_FIELDS)
 
 
-def fmt(value: object) -> str:
-    """A short display form: integers plain, floats to 4 significant digits."""
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value)).lower()
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if not np.isfinite(v):
-            return "-"
-        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"
-    return "-" if value is None else str(value)
-
-
-# Hardware figures shown on hover when the record has them: (column, label, d3 format with
-# unit). "~s" is d3-format's SI prefix without trailing zeros: 8030261248 -> "8.03G"; bytes
-# are decimal (GB, as device datasheets give them), not GiB.
+# Hardware figures shown on hover when the record has them: (column, label). Their text
+# comes from nas.units (the CLI's formatter): "8.03 B params", "72.1 GB" (decimal), "1.2 ms".
 HARDWARE_FIELDS = (
-    ("step_time_s", "step", ":.3~s", "s"),
-    ("prefill_ttft_s", "TTFT", ":.3~s", "s"),
-    ("decode_tpot_s", "TPOT", ":.3~s", "s"),
-    ("memory_per_device_bytes", "memory/device", ":.3~s", "B"),
-    ("mfu", "MFU", ":.1%", ""),
-    ("tokens", "tokens", ":.3~s", ""),
+    ("step_time_s", "step"),
+    ("prefill_ttft_s", "TTFT"),
+    ("decode_tpot_s", "TPOT"),
+    ("memory_per_device_bytes", "memory/device"),
+    ("mfu", "MFU"),
+    ("tokens", "tokens"),
 )
-_SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"))
-
-
-def human(value: object, unit: str = "") -> str:
-    """A number with an SI prefix and its unit, as the hover templates print it (3 digits)."""
-    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
-        return fmt(value)
-    v = float(value)
-    if not np.isfinite(v):
-        return "-"
-    if unit == "%":
-        return f"{v:.1%}"
-    for scale, prefix in _SI:
-        if abs(v) >= scale:
-            return f"{v / scale:.3g}{prefix}{unit}"
-    return f"{v:.3g}{unit}"
 
 
 _PLAN_LABELS = {"sequence_parallel": "sp", "micro_batch": "mb", "global_batch": "gb"}
@@ -87,7 +57,23 @@ def _join_rows(cells: list[str], per_line: int = 4) -> list[str]:
 
 
 def _column_text(frame: pd.DataFrame, col: str) -> pd.Series:
-    return frame[col].map(fmt).astype(str)
+    return frame[col].map(format_number).astype(str)
+
+
+def _metric_text(frame: pd.DataFrame, col: str) -> pd.Series:
+    return frame[col].map(lambda v: format_metric(col, v)).astype(str)
+
+
+def _figures_text(frame: pd.DataFrame, objectives: tuple[Objective, ...]) -> list[pd.Series]:
+    """The objectives line and the hardware line (those not objectives), in human units."""
+    names = {o.name for o in objectives}
+    objs = [o.name + " " + _metric_text(frame, o.name) for o in objectives if o.name in frame]
+    hw = [
+        label + " " + _metric_text(frame, col)
+        for col, label in HARDWARE_FIELDS
+        if col in frame and col not in names
+    ]
+    return [_join(part, " · ") for part in (objs, hw) if part]
 
 
 def _other_text(frame: pd.DataFrame, other: list[tuple[str, str]]) -> pd.Series:
@@ -121,31 +107,34 @@ def hover_text(
         lines.append(_other_text(frame, other))
     if plan:
         lines.append("plan: " + _join([lb + " " + _column_text(frame, c) for lb, c in plan], " "))
-    objs = [
-        o.name + " " + frame[o.name].map(human).astype(str) for o in objectives if o.name in frame
-    ]
-    if objs:
-        lines.append(_join(objs, " · "))
-    hw = [
-        label + " " + frame[col].map(lambda v, u=unit or ("%" if "%" in spec else ""): human(v, u))
-        for col, label, spec, unit in HARDWARE_FIELDS
-        if col in frame and col not in {o.name for o in objectives}
-    ]
-    if hw:
-        lines.append(_join([s.astype(str) for s in hw], " · "))
+    lines += _figures_text(frame, objectives)
     return [str(t) for t in _join(lines, "<br>").tolist()]
 
 
 def hover_data(frame: pd.DataFrame, objectives: tuple[Objective, ...]) -> dict[str, Any]:
-    """Trace keywords giving the label of :func:`hover_text`, compact for large traces:
+    """Trace keywords giving the label of :func:`hover_text`, compact for large traces: the
     numbers travel as one float32 ``customdata`` matrix (base64 in the page, several times
-    smaller than text and faster to parse), the non-numeric fields as a short ``text``."""
+    smaller than text and faster to parse), the non-numeric fields as a short ``text``. The
+    objectives and hardware figures are printed by plotly with the unit nas.units picks for
+    the whole column (``axis_scale``: ``GB``, ``ms``, ``B params``) to 3 significant digits,
+    so a 20,000-trial page carries no per-point strings for them."""
     arch, plan, other = _fields(frame)
-    columns = ["trial"]
+    columns: list[tuple[str, float]] = [("trial", 1.0)]
 
-    def slot(col: str, spec: str = "") -> str:
-        columns.append(col)
+    def slot(col: str, spec: str = "", scale: float = 1.0) -> str:
+        columns.append((col, scale))
         return f"%{{customdata[{len(columns) - 1}]{spec}}}"
+
+    def figure(col: str) -> str:
+        kind = kind_of(col)
+        if kind == "number":
+            return slot(col, ":.4~g")
+        high = float(pd.to_numeric(frame[col], errors="coerce").abs().max())
+        count = ("params" if col.startswith("params") else "tokens") if kind == "count" else ""
+        scale, unit = axis_scale(high, kind, unit=count)
+        if kind == "rate" and "tokens" in col:
+            unit = f"{unit} tokens/s".strip()
+        return slot(col, ":.3~g", scale) + (f" {unit}" if unit and unit != "%" else unit)
 
     lines = ["<b>trial %{customdata[0]}</b>"]
     lines += _join_rows([f"{label} {slot(col)}" for label, col in arch])
@@ -153,19 +142,19 @@ def hover_data(frame: pd.DataFrame, objectives: tuple[Objective, ...]) -> dict[s
         lines.append("%{text}")
     if plan:
         lines.append("plan: " + " ".join(f"{label} {slot(col)}" for label, col in plan))
-    objs = [f"{o.name} {slot(o.name, ':.4~s')}" for o in objectives if o.name in frame.columns]
-    if objs:
-        lines.append(" · ".join(objs))
     names = {o.name for o in objectives}
+    objs = [f"{o.name} {figure(o.name)}" for o in objectives if o.name in frame.columns]
     hw = [
-        f"{label} {slot(col, spec)}{unit}"
-        for col, label, spec, unit in HARDWARE_FIELDS
+        f"{label} {figure(col)}"
+        for col, label in HARDWARE_FIELDS
         if col in frame.columns and col not in names
     ]
-    if hw:
-        lines.append(" · ".join(hw))
+    lines += [" · ".join(part) for part in (objs, hw) if part]
     matrix = np.column_stack(
-        [pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64) for c in columns]
+        [
+            pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64) / scale
+            for c, scale in columns
+        ]
     )
     out: dict[str, Any] = {
         "customdata": matrix.astype(np.float32),

@@ -12,7 +12,7 @@ import plotly.io as pio
 
 from nas.dashboard._data import Dataset, axis_options, breakdown_families
 from nas.dashboard._figures import MAX_3D_DOMINATED, pareto_2d, pareto_3d, system_fronts
-from nas.dashboard._hover import fmt
+from nas.dashboard._labels import LABEL_SCRIPT
 from nas.dashboard._panels import (
     breakdown_bars,
     front_table,
@@ -20,6 +20,7 @@ from nas.dashboard._panels import (
     parallel_coordinates,
     parcoords_rows,
 )
+from nas.units import format_metric, format_value
 
 # Above this many trials the scatter panels use WebGL (Scattergl): SVG slows down past a few
 # thousand markers (plotly.js docs, "WebGL vs SVG").
@@ -156,7 +157,7 @@ def _budget(data: Dataset) -> str:
     if workload.get("budget_gpu_hours"):
         return f"{float(workload['budget_gpu_hours']):,.0f} GPU-hours"
     if workload.get("tokens"):
-        return f"{float(workload['tokens']):.3g} training tokens"
+        return format_value(float(workload["tokens"]), "count", unit="training tokens")
     return f"{workload.get('mode', 'the run')} workload"
 
 
@@ -223,7 +224,10 @@ def build_panels(data: Dataset) -> tuple[list[Panel], dict[str, Any]]:
     return panels, axis_json
 
 
-_SUMMARY_SKIP = {"name", "front_size"}  # shown already (front size is recomputed per system)
+# summary.json entries said once elsewhere in the header: the run's name is the heading,
+# the front size is recomputed per system, the trial counts make one "trials" line
+_SUMMARY_SKIP = {"name", "front_size", "trials", "complete", "failed", "pruned", "feasible"}
+_TRIAL_COUNTS = ("failed", "pruned", "feasible")
 
 
 def _breakdown_panels(data: Dataset) -> list[Panel]:
@@ -248,27 +252,42 @@ def _breakdown_panels(data: Dataset) -> list[Panel]:
     return panels
 
 
+def _trial_counts(run: Any, complete: int) -> str:
+    """ "N complete (F failed, P pruned, E feasible)" from the run's summary.json."""
+    counts = [f"{run.summary[k]} {k}" for k in _TRIAL_COUNTS if k in run.summary]
+    return f"{complete} complete" + (f" ({', '.join(counts)})" if counts else "")
+
+
 def _summary(data: Dataset) -> str:
+    """The header's facts, each once: the heading names the run(s), so they are not
+    repeated here; summary.json's trial counts form one line with the trials shown."""
+    several = len(data.runs) > 1
     items: list[tuple[str, str]] = [
-        ("runs", ", ".join(r.name for r in data.runs)),
         ("objectives", ", ".join(f"{o.name} ({o.direction})" for o in data.objectives)),
-        ("trials (complete)", str(len(data.trials))),
+    ]
+    if several:
+        per_run = data.trials.groupby("run").size() if "run" in data.trials else None
+        for run in data.runs:
+            shown = int(per_run.get(run.name, 0)) if per_run is not None else len(data.trials)
+            items.append((f"trials of {run.name}", _trial_counts(run, shown)))
+    else:
+        items.append(("trials", _trial_counts(data.runs[0], len(data.trials))))
+    items.append(
         (
             "front size" + (" (sum of per-system fronts)" if len(data.groups) > 1 else ""),
             str(int(data.trials["on_front"].sum())),
-        ),
-    ]
+        )
+    )
     if len(data.groups) > 1:
         items.append(("systems", ", ".join(data.groups)))
     for run in data.runs:
         for key, value in run.summary.items():
             if isinstance(value, (int, float, str)) and key not in _SUMMARY_SKIP:
-                label = f"{key} (summary.json)"
-                items.append((f"{run.name}: {label}" if len(data.runs) > 1 else label, fmt(value)))
+                items.append((f"{key} ({run.name})" if several else key, format_metric(key, value)))
     if len(data.trials) == 0:
         items.append(("note", "no completed trials yet: the panels are empty"))
     rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in items)
-    return f'<dl class="summary">{rows}</dl>'
+    return f'<dl class="summary" id="summary">{rows}</dl>'
 
 
 def render_page(data: Dataset, *, title: str) -> str:
@@ -310,5 +329,5 @@ def render_page(data: Dataset, *, title: str) -> str:
             parts.append(panel.body)
         parts.append("</section>")
     parts.append(_json_script("axis-data", axis_json))
-    parts.append(f"<script>{_SCRIPT}</script></body></html>")
+    parts.append(f"<script>{_SCRIPT}{LABEL_SCRIPT}</script></body></html>")
     return "".join(parts)

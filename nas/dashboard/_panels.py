@@ -12,9 +12,10 @@ import plotly.graph_objects as go
 
 from nas.dashboard._data import Dataset, param_columns, plan_columns
 from nas.dashboard._figures import axis_title, colour
-from nas.dashboard._hover import fmt, hover_text
+from nas.dashboard._hover import hover_text
 from nas.dashboard._hv import HypervolumeHistory, hypervolume_history
 from nas.search.pareto import normalise, to_minimisation
+from nas.units import Kind, axis_scale, axis_ticks, format_number, kind_of
 
 __all__ = [
     "breakdown_bars",
@@ -34,23 +35,48 @@ MAX_PARCOORDS_LINES = 500
 REFERENCE = 1.1  # hypervolume reference point in normalised objectives (10% beyond the worst)
 
 
+MAX_AXIS_TICKS = 6  # labelled values per parallel-coordinates axis (more collide at 480 px)
+
+
 def _dimension(frame: pd.DataFrame, col: str, label: str) -> dict[str, Any] | None:
+    """One parallel-coordinates axis: a few round ticks labelled by :mod:`nas.units`, the
+    values scaled to the axis unit named in the label (``params_total (B params)``) so the
+    range labels at both ends stay short; categories label at most ``MAX_AXIS_TICKS``."""
     series = frame[col]
     if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
         cats = sorted(series.astype(str).unique())
         if len(cats) < 2:
             return None
         codes = series.astype(str).map({c: i for i, c in enumerate(cats)})
+        every = -(-len(cats) // MAX_AXIS_TICKS)  # ceil: label every n-th category
+        shown = list(range(0, len(cats), every))
         return {
             "label": label,
             "values": codes,
-            "tickvals": list(range(len(cats))),
-            "ticktext": cats,
+            "tickvals": shown,
+            "ticktext": [cats[i][:12] for i in shown],
         }
     values = pd.to_numeric(series, errors="coerce")
     if values.nunique(dropna=True) < 2:
         return None
-    return {"label": label, "values": values}
+    low, high = float(values.min()), float(values.max())
+    kind = kind_of(col)
+    scale, unit = axis_scale(max(abs(low), abs(high)), kind, unit=_count_unit(col, kind))
+    ticks, text = axis_ticks(low / scale, high / scale, max_ticks=MAX_AXIS_TICKS)
+    return {
+        "label": f"{label} ({unit})" if unit else label,
+        "values": values / scale,
+        "range": [low / scale, high / scale],
+        "tickvals": ticks,
+        "ticktext": text,
+        "tickformat": ".3~g",  # the range labels at both ends: 3 significant digits
+    }
+
+
+def _count_unit(col: str, kind: Kind) -> str:
+    if kind != "count":
+        return ""
+    return "params" if col.startswith("params") else "tokens"
 
 
 def parcoords_rows(data: Dataset, *, limit: int = MAX_PARCOORDS_LINES) -> pd.DataFrame:
@@ -80,7 +106,11 @@ def parallel_coordinates(data: Dataset) -> go.Figure | None:
         d = _dimension(trials, "group", "system")
         if d is not None:
             dims.append(d)
-    dims += [{"label": o.name, "values": trials[o.name]} for o in data.objectives]
+    # objectives always get an axis (a constant one too, as the colour scale names them)
+    dims += [
+        _dimension(trials, o.name, o.name) or {"label": o.name, "values": trials[o.name]}
+        for o in data.objectives
+    ]
     if len(dims) < 2:
         return None
     first = data.objectives[0]
@@ -320,7 +350,7 @@ def front_table(data: Dataset) -> str:
     head = "".join(f"<th>{html.escape(label)}</th>" for label, _ in columns)
     rows = []
     for rec in front[[c for _, c in columns]].itertuples(index=False):
-        cells = "".join(f"<td>{html.escape(fmt(v))}</td>" for v in rec)
+        cells = "".join(f"<td>{html.escape(format_number(v))}</td>" for v in rec)
         rows.append(f"<tr>{cells}</tr>")
     return (
         f'<table id="front-table" class="sortable"><thead><tr>{head}</tr></thead>'

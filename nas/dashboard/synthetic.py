@@ -127,7 +127,17 @@ def write_synthetic_run(
         "search": {"backend": "synthetic", "trials": n_trials, "seed": seed},
     }
     (run_dir / "experiment.yaml").write_text(yaml.safe_dump(experiment, sort_keys=False))
-    summary = {"name": run_dir.name, "n_trials": len(trials), "objectives": directions}
+    complete = trials["state"] == "COMPLETE"
+    summary = {  # the keys of a real run's summary.json (nas.runs)
+        "name": run_dir.name,
+        "backend": "synthetic",
+        "trials": len(trials),
+        "complete": int(complete.sum()),
+        "failed": int((~complete).sum()),
+        "pruned": 0,
+        "feasible": int((complete & trials["feasible"]).sum()),
+        "objectives": directions,
+    }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     trials.head(10).to_csv(run_dir / "pareto.csv", index=False)  # content unused by the dashboard
     return run_dir

@@ -63,9 +63,10 @@ class Attention(nn.Module):
         super().__init__()
         self.h, self.kv, self.hd = arch.num_heads, arch.num_kv_heads, arch.head_dim
         d = arch.d_model
-        self.q = nn.Linear(d, self.h * self.hd, bias=arch.bias)
-        self.kv_proj = nn.Linear(d, 2 * self.kv * self.hd, bias=arch.bias)
-        self.o = nn.Linear(self.h * self.hd, d, bias=arch.bias)
+        qkv_bias = arch.bias or arch.attention_bias in ("qkv", "qkvo")
+        self.q = nn.Linear(d, self.h * self.hd, bias=qkv_bias)
+        self.kv_proj = nn.Linear(d, 2 * self.kv * self.hd, bias=qkv_bias)
+        self.o = nn.Linear(self.h * self.hd, d, bias=arch.bias or arch.attention_bias == "qkvo")
         self.rope = arch.learned_positions == 0
 
     def forward(self, x: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:

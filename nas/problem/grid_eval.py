@@ -170,6 +170,7 @@ def _train_columns(cost: Any, plans: PlanBatch) -> dict[str, FloatArray]:
 
 def _serve_chunk(experiment: Experiment, b: ArchBatch, system: System) -> dict[str, Any]:
     from cost_models.inference.cost import inference_arrays
+    from cost_models.inference.planner import fits_within
 
     wl = experiment.workload
     assert isinstance(wl, ServeWorkload)
@@ -192,7 +193,8 @@ def _serve_chunk(experiment: Experiment, b: ArchBatch, system: System) -> dict[s
             kv_dtype=wl.kv_dtype,
             serve=engine,
         )
-        key = np.where(_valid(b, p, ep), r.tpot_s + np.where(r.fits, 0.0, 1e12), np.inf)
+        fits = fits_within(r, system, experiment.hardware.memory_headroom)
+        key = np.where(_valid(b, p, ep), r.tpot_s + np.where(fits, 0.0, 1e12), np.inf)
         better = key < key_best
         key_best = np.where(better, key, key_best)
         cols: dict[str, Any] = {
@@ -202,7 +204,7 @@ def _serve_chunk(experiment: Experiment, b: ArchBatch, system: System) -> dict[s
             "tokens_per_s": r.tokens_per_s,
             "kv_cache_bytes": r.kv_cache_bytes,
             "memory_per_device_bytes": r.memory_per_device_bytes,
-            "fits": r.fits.astype(np.float64),
+            "fits": fits.astype(np.float64),
         }
         for name in ("tp", "pp", "dp"):
             cols[f"plan_{name}"] = np.full(len(b), float(p[name]))

@@ -171,7 +171,12 @@ def _estimate(
             raise ValueError(f"plan: tp*pp ({tp * pp}) must divide {system.num_devices} devices")
         dp = system.num_devices // (tp * pp)
         plan = ParallelPlan(tp=tp, pp=pp, dp=dp, ep=degrees.get("ep", 1), global_batch=dp)
-        return dict(estimate(arch, system, workload, plan=plan, serve=_serve(software)))
+        return dict(
+            estimate(
+                arch, system, workload, plan=plan, serve=_serve(software),
+                memory_headroom=memory_headroom,
+            )
+        )  # fmt: skip
     train = software if isinstance(software, TrainOptions) else None
     return dict(
         estimate(

@@ -53,6 +53,7 @@ LAYERS: dict[str, dict[str, int]] = {
         "nas.safe_yaml": 0,  # YAML reading with a depth cap and the file named
         "nas.experiment_errors": 0,  # one-line messages from pydantic errors
         "nas.jsonsafe": 0,  # values made plain for JSON
+        "nas.units": 0,  # numbers for people: the one formatter of the CLI and the dashboard
         "nas.rundir": 1,  # run-directory files: lock, atomic writes, tolerant readers
         "nas.constraints": 1,
         "nas.experiment": 2,

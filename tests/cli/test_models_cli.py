@@ -24,7 +24,7 @@ def test_models_list(nas_cli: NasRun) -> None:
     assert code == 0
     for name in ("llama3-8b", "deepseek-v3", "mixtral-8x7b", "gpt3-175b", "gpt-oss-120b"):
         assert name in out
-    assert "46.70B" in out and "12.88B" in out  # Mixtral total / active
+    assert "46.7 B params" in out and "12.9 B params" in out  # Mixtral total / active
     assert "moe" in out and "dense" in out
 
 

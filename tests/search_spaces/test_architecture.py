@@ -35,6 +35,7 @@ def test_defaults_fill_head_dim() -> None:
         ({"moe": {"num_experts": 4, "top_k": 1}}, "moe.d_expert"),
         ({"mla": {"kv_lora_rank": 16, "q_lora_rank": 0, "qk_rope_head_dim": 8}}, "mla."),
         ({"tie_embeddings": "yes"}, "tie_embeddings"),
+        ({"attention_bias": True}, "attention_bias: must be one of none, qkv, qkvo"),
     ],
 )
 def test_bad_fields_name_the_field(change: dict[str, object], field: str) -> None:

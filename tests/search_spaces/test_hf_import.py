@@ -3,6 +3,7 @@ the same counts as the reference YAML models."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from search_spaces import SpecError, hf_cache, model_counts
+from search_spaces.architecture import Architecture
 from search_spaces.catalogue import load_model
 from search_spaces.hf_import import architecture_from_hf_config, supported_model_types
 
@@ -137,7 +139,7 @@ def test_hf_config_counts_match_reference_model(config: dict[str, Any], referenc
 
 
 def test_qwen2_and_qwen3_dense() -> None:
-    # Qwen/Qwen2.5-7B config.json; q/k/v biases are dropped (documented simplification).
+    # Qwen/Qwen2.5-7B config.json (no attention_bias key: Qwen2's code puts q/k/v biases on).
     qwen2 = {
         "model_type": "qwen2",
         "hidden_size": 3584,
@@ -151,7 +153,8 @@ def test_qwen2_and_qwen3_dense() -> None:
     }
     a = architecture_from_hf_config(qwen2)
     assert (a.head_dim, a.num_kv_heads, a.ffn_activation) == (128, 4, "swiglu")
-    # HF Qwen/Qwen2.5-7B model card: 7.61B parameters (the dropped biases are ~0.3M).
+    assert (a.attention_bias, a.bias) == ("qkv", False)
+    # HF Qwen/Qwen2.5-7B model card: 7.61B parameters.
     assert model_counts(a).params_total == pytest.approx(7.61e9, rel=0.01)
     # Qwen/Qwen3-0.6B: explicit head_dim 128 with d_model 1024 and 16 heads, tied embeddings.
     qwen3 = {
@@ -167,9 +170,89 @@ def test_qwen2_and_qwen3_dense() -> None:
         "tie_word_embeddings": True,
     }
     b = architecture_from_hf_config(qwen3)
-    assert b.head_dim == 128 and b.tie_embeddings
+    assert b.head_dim == 128 and b.tie_embeddings and b.attention_bias == "none"
     # Qwen3 technical report (arXiv 2505.09388) Table 1: Qwen3-0.6B has 0.6B parameters.
     assert model_counts(b).params_total == pytest.approx(0.6e9, rel=0.01)
+
+
+def _qwen2_shapes_params(cfg: dict[str, Any]) -> int:
+    """Qwen2's parameter count from the tensor shapes its modelling code builds (untied
+    embedding and LM head, per layer q/k/v with biases, o without, a SwiGLU MLP, two
+    RMSNorms; one final norm)."""
+    d, kv = (
+        cfg["hidden_size"],
+        cfg["num_key_value_heads"] * (cfg["hidden_size"] // cfg["num_attention_heads"]),
+    )
+    q, k_v, o = d * d + d, 2 * (d * kv + kv), d * d
+    layer = q + k_v + o + 3 * d * cfg["intermediate_size"] + 2 * d
+    return 2 * cfg["vocab_size"] * d + cfg["num_hidden_layers"] * layer + d
+
+
+QWEN2_7B = {  # Qwen/Qwen2.5-7B config.json (fields used)
+    "model_type": "qwen2",
+    "hidden_size": 3584,
+    "intermediate_size": 18944,
+    "num_attention_heads": 28,
+    "num_key_value_heads": 4,
+    "num_hidden_layers": 28,
+    "vocab_size": 152064,
+    "hidden_act": "silu",
+    "tie_word_embeddings": False,
+}
+
+
+def test_qwen2_qkv_bias_is_counted_exactly() -> None:
+    a = architecture_from_hf_config(QWEN2_7B)
+    counts = model_counts(a)
+    assert counts.params_total == _qwen2_shapes_params(QWEN2_7B)
+    # the biases alone: q (d_model) + k and v (2 * kv heads * head_dim) per layer
+    unbiased = model_counts(dataclasses.replace(a, attention_bias="none"))
+    assert counts.params_total - unbiased.params_total == 28 * (3584 + 2 * 4 * 128)
+    assert counts.params_active - unbiased.params_active == 28 * (3584 + 2 * 4 * 128)
+    # FLOPs per token and KV cache do not change (a bias add is not a matmul)
+    assert counts.flops_per_token == unbiased.flops_per_token
+    assert counts.kv_cache_bytes_per_token == unbiased.kv_cache_bytes_per_token
+
+
+def test_qwen2_bias_reaches_training_memory() -> None:
+    from cost_models.estimate import estimate
+    from cost_models.plan import ParallelPlan, TrainWorkload
+    from hw_profiles.loader import load_system
+
+    a = architecture_from_hf_config(QWEN2_7B)
+    plan = ParallelPlan(tp=1, pp=1, dp=1, global_batch=1)
+    system = load_system("dgx-h100", 1)
+
+    def weights(arch: Architecture) -> float:
+        r = estimate(arch, system, TrainWorkload(seq_len=1024), plan=plan)
+        return float(r["memory_breakdown_bytes"]["weights"])
+
+    bias_params = 28 * (3584 + 2 * 4 * 128)
+    diff = weights(a) - weights(dataclasses.replace(a, attention_bias="none"))
+    assert diff == pytest.approx(2 * bias_params)  # bf16 weights
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"attention_bias": True}, ("qkvo", False)),
+        ({"attention_bias": True, "mlp_bias": True}, ("none", True)),
+        ({"attention_bias": False}, ("none", False)),
+        ({"model_type": "qwen3", "attention_bias": True}, ("qkvo", False)),
+        ({"model_type": "qwen2", "attention_bias": False}, ("qkv", False)),
+        ({"model_type": "mistral", "attention_bias": True}, ("none", False)),
+    ],
+)
+def test_attention_bias_follows_each_family(
+    change: dict[str, Any], expected: tuple[str, bool]
+) -> None:
+    a = architecture_from_hf_config({**LLAMA3_8B, **change})
+    assert (a.attention_bias, a.bias) == expected
+    extra = model_counts(a).params_total - model_counts(load_model("llama3-8b")).params_total
+    width = 32 * (4096 + 2 * 8 * 128)  # q, k, v outputs over 32 layers
+    want = {"none": 0, "qkv": width, "qkvo": width + 32 * 4096}[a.attention_bias]
+    if not a.bias:
+        assert extra == want
 
 
 def test_local_file_and_name(tmp_path: Path) -> None:
@@ -280,12 +363,22 @@ def test_cli_reads_a_hub_id(tmp_path: Path) -> None:
         ({"model_type": "mistral", "sliding_window": 4096}, "sliding_window: 4096"),
         ({"quantization_config": {"quant_method": "fp8"}}, "quantization_config: quant_method"),
         ({"num_nextn_predict_layers": 1}, "num_nextn_predict_layers: 1"),
+        ({"mlp_bias": True}, "mlp_bias: true without attention_bias"),
+        ({"attention_bias": "yes"}, "attention_bias: must be true or false"),
     ],
 )
 def test_unmodelled_features_are_refused_in_one_line(change: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecError, match=field) as info:
         architecture_from_hf_config({**LLAMA3_8B, **change})
     assert "\n" not in str(info.value)
+
+
+def test_attention_bias_on_mla_is_refused_in_one_line() -> None:
+    with pytest.raises(SpecError, match="attention_bias: true: biases on the MLA") as info:
+        architecture_from_hf_config({**DEEPSEEK_V3, "attention_bias": True})
+    assert "\n" not in str(info.value)
+    with pytest.raises(SpecError, match="attention_bias: 'qkv' is not modelled with mla"):
+        dataclasses.replace(load_model("deepseek-v3"), attention_bias="qkv")
 
 
 def test_inactive_windows_and_zero_mtp_import() -> None:

@@ -25,6 +25,8 @@ def test_decoder_parameter_count_matches_the_analytic_count() -> None:
     for arch in (
         TINY,
         dataclasses.replace(TINY, ffn_activation="gelu", norm="layernorm", tie_embeddings=True),
+        dataclasses.replace(TINY, attention_bias="qkv"),  # Qwen2
+        dataclasses.replace(TINY, attention_bias="qkvo"),  # Llama attention_bias: true
         dataclasses.replace(
             TINY,
             moe=MoEConfig(
