@@ -98,31 +98,38 @@ def resolve_train(
 ) -> tuple[Stack, TrainOptions]:  # fmt: skip
     """The training stack (default :data:`DEFAULT_TRAIN_STACK`) and its options with
     ``overrides`` applied on top (errors name ``where``)."""
-    chosen = load_stack(stack or DEFAULT_TRAIN_STACK, kind="train", flag=flag)
-    extra = TRAIN_FACTS.parse(overrides or {}, where=where)
-    return chosen, TrainOptions(**{**chosen.facts, **extra})
+    chosen, facts = _layered("train", stack or DEFAULT_TRAIN_STACK, overrides, flag, where)
+    return chosen, TrainOptions(**facts)
 
 
 def resolve_serve(
     stack: str | None = None, overrides: Mapping[str, Any] | None = None, *,
     flag: str = "--stack", where: str = "--framework",
 ) -> tuple[Stack, ServeOptions]:  # fmt: skip
-    """The serving stack (default :data:`DEFAULT_SERVE_STACK`) and its options with
-    ``overrides`` applied on top (errors name ``where``)."""
-    chosen = load_stack(stack or DEFAULT_SERVE_STACK, kind="serve", flag=flag)
-    extra = SERVE_FACTS.parse(overrides or {}, where=where)
+    """The serving stack (default :data:`DEFAULT_SERVE_STACK`) and its options: the
+    calibrated per-iteration overhead, then the stack file's facts, then ``overrides``."""
+    chosen, facts = _layered("serve", stack or DEFAULT_SERVE_STACK, overrides, flag, where)
     fitted = calibrated_step_overhead_s()
     value = fitted.get(chosen.name, fitted.get(POOLED_OVERHEAD))
     base = {} if value is None else {"step_overhead_s": value}
-    return chosen, ServeOptions(**{**base, **chosen.facts, **extra})
+    return chosen, ServeOptions(**{**base, **facts})
+
+
+def _layered(
+    kind: StackKind, name: str, overrides: Mapping[str, Any] | None, flag: str, where: str
+) -> tuple[Stack, dict[str, Any]]:
+    """The stack of ``kind`` and its facts with the checked ``overrides`` on top."""
+    chosen = load_stack(name, kind=kind, flag=flag)
+    extra = _SCHEMAS[kind].parse(overrides or {}, where=where)
+    return chosen, {**chosen.facts, **extra}
 
 
 @cache
 def calibrated_step_overhead_s() -> dict[str, float]:
     """``step_overhead_s`` fitted on the inference measurements
     (:mod:`cost_models.validation.inference_fit`): per serving stack where that stack has
-    rows from two or more publications, else the value pooled over the others (key
-    :data:`POOLED_OVERHEAD`). A stack file that states the fact, or ``--framework
+    rows from three or more publications, else the value pooled over every engine's rows
+    (key :data:`POOLED_OVERHEAD`). A stack file that states the fact, or ``--framework
     step_overhead_s=...``, wins over it."""
     data = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
     return {str(k): float(v) for k, v in data["step_overhead_s"].items()}

@@ -18,8 +18,10 @@ if TYPE_CHECKING:  # the fixture lives in tests/conftest.py
     from conftest import NasRun
 
 
-def _problem(framework: dict[str, Any]) -> ExperimentProblem:
+def _problem(framework: dict[str, Any], stack: str | None = None) -> ExperimentProblem:
     workload = {"mode": "train", "seq_len": 4096, "global_batch_tokens": 1048576, "tokens": 1e11}
+    if stack is not None:
+        workload["stack"] = stack
     exp = experiment_from_dict(
         {
             "name": "fw",
@@ -32,8 +34,8 @@ def _problem(framework: dict[str, Any]) -> ExperimentProblem:
     return ExperimentProblem(exp)
 
 
-def _step_time(framework: dict[str, Any]) -> float:
-    problem = _problem(framework)
+def _step_time(framework: dict[str, Any], stack: str | None = None) -> float:
+    problem = _problem(framework, stack)
     point = hardware_grid(problem.experiment.hardware, problem.systems)[0]
     record = problem.evaluate(Candidate(arch=load_model("llama3-8b"), hardware=point))
     return float(record["step_time_s"])
@@ -124,29 +126,12 @@ def test_workload_stack_reaches_the_trial_cost() -> None:
 
     # training: Megatron-LM 2021-22 (unfused attention, no TP overlap) is slower than the
     # default Megatron-Core stack on the same shape and plan; an explicit default is the default
-    assert _step_time({}) == _problem_stack_step_time("megatron-core")
-    assert _problem_stack_step_time("megatron-lm") > _step_time({})
+    assert _step_time({}) == _step_time({}, "megatron-core")
+    assert _step_time({}, "megatron-lm") > _step_time({})
     # serving: the engine's per-iteration overhead is the difference between two stacks
     vllm, sglang = _serve_tpot(None), _serve_tpot("sglang")
     gap = resolve_serve("vllm")[1].step_overhead_s - resolve_serve("sglang")[1].step_overhead_s
     assert vllm - sglang == pytest.approx(gap, rel=1e-6, abs=1e-9)
-
-
-def _problem_stack_step_time(stack: str) -> float:
-    workload = {"mode": "train", "seq_len": 4096, "global_batch_tokens": 1048576, "tokens": 1e11}
-    exp = experiment_from_dict(
-        {
-            "name": "fw",
-            "space": "dense_decoder",
-            "hardware": {"system": "dgx-h100", "num_devices": 8},
-            "workload": {**workload, "stack": stack},
-            "objectives": {"step_time_s": "min"},
-        }
-    )
-    problem = ExperimentProblem(exp)
-    point = hardware_grid(problem.experiment.hardware, problem.systems)[0]
-    record = problem.evaluate(Candidate(arch=load_model("llama3-8b"), hardware=point))
-    return float(record["step_time_s"])
 
 
 @pytest.mark.parametrize(
@@ -157,17 +142,8 @@ def _problem_stack_step_time(stack: str) -> float:
     ],
 )
 def test_experiment_stack_errors_list_the_names(stack: str, message: str) -> None:
-    workload = {"mode": "train", "seq_len": 4096, "global_batch_tokens": 1048576, "tokens": 1e11}
     with pytest.raises(ExperimentError) as err:
-        experiment_from_dict(
-            {
-                "name": "x",
-                "space": "dense_decoder",
-                "hardware": {"system": "dgx-h100"},
-                "workload": {**workload, "stack": stack},
-                "objectives": {"loss": "min"},
-            }
-        )
+        _problem({}, stack)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
 
 
