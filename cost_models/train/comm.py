@@ -71,16 +71,16 @@ def collective_s(
     from cost_models.network.collectives import collective_time_s
 
     g = np.asarray(group, dtype=np.float64)
-    size = np.asarray(size_bytes, dtype=np.float64)
-    active = (g > 1) & (size > 0)
-    t = collective_time_s(
-        system,
-        op=op,
-        size_bytes=np.where(active, size, 0.0),
-        group_size=np.where(active, g, 1.0),
-        stride=np.broadcast_to(np.asarray(stride, dtype=np.float64), g.shape),
-    )
-    return np.where(active, np.asarray(t, dtype=np.float64), 0.0)
+    size = np.broadcast_to(np.asarray(size_bytes, dtype=np.float64), g.shape)
+    strides = np.broadcast_to(np.asarray(stride, dtype=np.float64), g.shape)
+    out = np.zeros(g.shape)
+    rows = np.flatnonzero((g > 1) & (size > 0))  # only the rows where something moves
+    if rows.size:
+        t = collective_time_s(
+            system, op=op, size_bytes=size[rows], group_size=g[rows], stride=strides[rows]
+        )
+        out[rows] = np.asarray(t, dtype=np.float64)
+    return out
 
 
 def exposed(comm_s: FloatArray, window_s: FloatArray, efficiency: Efficiency) -> FloatArray:
@@ -262,20 +262,30 @@ def dp_comm_exposed(
         plan.ep > 1, 1.0, plan.tp
     )  # expert-DP ranks lie outside the EP group
 
-    def both(op: Op, bytes_per_param: float, pieces: FloatArray | float = 1.0) -> FloatArray:
-        """``pieces`` collectives of equal size instead of one, summed."""
+    z = plan.zero
+    once_per_step = (z < 3) | (plan.pp > 1)  # ZeRO-1/2, and FSDP under pipelining
+    is0, is12 = z == 0, (z > 0) & once_per_step
+    is3 = ~is0 & ~once_per_step
+
+    def both(
+        op: Op,
+        bytes_per_param: float,
+        rows: npt.NDArray[np.bool_],
+        pieces: FloatArray | float = 1.0,
+    ) -> FloatArray:
+        """``pieces`` collectives of equal size instead of one, summed; only on ``rows``."""
         return pieces * (
             collective_s(
                 system,
                 op,
-                size_bytes=params.dense * bytes_per_param / pieces,
+                size_bytes=np.where(rows, params.dense * bytes_per_param / pieces, 0.0),
                 group=params.dense_group,
                 stride=dense_stride,
             )
             + collective_s(
                 system,
                 op,
-                size_bytes=params.expert * bytes_per_param / pieces,
+                size_bytes=np.where(rows, params.expert * bytes_per_param / pieces, 0.0),
                 group=params.expert_group,
                 stride=exp_stride,
             )
@@ -283,14 +293,14 @@ def dp_comm_exposed(
 
     e = overlap_efficiency
     window = 1.0 if dp_overlap else 0.0  # no overlap: the reduction waits for the backward
-    grad_ar = both("all_reduce", grad_bytes)
+    grad_ar = both("all_reduce", grad_bytes, is0)
     zero0 = exposed(grad_ar, window * bwd_mb_s, e)
-    zero12 = exposed(both("reduce_scatter", grad_bytes), window * bwd_mb_s, e) + exposed(
-        both("all_gather", PARAM_BYTES), window * fwd_mb_s, e
+    zero12 = exposed(both("reduce_scatter", grad_bytes, is12), window * bwd_mb_s, e) + exposed(
+        both("all_gather", PARAM_BYTES, is12), window * fwd_mb_s, e
     )
     zero3 = plan.num_microbatches * _zero3_microbatch_s(
-        both("all_gather", PARAM_BYTES, units * collectives_per_unit) / units,
-        both("reduce_scatter", grad_bytes, units * collectives_per_unit) / units,
+        both("all_gather", PARAM_BYTES, is3, units * collectives_per_unit) / units,
+        both("reduce_scatter", grad_bytes, is3, units * collectives_per_unit) / units,
         regather=plan.recompute == 2,
         fwd_unit_s=fwd_mb_s / units,
         bwd_unit_s=bwd_mb_s / units,
@@ -298,9 +308,7 @@ def dp_comm_exposed(
         efficiency=e,
         prefetch=fsdp_prefetch,
     )
-    z = plan.zero
-    once_per_step = (z < 3) | (plan.pp > 1)  # ZeRO-1/2, and FSDP under pipelining
-    return np.where(z == 0, zero0, np.where(once_per_step, zero12, zero3))
+    return np.where(is0, zero0, np.where(once_per_step, zero12, zero3))
 
 
 def _zero3_microbatch_s(
