@@ -69,6 +69,19 @@ def _print_headline(heads: dict[str, Any]) -> None:
     console.print(table)
 
 
+def _print_parameters(params: list[dict[str, Any]]) -> None:
+    table = Table(title="Calibrated parameters (fitted on the rows; range = the grid fitted over)")
+    for col in ("parameter", "applies to", "value", "range", "meaning"):
+        table.add_column(col, justify="right" if col in ("value", "range") else "left")
+    for p in params:
+        unit = p["unit"]
+        value = format_value(p["value"], "seconds") if unit == "s" else f"{p['value']:.3g}"
+        low = format_value(p["low"], "seconds") if unit == "s" else f"{p['low']:.3g}"
+        high = format_value(p["high"], "seconds") if unit == "s" else f"{p['high']:.3g}"
+        table.add_row(p["name"], p["applies_to"], value, f"{low} - {high}", p["meaning"])
+    console.print(table)
+
+
 @app.command("validate")
 def validate_cmd(
     kind: Annotated[
@@ -101,11 +114,15 @@ def validate_cmd(
     for row, error in zip(rows, held, strict=True):
         row["held_out_error"] = error
     heads = headline(rows, held)
+    from cost_models.validation.parameters import calibrated_parameters
+
+    params = calibrated_parameters()
     if as_json:
-        print_json({"headline": {"method": HEADLINE_METHOD, "families": heads}, "rows": rows,
-                    "summary": summaries})  # fmt: skip
+        print_json({"headline": {"method": HEADLINE_METHOD, "families": heads},
+                    "calibration": params, "rows": rows, "summary": summaries})  # fmt: skip
         return
     _print_headline(heads)
+    _print_parameters(params)
     table = Table(title="Cost models vs published measurements")
     for col in (
         "id",

@@ -79,3 +79,22 @@ def test_nas_validate_prints_the_headline_first(nas_cli: Any) -> None:
     code, out, _ = nas_cli(["validate", "--kind", "inference"])
     assert code == 0, out
     assert out.index("leave-one-source-out") < out.index("published measurements")
+
+
+def test_validate_reports_each_fitted_parameter_within_its_range(nas_cli: Any) -> None:
+    import json
+
+    code, out, _ = nas_cli(["validate", "--kind", "inference", "--json"])
+    assert code == 0
+    params = json.loads(out)["calibration"]
+    names = {p["name"] for p in params}
+    assert {"compute_fraction", "overlap_efficiency", "gemm_derate", "step_overhead_s"} <= names
+    for p in params:
+        assert p["low"] <= p["value"] <= p["high"], p
+        assert p["applies_to"] and p["meaning"]
+    h100 = next(
+        p for p in params if p["name"] == "compute_fraction" and "h100-sxm" in p["applies_to"]
+    )
+    assert "h800" in h100["applies_to"]  # same die: shares the fitted value
+    code, out, _ = nas_cli(["validate", "--kind", "inference"])
+    assert code == 0 and "Calibrated parameters" in out and "step_overhead_s" in out
