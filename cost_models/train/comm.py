@@ -217,6 +217,7 @@ class LocalParams:
     """Parameters held by one device before ZeRO sharding, and the DP groups that shard them."""
 
     dense: FloatArray  # non-expert parameters on the device (TP/PP sharded)
+    tables: FloatArray  # the embedding and LM-head tables among them
     expert: FloatArray  # routed-expert parameters on the device (EP/ETP/PP sharded)
     dense_group: FloatArray  # dp * cp
     expert_group: FloatArray  # dp * cp * tp / (ep * etp)
@@ -230,6 +231,7 @@ class LocalParams:
         tables = arch.vocab_size * arch.d_model * np.where(plan.pp > 1, 1.0, 2.0 - arch.tied)
         return cls(
             dense=((body - experts) * stage_frac + tables) / shape.tp,
+            tables=tables / shape.tp,
             expert=experts * stage_frac * expert_share(arch.num_experts, plan.ep) / shape.etp,
             dense_group=plan.dp * plan.cp,
             expert_group=plan.dp * plan.cp * shape.tp / (plan.ep * shape.etp),

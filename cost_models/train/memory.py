@@ -11,7 +11,9 @@ micro-batch unsharded in the reduce dtype, reduce-scattering them after the last
 (``torch.distributed.pipelining`` stage ``backward_maybe_with_nosync``: no gradient sync and no
 reshard after backward until the last backward; FSDP2 keeps the unsharded accumulated
 gradient in ``reduce_dtype``): at its peak it holds what ZeRO-1 holds. FP8 training keeps an FP8 copy of each GEMM weight and its
-transpose (2 more bytes; Transformer Engine caches both for Hopper's TN-only FP8 GEMMs).
+transpose (2 more bytes; Transformer Engine caches both for Hopper's TN-only FP8 GEMMs), for
+the transformer layers' GEMMs only: the embedding is a lookup, and Megatron-Core builds the LM
+head as its own ``ColumnParallelLinear``, not a Transformer Engine module, so it stays in bf16.
 
 Activations per layer follow Korthikanti et al. 2022 (arXiv 2205.05198, section 4.1, eq. 1-2
 and Table 2), generalised from GPT's shapes to GQA, gated FFNs, MoE and MLA by counting
@@ -240,7 +242,9 @@ def train_memory(
     expert_w = params.expert / np.where(z >= 3, params.expert_group, 1.0)
     local = params.dense + params.expert
     sharded = params.dense / params.dense_group + params.expert / params.expert_group
-    weights = (WEIGHT_BYTES + (FP8_COPY_BYTES if dtype == "fp8" else 0.0)) * (dense_w + expert_w)
+    tables_w = params.tables / np.where(z >= 3, params.dense_group, 1.0)
+    fp8_copy = FP8_COPY_BYTES * (dense_w - tables_w + expert_w) if dtype == "fp8" else 0.0
+    weights = WEIGHT_BYTES * (dense_w + expert_w) + fp8_copy
     prefetch = np.where(z >= 3, ZERO3_PREFETCH_LAYERS * local / np.maximum(shape.layers, 1.0), 0.0)
     return {
         "weights": weights + WEIGHT_BYTES * prefetch,
