@@ -140,17 +140,7 @@ def test_hf_config_counts_match_reference_model(config: dict[str, Any], referenc
 
 def test_qwen2_and_qwen3_dense() -> None:
     # Qwen/Qwen2.5-7B config.json (no attention_bias key: Qwen2's code puts q/k/v biases on).
-    qwen2 = {
-        "model_type": "qwen2",
-        "hidden_size": 3584,
-        "intermediate_size": 18944,
-        "num_attention_heads": 28,
-        "num_key_value_heads": 4,
-        "num_hidden_layers": 28,
-        "vocab_size": 152064,
-        "hidden_act": "silu",
-        "tie_word_embeddings": False,
-    }
+    qwen2 = dict(QWEN2_7B)
     a = architecture_from_hf_config(qwen2)
     assert (a.head_dim, a.num_kv_heads, a.ffn_activation) == (128, 4, "swiglu")
     assert (a.attention_bias, a.bias) == ("qkv", False)

@@ -18,20 +18,24 @@ if TYPE_CHECKING:  # the fixture lives in tests/conftest.py
     from conftest import NasRun
 
 
-def _problem(framework: dict[str, Any], stack: str | None = None) -> ExperimentProblem:
-    workload = {"mode": "train", "seq_len": 4096, "global_batch_tokens": 1048576, "tokens": 1e11}
-    if stack is not None:
-        workload["stack"] = stack
+def _experiment(workload: dict[str, Any], *, devices: int, objective: str) -> ExperimentProblem:
     exp = experiment_from_dict(
         {
             "name": "fw",
             "space": "dense_decoder",
-            "hardware": {"system": "dgx-h100", "num_devices": 8},
-            "workload": {**workload, "framework": framework},
-            "objectives": {"step_time_s": "min"},
+            "hardware": {"system": "dgx-h100", "num_devices": devices},
+            "workload": workload,
+            "objectives": {objective: "min"},
         }
     )
     return ExperimentProblem(exp)
+
+
+def _problem(framework: dict[str, Any], stack: str | None = None) -> ExperimentProblem:
+    workload = {"mode": "train", "seq_len": 4096, "global_batch_tokens": 1048576, "tokens": 1e11}
+    if stack is not None:
+        workload["stack"] = stack
+    return _experiment({**workload, "framework": framework}, devices=8, objective="step_time_s")
 
 
 def _step_time(framework: dict[str, Any], stack: str | None = None) -> float:
@@ -106,16 +110,7 @@ def _serve_tpot(stack: str | None) -> float:
     workload: dict[str, Any] = {"mode": "serve", "batch": 1, "prompt_len": 512, "gen_len": 64}
     if stack is not None:
         workload["stack"] = stack
-    exp = experiment_from_dict(
-        {
-            "name": "st",
-            "space": "dense_decoder",
-            "hardware": {"system": "dgx-h100", "num_devices": 1},
-            "workload": workload,
-            "objectives": {"decode_tpot_s": "min"},
-        }
-    )
-    problem = ExperimentProblem(exp)
+    problem = _experiment(workload, devices=1, objective="decode_tpot_s")
     point = hardware_grid(problem.experiment.hardware, problem.systems)[0]
     record = problem.evaluate(Candidate(arch=load_model("llama3-8b"), hardware=point))
     return float(record["decode_tpot_s"])
