@@ -30,7 +30,6 @@ __all__ = [
     "ServeOptions",
     "TrainOptions",
     "parse_pairs",
-    "serve_options",
     "train_options",
 ]
 
@@ -251,11 +250,6 @@ FRAMEWORK_KEYS: tuple[str, ...] = TRAIN_FACTS.keys
 def train_options(framework: Mapping[str, Any], *, where: str = "framework") -> TrainOptions:
     """:class:`TrainOptions` from ``framework``; ``where`` prefixes the key in errors."""
     return TrainOptions(**TRAIN_FACTS.parse(framework, where=where))
-
-
-def serve_options(facts: Mapping[str, Any], *, where: str = "framework") -> ServeOptions:
-    """:class:`ServeOptions` from ``facts``; ``where`` prefixes the key in errors."""
-    return ServeOptions(**SERVE_FACTS.parse(facts, where=where))
 
 
 def parse_pairs(

@@ -69,8 +69,13 @@ class Stack:
 
 def stack_names(kind: StackKind | None = None) -> tuple[str, ...]:
     """Names of the shipped stacks (of ``kind``, or all), sorted."""
-    names = sorted(p.stem for p in STACK_DIR.glob("*.yaml"))
-    return tuple(n for n in names if kind is None or _shipped(n).kind == kind)
+    return tuple(n for n in _shipped_names() if kind is None or _shipped(n).kind == kind)
+
+
+@cache
+def _shipped_names() -> tuple[str, ...]:
+    # the shipped files do not change while a process runs; every trial resolves its stack
+    return tuple(sorted(p.stem for p in STACK_DIR.glob("*.yaml")))
 
 
 def load_stack(name_or_path: str, *, kind: StackKind | None = None, flag: str = "--stack") -> Stack:
@@ -79,7 +84,7 @@ def load_stack(name_or_path: str, *, kind: StackKind | None = None, flag: str = 
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         stack = _parse(path)
-    elif name_or_path in stack_names():
+    elif name_or_path in _shipped_names():
         stack = _shipped(name_or_path)
     else:
         allowed = ", ".join(stack_names(kind))
