@@ -238,12 +238,13 @@ def train_memory(
 ) -> dict[str, FloatArray]:
     """Memory per device by category (:data:`MEMORY_KEYS`), in bytes."""
     z = np.where((plan.zero >= 3) & (plan.pp > 1), 1.0, plan.zero)  # FSDP x PP peaks as ZeRO-1
-    dense_w = params.dense / np.where(z >= 3, params.dense_group, 1.0)
+    dense_shards = np.where(z >= 3, params.dense_group, 1.0)
+    dense_w = params.dense / dense_shards
     expert_w = params.expert / np.where(z >= 3, params.expert_group, 1.0)
     local = params.dense + params.expert
     sharded = params.dense / params.dense_group + params.expert / params.expert_group
-    tables_w = params.tables / np.where(z >= 3, params.dense_group, 1.0)
-    fp8_copy = FP8_COPY_BYTES * (dense_w - tables_w + expert_w) if dtype == "fp8" else 0.0
+    gemm_w = dense_w - params.tables / dense_shards + expert_w  # the tables are not FP8 GEMMs
+    fp8_copy = FP8_COPY_BYTES * gemm_w if dtype == "fp8" else 0.0
     weights = WEIGHT_BYTES * (dense_w + expert_w) + fp8_copy
     prefetch = np.where(z >= 3, ZERO3_PREFETCH_LAYERS * local / np.maximum(shape.layers, 1.0), 0.0)
     return {

@@ -48,7 +48,6 @@ __all__ = [
     "OVERHEAD_GRID_S",
     "Fit",
     "LeaveOneOut",
-    "fit_rows",
     "leave_one_out",
     "leave_one_source_out",
 ]
@@ -62,7 +61,6 @@ OVERHEAD_GRID_S: tuple[float, ...] = tuple(np.round(np.arange(0.0, 0.02001, 0.00
 # gpt_guide rows (TP8 over Triton, 18-28 ms per step unexplained) and kipp.ly's (under 2 ms)
 # disagree, and a per-stack value fitted on either misses the other by 25-45%.
 MIN_PUBLICATIONS = 3
-POOLED = POOLED_OVERHEAD  # the key of the overhead shared by stacks without their own
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,8 +79,12 @@ class LeaveOneOut:
     metrics: tuple[str, ...]
     fitted: tuple[float, ...]  # the derate fitted without each row('s group)
     errors: tuple[float, ...]  # that row's relative error under the fit that never saw it
-    all_rows_fit: float
-    all_rows: Fit
+    all_rows: Fit  # the parameters fitted on every row
+
+    @property
+    def all_rows_fit(self) -> float:
+        """The derate fitted on every row."""
+        return self.all_rows.gemm_derate
 
     @property
     def median_abs_error(self) -> float:
@@ -142,13 +144,15 @@ def _best_overhead(t: _Table, g: int, rows: BoolArray) -> tuple[float, float]:
 
 def _overhead_keys(t: _Table, stepped: BoolArray) -> tuple[str, ...]:
     """Each row's overhead parameter: its stack's own where the stack's stepped rows come from
-    at least :data:`MIN_PUBLICATIONS` publications, else the one pooled over such stacks
-    (:data:`POOLED`)."""
+    at least :data:`MIN_PUBLICATIONS` publications, else the one pooled over every engine
+    (:data:`~cost_models.stacks.POOLED_OVERHEAD`)."""
     pubs: dict[str, set[str]] = {}
     for stack, pub, used in zip(t.stacks, t.publications, stepped, strict=True):
         if used:
             pubs.setdefault(stack, set()).add(pub)
-    return tuple(s if len(pubs.get(s, ())) >= MIN_PUBLICATIONS else POOLED for s in t.stacks)
+    return tuple(
+        s if len(pubs.get(s, ())) >= MIN_PUBLICATIONS else POOLED_OVERHEAD for s in t.stacks
+    )
 
 
 def _fit(t: _Table, grid: tuple[float, ...], use: BoolArray) -> tuple[int, dict[str, float]]:
@@ -158,13 +162,13 @@ def _fit(t: _Table, grid: tuple[float, ...], use: BoolArray) -> tuple[int, dict[
     best: tuple[float, int, dict[str, float]] | None = None
     stepped = use & (t.steps > 0)
     keys = np.array(_overhead_keys(t, stepped))
+    fixed = use & ~stepped
     for g in range(len(grid)):
-        fixed = use & ~stepped
         loss = float(np.sum(np.abs(np.log(t.base_s[g][fixed] / t.measured_s[fixed]))))
         overheads: dict[str, float] = {}
         if stepped.any():
-            overheads[POOLED] = _best_overhead(t, g, stepped)[0]
-        for key in sorted(set(keys[stepped]) - {POOLED}):
+            overheads[POOLED_OVERHEAD] = _best_overhead(t, g, stepped)[0]
+        for key in sorted(set(keys[stepped]) - {POOLED_OVERHEAD}):
             overheads[str(key)] = _best_overhead(t, g, stepped & (keys == key))[0]
         predicted = t.predicted_s(g, _overhead_array(t, overheads))
         loss += float(np.sum(np.abs(np.log(predicted[stepped] / t.measured_s[stepped]))))
@@ -175,7 +179,7 @@ def _fit(t: _Table, grid: tuple[float, ...], use: BoolArray) -> tuple[int, dict[
 
 
 def _overhead_array(t: _Table, overheads: dict[str, float]) -> FloatArray:
-    pooled = overheads.get(POOLED, 0.0)
+    pooled = overheads.get(POOLED_OVERHEAD, 0.0)
     return np.array([overheads.get(s, pooled) for s in t.stacks], dtype=np.float64)
 
 
@@ -200,16 +204,8 @@ def _leave_groups_out(
         metrics=tuple(m.metric for m in rows),
         fitted=tuple(fitted),
         errors=tuple(errors),
-        all_rows_fit=grid[g_all],
         all_rows=Fit(gemm_derate=grid[g_all], step_overhead_s=all_overheads),
     )
-
-
-def fit_rows(rows: list[Measurement] | None = None, grid: tuple[float, ...] = DERATE_GRID) -> Fit:
-    """The parameters fitted on all ``rows`` (default: the measurement file)."""
-    rows = load_measurements() if rows is None else rows
-    g, overheads = _fit(_table(rows, grid), grid, np.ones(len(rows), dtype=bool))
-    return Fit(gemm_derate=grid[g], step_overhead_s=overheads)
 
 
 def leave_one_out(
@@ -231,8 +227,8 @@ def leave_one_source_out(
 
 def main() -> None:
     rows = load_measurements()
-    fit = fit_rows(rows)
     loso = leave_one_source_out(rows)
+    fit = loso.all_rows
     CALIBRATION_FILE.write_text(
         json.dumps(
             {
@@ -248,8 +244,9 @@ def main() -> None:
     )
     print(f"gemm derate {fit.gemm_derate:.2f} (grid {DERATE_GRID[0]}-{DERATE_GRID[-1]})")
     for stack, value in sorted(fit.step_overhead_s.items()):
-        name = "pooled (stacks without their own)" if stack == POOLED else stack
-        print(f"step_overhead_s[{name}] = {value * 1e3:.2f} ms (range 0-20 ms)")
+        name = "pooled (stacks without their own)" if stack == POOLED_OVERHEAD else stack
+        print(f"step_overhead_s[{name}] = {value * 1e3:.2f} ms "
+              f"(range {OVERHEAD_GRID_S[0] * 1e3:g}-{OVERHEAD_GRID_S[-1] * 1e3:g} ms)")  # fmt: skip
     for i, e in zip(loso.ids, loso.errors, strict=True):
         print(f"{i}: leave-one-source-out {e:+.1%}")
     print(f"median |error| held out by source: {loso.median_abs_error:.1%}")
