@@ -158,7 +158,23 @@ class Hardware(_Model):
         return (self.system,) if isinstance(self.system, str) else tuple(self.system)
 
 
-class TrainWorkload(_Model):
+class _Software(_Model):
+    """``stack`` (a stack name of ``cost_models.stacks`` or a stack file) and ``framework``
+    (single facts on top), checked when the workload is built: :meth:`options` resolves them."""
+
+    stack: str | None = None
+    framework: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_stack(self) -> _Software:
+        self.options()
+        return self
+
+    def options(self) -> TrainOptions | ServeOptions:
+        raise NotImplementedError
+
+
+class TrainWorkload(_Software):
     """Pre-training: tokens seen come from ``tokens`` or from a GPU-hour budget.
 
     Fields: ``seq_len`` (tokens per sequence), ``global_batch_tokens`` (tokens per optimizer
@@ -180,13 +196,6 @@ class TrainWorkload(_Model):
         default=None, ge=MIN_BUDGET_GPU_HOURS, lt=MAX_BUDGET_GPU_HOURS
     )
     dtype: TrainDtype = "bf16"
-    stack: str | None = None
-    framework: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _known_stack(self) -> TrainWorkload:
-        self.options()
-        return self
 
     def options(self) -> TrainOptions:
         """The training stack's facts with ``framework`` on top."""
@@ -222,7 +231,7 @@ class TrainWorkload(_Model):
         return CostTrainWorkload(seq_len=self.seq_len, dtype=self.dtype)
 
 
-class ServeWorkload(_Model):
+class ServeWorkload(_Software):
     """Inference: one prefill of ``prompt_len`` then ``gen_len`` decode steps per request.
 
     Fields: ``batch`` (requests served together), ``prompt_len`` and ``gen_len`` (tokens),
@@ -239,13 +248,6 @@ class ServeWorkload(_Model):
     gen_len: int = Field(default=DEFAULT_GEN_LEN, gt=0, le=MAX_SEQ_LEN)
     weight_dtype: WeightDtype = "bf16"
     kv_dtype: KvDtype = "bf16"
-    stack: str | None = None
-    framework: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _known_stack(self) -> ServeWorkload:
-        self.options()
-        return self
 
     def options(self) -> ServeOptions:
         """The serving stack's facts with ``framework`` on top."""
