@@ -69,15 +69,16 @@ def _print_headline(heads: dict[str, Any]) -> None:
     console.print(table)
 
 
+def _parameter_value(x: float, unit: str) -> str:
+    return format_value(x, "seconds") if unit == "s" else f"{x:.3g}"
+
+
 def _print_parameters(params: list[dict[str, Any]]) -> None:
     table = Table(title="Calibrated parameters (fitted on the rows; range = the grid fitted over)")
     for col in ("parameter", "applies to", "value", "range", "meaning"):
         table.add_column(col, justify="right" if col in ("value", "range") else "left")
     for p in params:
-        unit = p["unit"]
-        value = format_value(p["value"], "seconds") if unit == "s" else f"{p['value']:.3g}"
-        low = format_value(p["low"], "seconds") if unit == "s" else f"{p['low']:.3g}"
-        high = format_value(p["high"], "seconds") if unit == "s" else f"{p['high']:.3g}"
+        low, value, high = (_parameter_value(p[k], p["unit"]) for k in ("low", "value", "high"))
         table.add_row(p["name"], p["applies_to"], value, f"{low} - {high}", p["meaning"])
     console.print(table)
 
