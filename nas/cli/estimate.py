@@ -17,7 +17,7 @@ from nas.cli.estimate_explain import batch_note, nothing_fits, why_this_plan
 from nas.explain import MEMORY_HEADROOM
 from nas.units import format_metric, format_value, gib_and_gb
 
-STACK_HELP = ", ".join(f"{n}" for n in stack_names())
+STACK_HELP = ", ".join(stack_names())  # file names only: nothing parsed at start-up
 
 
 class ModeOpt(str, Enum):
