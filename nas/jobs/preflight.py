@@ -80,8 +80,14 @@ def _alive_nodes() -> list[dict[str, Any]]:
     return [n for n in nodes if n.get("Alive")]
 
 
-def _nodes_report(pyproject: dict[str, Any]) -> list[str]:
-    """Problems found on every alive node, each naming its node."""
+def _where(node: dict[str, Any]) -> str:
+    return f"node {node['NodeManagerAddress']} {node['NodeID'][:8]}"
+
+
+def _nodes_report(pyproject: dict[str, Any]) -> tuple[int, list[str]]:
+    """(nodes checked, problems found on them, each naming its node). A node that leaves the
+    cluster while it is checked (its raylet declared dead: a lost machine, or one the head
+    had not yet noticed was gone) is skipped with a note; the search runs on the others."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -94,12 +100,23 @@ def _nodes_report(pyproject: dict[str, Any]) -> list[str]:
         for n in alive
     ]
     lines: list[str] = []
-    for node, (version, problems) in zip(alive, ray.get(refs, timeout=300), strict=True):
-        where = f"node {node['NodeManagerAddress']} {node['NodeID'][:8]}"
-        lines.extend(f"{p} ({where})" for p in problems)
+    checked = 0
+    for node, ref in zip(alive, refs, strict=True):
+        try:
+            version, problems = ray.get(ref, timeout=300)
+        except ray.exceptions.RayError as exc:
+            still = {n["NodeID"] for n in _alive_nodes()}
+            if node["NodeID"] not in still:
+                print(f"note: {_where(node)} left the cluster during the preflight", flush=True)
+                continue
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            lines.append(f"preflight check failed on {_where(node)}: {first}")
+            continue
+        checked += 1
+        lines.extend(f"{p} ({_where(node)})" for p in problems)
         if version != ray.__version__:
-            lines.append(f"ray {version} on {where} but {ray.__version__} on the head")
-    return lines
+            lines.append(f"ray {version} on {_where(node)} but {ray.__version__} on the head")
+    return checked, lines
 
 
 def _storage_problem(uri: str) -> str | None:
@@ -135,7 +152,8 @@ def _problems(root: str, storage: str | None) -> tuple[int, list[str]]:
     ray.init(address="auto", logging_level=logging.WARNING, log_to_driver=False)
     try:
         nodes = len(_alive_nodes())
-        lines = lines or _nodes_report(pyproject)
+        if not lines:
+            nodes, lines = _nodes_report(pyproject)
     finally:
         ray.shutdown()
     if not lines and storage:

@@ -215,13 +215,27 @@ def _worker_cmd(head: Head, name: str) -> list[str]:
     ]  # fmt: skip
 
 
-def kill_worker(head: Head, name: str) -> None:
-    """SIGKILL the worker node ``name`` (its raylet and trial workers), as a lost machine."""
+def kill_worker(head: Head, name: str, *, wait_dead: bool = True) -> None:
+    """SIGKILL the worker node ``name`` (its raylet and trial workers), as a lost machine,
+    and wait until the head has declared it dead: until then the head still lists it as
+    alive, so a node started in its place would seem to have joined at once and a later
+    test would meet the dead node (a task pinned to it is unschedulable)."""
     proc = head.workers.pop(name)
     for pid in _session_pids(proc.pid):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=10)
+    if not wait_dead:
+        return
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, KeyError, ValueError):
+            if not any(name in n.get("resources_total", {}) for n in alive_nodes(head)):
+                return
+        time.sleep(1.0)
+    pytest.fail(
+        f"the head still lists worker node {name} as alive {START_TIMEOUT_S:g} s after its kill"
+    )
 
 
 def alive_nodes(head: Head) -> list[dict[str, object]]:
