@@ -19,6 +19,7 @@ from typing import Any, Literal, get_args
 __all__ = [
     "ATTENTION_KERNELS",
     "ELEMENTWISE",
+    "FP8_CASTS",
     "FRAMEWORK_KEYS",
     "SELECTIVE_POLICIES",
     "SERVE_FACTS",
@@ -26,6 +27,7 @@ __all__ = [
     "AttentionKernel",
     "Elementwise",
     "FactSchema",
+    "Fp8Casts",
     "SelectivePolicy",
     "ServeOptions",
     "TrainOptions",
@@ -37,6 +39,8 @@ AttentionKernel = Literal["flash", "flash2", "unfused"]
 ATTENTION_KERNELS: tuple[str, ...] = get_args(AttentionKernel)
 Elementwise = Literal["fused", "eager"]
 ELEMENTWISE: tuple[str, ...] = get_args(Elementwise)
+Fp8Casts = Literal["per_gemm", "fused"]
+FP8_CASTS: tuple[str, ...] = get_args(Fp8Casts)
 # What ``recompute: selective`` re-runs; the policies are defined in cost_models.train.recompute
 SelectivePolicy = Literal["attention", "alternate_mm", "mla_up_proj_mlp"]
 SELECTIVE_POLICIES: tuple[str, ...] = get_args(SelectivePolicy)
@@ -61,7 +65,10 @@ class TrainOptions:
     re-runs: ``attention`` (the attention core; Korthikanti et al. 2022, Megatron-LM),
     ``alternate_mm`` (torchtitan's op-level selective activation checkpointing) or
     ``mla_up_proj_mlp`` (Megatron-Core recompute modules ``mla_up_proj`` and ``mlp``); see
-    :mod:`cost_models.train.recompute`."""
+    :mod:`cost_models.train.recompute`. ``fp8_casts`` (FP8 training only): ``per_gemm`` (every
+    GEMM casts its input and weight to FP8 itself, each micro-batch) or ``fused`` (Transformer
+    Engine: norms and activations write FP8 directly, weights are cast once per step); see
+    :func:`cost_models.train.memory_ops.fp8_cast_bytes`."""
 
     attention_kernel: AttentionKernel = "flash"
     dropout: bool = False
@@ -87,6 +94,7 @@ class TrainOptions:
     # DeepSeek-V3 uses 4, arXiv 2412.19437 section 2.1.2)
     moe_max_nodes: int = 0
     elementwise: Elementwise = "fused"
+    fp8_casts: Fp8Casts = "per_gemm"
     selective_recompute: SelectivePolicy = "attention"
     # FSDP/ZeRO-3 issues the next unit's (layer's) parameter all-gather while the current
     # unit computes (PyTorch FSDP ``forward_prefetch``/``backward_prefetch``, Zhao et al. 2023,
@@ -116,6 +124,10 @@ class TrainOptions:
         if self.elementwise not in ELEMENTWISE:
             raise ValueError(
                 f"elementwise: must be one of {', '.join(ELEMENTWISE)}; got {self.elementwise!r}"
+            )
+        if self.fp8_casts not in FP8_CASTS:
+            raise ValueError(
+                f"fp8_casts: must be one of {', '.join(FP8_CASTS)}; got {self.fp8_casts!r}"
             )
         if self.selective_recompute not in SELECTIVE_POLICIES:
             raise ValueError(
@@ -218,6 +230,7 @@ TRAIN_FACTS = FactSchema(
     choices={
         "attention_kernel": ATTENTION_KERNELS,
         "elementwise": ELEMENTWISE,
+        "fp8_casts": FP8_CASTS,
         "selective_recompute": SELECTIVE_POLICIES,
         "tp_overlap": (False, True),
         "ep_overlap": (False, True),

@@ -42,7 +42,7 @@ from cost_models.train.ops import (
 from hw_profiles.types import Device
 from search_spaces.counts import ArchBatch, matmuls, qk_head_dim, v_head_dim
 
-__all__ = ["memory_ops", "stage_ops"]
+__all__ = ["fp8_cast_bytes", "memory_ops", "stage_ops"]
 
 FloatArray = npt.NDArray[np.float64]
 EAGER_NORM_BYTES = 36.0  # per element, eager RMSNorm/LayerNorm (see the module docstring)
@@ -144,7 +144,7 @@ def memory_ops(
     if eager:
         ops.append(_eager_layout_op(arch, shape, device=device))
     if dtype == "fp8":
-        ops.append(_fp8_cast_op(arch, plan, shape, device=device))
+        ops.append(_fp8_cast_op(arch, plan, shape, device=device, casts=options.fp8_casts))
     return ops
 
 
@@ -162,26 +162,92 @@ def _eager_layout_op(arch: ArchBatch, shape: StageShape, *, device: Device) -> O
     )
 
 
-def _fp8_cast_op(arch: ArchBatch, plan: PlanBatch, shape: StageShape, *, device: Device) -> OpCost:
-    """FP8 casts: every GEMM input read in bf16 and written in fp8 (3 bytes per element),
-    activations per token and weights once per micro-batch (Transformer Engine delayed or
-    block scaling casts both operands; Micikevicius et al. 2022, arXiv 2209.05433)."""
-    t, tok = shape.tp, shape.tokens
+# Transformer Engine (``fp8_casts: fused``): which GEMM inputs are quantised by a kernel of
+# their own. The others arrive in FP8 from the op before them: LayerNormLinear's norm kernel
+# writes FP8 (transformer_engine/pytorch/module/layernorm_linear.py, ``with_quantized_norm``)
+# and LayerNormMLP's activation writes fc2's FP8 input (layernorm_mlp.py, the activation
+# called with ``fc2_input_quantizer``). Attention's output projection is a plain Linear; MoE
+# experts (GroupedLinear), shared experts and MLA's down projections take a separately
+# normalised or permuted input. The router and the LM head stay in high precision.
+_TE_OWN_INPUT_CAST = frozenset(
+    {"attn_o", "attn_q_a", "attn_kv_a", "expert_up", "expert_down", "shared_up", "shared_down"}
+)
+# ... and whose output gradient is quantised by a kernel of its own: all but the dense FFN's
+# up projection, whose gradient LayerNormMLP quantises in the activation's backward kernel
+# (``bgrad_dgelu_fused`` / the dact quantiser in layernorm_mlp.py)
+_TE_FUSED_GRAD_CAST = frozenset({"ffn_up"})
+_NOT_FP8 = frozenset({"router"})
+# bytes per element: read bf16 (2), write FP8 row-wise (1) and column-wise (1), the second
+# copy for the transposed operand of the backward GEMMs (Hopper FP8 GEMMs take only the
+# "TN" layout; Micikevicius et al. 2022, arXiv 2209.05433; TE ``set_usage(rowwise=True,
+# columnwise=True)``)
+_TE_CAST_BYTES = 4.0
+_PER_GEMM_CAST_BYTES = 3.0  # read bf16 (2), write FP8 (1)
+
+
+def _local_dims(
+    arch: ArchBatch, plan: PlanBatch, shape: StageShape, name: str, k: FloatArray, n: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(input width, output width, weight share) of one matmul class on one device."""
+    t = shape.tp
+    split = TP_SPLIT.get(name, "col")
+    k_local = k / t if split == "row" else k
+    n_local = n / t if split == "col" else n
+    share = np.where(
+        name.startswith("expert_"), expert_share(arch.num_experts, plan.ep) / shape.etp, 1.0 / t
+    )
+    return k_local, n_local, share
+
+
+def fp8_cast_bytes(
+    arch: ArchBatch, plan: PlanBatch, shape: StageShape, *, casts: str
+) -> tuple[FloatArray, FloatArray]:
+    """(forward, backward) bytes of FP8 cast kernels per micro-batch on one device.
+
+    ``per_gemm``: every GEMM input read in bf16 and written in FP8, activations per token and
+    weights every micro-batch (a cast before each GEMM, as torchao's Float8Linear does with
+    dynamic scaling); backward twice the forward bytes. ``fused`` (Transformer Engine): only
+    inputs without a fused producer are cast (:data:`_TE_OWN_INPUT_CAST`), into row- and
+    column-wise FP8 copies; weights once per optimizer step (``Linear`` re-quantises its
+    weight only when ``is_first_microbatch`` is true, transformer_engine/pytorch/module/
+    linear.py, which Megatron-Core's TE layers pass); backward quantises each GEMM's output
+    gradient except where the activation's backward kernel does it."""
+    tok = shape.tokens
     per_layer = shape.layers / arch.num_layers
-    act_elems = np.zeros_like(tok)
-    weight_elems = np.zeros_like(tok)
+    acts_in, acts_grad, weights = np.zeros_like(tok), np.zeros_like(tok), np.zeros_like(tok)
+    fused = casts == "fused"
     for mm in matmuls(arch):
-        split = TP_SPLIT.get(mm.name, "col")
-        k = mm.k / t if split == "row" else mm.k
-        act_elems = act_elems + tok * k * mm.active * per_layer
-        share = np.where(
-            mm.name.startswith("expert_"),
-            expert_share(arch.num_experts, plan.ep) / shape.etp,
-            1.0 / t,
-        )
-        weight_elems = weight_elems + mm.params * per_layer * share
-    return _mem_op(
-        device, "fp8_cast", fwd_bytes=3.0 * (act_elems + weight_elems), calls=shape.layers * 8.0
+        if fused and mm.name in _NOT_FP8:
+            continue
+        k, n, share = _local_dims(arch, plan, shape, mm.name, mm.k, mm.n)
+        uses = tok * mm.active * per_layer
+        weights = weights + mm.params * per_layer * share
+        if not fused or mm.name in _TE_OWN_INPUT_CAST:
+            acts_in = acts_in + uses * k
+        if fused and mm.name not in _TE_FUSED_GRAD_CAST:
+            acts_grad = acts_grad + uses * n
+    if not fused:
+        fwd = _PER_GEMM_CAST_BYTES * (acts_in + weights)
+        return fwd, 2.0 * fwd
+    fwd = _TE_CAST_BYTES * (acts_in + weights / plan.num_microbatches)
+    return fwd, _TE_CAST_BYTES * acts_grad
+
+
+def _fp8_cast_op(
+    arch: ArchBatch, plan: PlanBatch, shape: StageShape, *, device: Device, casts: str
+) -> OpCost:
+    """FP8 cast kernels of one micro-batch (:func:`fp8_cast_bytes`), about two launches per
+    cast GEMM input and output gradient per layer."""
+    fwd, bwd = fp8_cast_bytes(arch, plan, shape, casts=casts)
+    calls = shape.layers * (8.0 if casts == "per_gemm" else 4.0)
+    return OpCost(
+        name="fp8_cast",
+        kind="memory",
+        recompute="full",
+        flops=np.zeros_like(fwd),
+        bytes_moved=fwd,
+        fwd_s=memory_time_s(device, bytes_moved=fwd, calls=calls),
+        bwd_s=memory_time_s(device, bytes_moved=bwd, calls=calls),
     )
 
 

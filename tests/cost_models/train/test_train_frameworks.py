@@ -12,6 +12,8 @@ from cost_models.options import TrainOptions
 from cost_models.plan import ParallelPlan, TrainWorkload
 from cost_models.plan_batch import PlanBatch
 from cost_models.train.calibration import load_calibration
+from cost_models.train.memory_ops import fp8_cast_bytes
+from cost_models.train.ops import StageShape
 from cost_models.train.step import TrainCost, hardware_flops_per_token, train_cost
 from hw_profiles.loader import load_device, load_system
 from search_spaces.catalogue import load_model
@@ -113,3 +115,52 @@ def test_flashattention2_is_slower_on_hopper_only() -> None:
     assert ratio == pytest.approx(h100.attention_efficiency / h100.attention_efficiency_fa2)
     assert ratio == pytest.approx(631.338 / 329.483, rel=0.01)  # pytorch/pytorch issue 142132
     assert attention_s("dgx-a100", flash2) == attention_s("dgx-a100", TrainOptions())
+
+
+def _fp8_bytes(casts: str, plan: ParallelPlan) -> tuple[float, float]:
+    arch = ArchBatch.from_architectures([LLAMA8B])
+    batch = PlanBatch.from_plans([plan])
+    fwd, bwd = fp8_cast_bytes(arch, batch, StageShape.of(arch, batch, seq_len=8192), casts=casts)
+    return float(fwd[0]), float(bwd[0])
+
+
+def test_transformer_engine_casts_only_inputs_without_a_fused_producer() -> None:
+    # Llama 3 8B, TP 1: Transformer Engine casts the attention output (4096 per token, read 2
+    # + write 2 x 1 byte) and, once per step, every layer weight; backward casts the output
+    # gradients of q, k/v, o and down (4096 + 2048 + 4096 + 4096), not of gate/up
+    m = PLAN.global_batch // (PLAN.dp * PLAN.micro_batch)
+    tokens, layers = PLAN.micro_batch * 8192, LLAMA8B.num_layers
+    layer_weights = (4096 * (4096 + 1024 + 1024) + 4096 * 4096 + 3 * 4096 * 14336) * layers
+    fwd, bwd = _fp8_bytes("fused", PLAN)
+    assert fwd == pytest.approx(4.0 * (tokens * layers * 4096 + layer_weights / m))
+    assert bwd == pytest.approx(4.0 * tokens * layers * (4096 + 2048 + 4096 + 4096))
+    # per GEMM (torchao-style): every input and weight cast each micro-batch, 3 bytes/element
+    per_fwd, per_bwd = _fp8_bytes("per_gemm", PLAN)
+    inputs = tokens * layers * (4096 * 2 + 4096 + 4096 + 14336)  # q, kv, o, gate/up, down
+    assert per_fwd == pytest.approx(3.0 * (inputs + layer_weights)) and per_bwd == 2 * per_fwd
+    # weights are cast once per step: more micro-batches, fewer weight bytes per micro-batch
+    more = replace(PLAN, global_batch=4 * PLAN.global_batch)
+    assert _fp8_bytes("fused", more)[0] < fwd
+
+
+def test_fp8_casts_fact_changes_only_fp8_runs() -> None:
+    fp8 = TrainWorkload(seq_len=8192, dtype="fp8")
+    times = {}
+    for casts in ("per_gemm", "fused"):
+        options = TrainOptions(fp8_casts=casts)  # type: ignore[arg-type]
+        bf16 = _cost(options).step_time_s[0]
+        times[casts] = (bf16, _cost_for(options, fp8).step_time_s[0])
+    assert times["per_gemm"][0] == times["fused"][0]
+    assert times["fused"][1] < times["per_gemm"][1]
+    with pytest.raises(ValueError, match="fp8_casts: must be one of per_gemm, fused"):
+        TrainOptions(fp8_casts="none")  # type: ignore[arg-type]
+
+
+def _cost_for(options: TrainOptions, workload: TrainWorkload) -> TrainCost:
+    return train_cost(
+        ArchBatch.from_architectures([LLAMA8B]),
+        PlanBatch.from_plans([PLAN]),
+        system=load_system("grand-teton-h100", 8),
+        workload=workload,
+        options=options,
+    )
