@@ -14,7 +14,12 @@ _PLAN_COLUMNS = ("tp", "pp", "dp", "ep", "cp", "vpp", "micro_batch", "zero", "re
 
 
 def _plan_text(plan: dict[str, Any]) -> str:
-    return " ".join(f"{k}={plan[k]}" for k in _PLAN_COLUMNS if k in plan)
+    """The plan's degrees; sequence parallelism only where TP > 1 (plans differing in it
+    alone would otherwise read the same)."""
+    parts = [f"{k}={plan[k]}" for k in _PLAN_COLUMNS if k in plan]
+    if plan.get("tp", 1) > 1 and "sequence_parallel" in plan:
+        parts.insert(1, f"sp={'on' if plan['sequence_parallel'] else 'off'}")
+    return " ".join(parts)
 
 
 def nothing_fits(result: dict[str, Any], *, smallest: int | None, command: str) -> None:
@@ -60,7 +65,7 @@ def why_this_plan(result: dict[str, Any]) -> None:
             str(i),
             _plan_text(row["plan"]),
             format_value(row["step_time_s"], "seconds", digits=4),
-            f"+{row['step_time_s'] / best_s - 1:.2%}" if i > 1 else "",
+            f"{row['step_time_s'] / best_s - 1:+.2%}" if i > 1 else "",
             f"{row['memory_per_device_bytes'] / 2**30:,.1f} GiB "
             f"({row['memory_per_device_bytes'] / device:.0%})",
             format_value(row["pp_bubble_s"], "seconds"),
