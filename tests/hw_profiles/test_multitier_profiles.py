@@ -4,6 +4,7 @@ Ascend 910C counted in dies on CloudMatrix384, the oversubscribed aggregation la
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,17 @@ def test_scale_up_tiers_come_first(tmp_path: Path) -> None:
         load_system(str(_grand_teton_with(tmp_path, 2, True)))
     with pytest.raises(ProfileError, match=r"tiers\[1\]: scale_up: expected true or false"):
         load_system(str(_grand_teton_with(tmp_path, 1, "yes")))
+
+
+def test_grand_teton_80gb_is_the_llama3_host_on_the_same_network() -> None:
+    """Llama 3 (arXiv 2407.21783 section 3.3.1): 700 W H100 with 80 GB HBM3 on Grand Teton,
+    the same RoCE tiers as the torchtitan profile (whose H100 is the 96 GB / 500 W part)."""
+    meta = load_system("grand-teton-h100-80gb", 16384)
+    titan = load_system("grand-teton-h100", 16384)
+    assert meta.device.name == "h100-sxm" and titan.device.name == "h100-sxm-96gb-500w"
+    assert meta.device.memory_bytes == pytest.approx(80e9)
+    # the same tiers; only the wording of their sources differs
+    assert [replace(t, sources={}) for t in meta.tiers] == [
+        replace(t, sources={}) for t in titan.tiers
+    ]
+    assert meta.scale_up_devices == 8

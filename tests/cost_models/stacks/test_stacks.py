@@ -126,3 +126,19 @@ def test_a_stack_file_by_path_is_used(tmp_path: Path) -> None:
             "  grad_bytes: {value: 4, source: 'our launcher keeps fp32 gradients'}\n")  # fmt: skip
     stack, opts = resolve_train(_write(tmp_path, body))
     assert stack.name == "mine" and opts.grad_bytes == 4
+
+
+def test_llama3_meta_states_only_what_the_llama3_paper_states() -> None:
+    """Meta's Llama 3 stack (arXiv 2407.21783 section 3.3.2): FSDP prefetch, asynchronous
+    gradient reduction, fp32 gradients; every other fact is the default."""
+    stack = load_stack("llama3-meta")
+    assert set(stack.facts) == {"fsdp_prefetch", "dp_overlap", "grad_bytes"}
+    assert all("2407.21783" in s and "3.3.2" in s for s in stack.sources.values())
+    _, opts = resolve_train("llama3-meta")
+    default = TrainOptions()
+    assert opts.fsdp_prefetch and opts.dp_overlap and opts.grad_bytes == 4
+    assert (opts.tp_overlap, opts.attention_kernel, opts.elementwise) == (
+        default.tp_overlap,
+        default.attention_kernel,
+        default.elementwise,
+    )

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from cost_models.train.calibration import CALIBRATION_FILE, load_calibration
 from cost_models.validation.train import (
+    DATA_FILE,
     load_train_measurements,
     measured_tokens_per_s_per_device,
     measurement_arch,
@@ -22,7 +23,7 @@ from cost_models.validation.train import (
 from nas.cli import app
 
 # held-out sources added for issue 14 (docs/validation/training.md, "New held-out sources")
-NEW_SOURCES = {"NEMO", "NEMOTRON15", "MTNLG", "DSV3"}
+NEW_SOURCES = {"NEMO", "NEMOTRON15", "MTNLG", "DSV3", "LLAMA3"}
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +129,19 @@ def test_held_out_rows_are_reported_and_never_fitted(rows: list[dict[str, object
     # the held-out set covers FP8, context, tensor and pipeline parallelism
     plans = " ".join(str(r["plan"]) for r in held)
     assert all(p in plans for p in ("cp8", "tp8", "pp8", "vpp"))
+
+
+def test_llama3_405b_rows_are_estimated_under_meta_s_stack(rows: list[dict[str, object]]) -> None:
+    """Llama 3 405B (arXiv 2407.21783 Table 4): held out, under the stack and hardware the paper
+    states, with FSDP that keeps the weights after forward (zero 3 under pp) and no
+    activation checkpointing at 8K (section 3.3.2); no longer in the refused file."""
+    llama = [r for r in rows if str(r["id"]).startswith("L3-")]
+    assert [r["id"] for r in llama] == ["L3-1", "L3-2", "L3-3"]
+    assert all(r["stack"] == "llama3-meta" for r in llama)
+    assert all(str(r["hardware"]).endswith("x grand-teton-h100-80gb") for r in llama)
+    assert all(r["metric"] == "tokens/s per device (held out)" for r in llama)
+    plans = [str(r["plan"]) for r in llama]
+    assert all("tp8 pp16" in p and " z3 " in p for p in plans)
+    assert plans[0].endswith("none sp") and plans[1].endswith("none sp") and "cp16" in plans[2]
+    refused = load_train_measurements(DATA_FILE.parent / "train_measurements_refused.csv")
+    assert not [m for m in refused if m.id.startswith("L3-")]
