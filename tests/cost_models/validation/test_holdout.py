@@ -1,11 +1,10 @@
 """The headline of ``nas validate``: leave-one-source-out errors (cost_models.validation.holdout).
 
-Pinned medians (issue targets for the regression guard): training tokens/s per device <= 13%,
+Pinned medians (issue targets for the regression guard): training tokens/s per device <= 12%,
 inference TTFT/TPOT/end-to-end <= 14%. At the commit that added this test they were 6.7%
-(48 rows, 8 publications) and 12.7% (19 rows, 4 publications). The training pin was 12% until
-the three Llama 3 405B rows (LLAMA3, held out, -14% to -17%) moved from the refused file into
-the data: 11.2% (74 rows, 12 publications) became 12.1% (77 rows, 13 publications) with no
-change to the model or its calibration.
+(48 rows, 8 publications) and 12.7% (19 rows, 4 publications); with Transformer Engine's FP8
+casts (``fp8_casts: fused``) and the Llama 3 405B rows: 9.9% (77 rows, 13 publications) and
+11.2% (49 rows, 8 publications).
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ def _median(rows: list[dict[str, Any]], errors: list[float], metrics: set[str]) 
 def test_training_throughput_held_out_median_is_pinned(rows_and_errors: Any) -> None:
     rows, errors = rows_and_errors
     metrics = {"tokens/s per device", "tokens/s per device (held out)"}
-    assert _median(rows, errors, metrics) <= 0.13
+    assert _median(rows, errors, metrics) <= 0.12
 
 
 def test_inference_latency_held_out_median_is_pinned(rows_and_errors: Any) -> None:
