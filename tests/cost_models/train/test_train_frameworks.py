@@ -24,12 +24,14 @@ PLAN = ParallelPlan(dp=8, micro_batch=2, global_batch=16, zero=3, recompute="sel
 WORKLOAD = TrainWorkload(seq_len=8192, dtype="bf16")
 
 
-def _cost(options: TrainOptions, plan: ParallelPlan = PLAN) -> TrainCost:
+def _cost(
+    options: TrainOptions, plan: ParallelPlan = PLAN, workload: TrainWorkload = WORKLOAD
+) -> TrainCost:
     return train_cost(
         ArchBatch.from_architectures([LLAMA8B]),
         PlanBatch.from_plans([plan]),
         system=load_system("grand-teton-h100", 8),
-        workload=WORKLOAD,
+        workload=workload,
         options=options,
         keep_ops=True,
     )
@@ -149,18 +151,8 @@ def test_fp8_casts_fact_changes_only_fp8_runs() -> None:
     for casts in ("per_gemm", "fused"):
         options = TrainOptions(fp8_casts=casts)  # type: ignore[arg-type]
         bf16 = _cost(options).step_time_s[0]
-        times[casts] = (bf16, _cost_for(options, fp8).step_time_s[0])
+        times[casts] = (bf16, _cost(options, workload=fp8).step_time_s[0])
     assert times["per_gemm"][0] == times["fused"][0]
     assert times["fused"][1] < times["per_gemm"][1]
     with pytest.raises(ValueError, match="fp8_casts: must be one of per_gemm, fused"):
         TrainOptions(fp8_casts="none")  # type: ignore[arg-type]
-
-
-def _cost_for(options: TrainOptions, workload: TrainWorkload) -> TrainCost:
-    return train_cost(
-        ArchBatch.from_architectures([LLAMA8B]),
-        PlanBatch.from_plans([PLAN]),
-        system=load_system("grand-teton-h100", 8),
-        workload=workload,
-        options=options,
-    )
