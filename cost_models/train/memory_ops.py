@@ -187,16 +187,21 @@ _PER_GEMM_CAST_BYTES = 3.0  # read bf16 (2), write FP8 (1)
 
 def _local_dims(
     arch: ArchBatch, plan: PlanBatch, shape: StageShape, name: str, k: FloatArray, n: FloatArray
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """(input width, output width, weight share) of one matmul class on one device."""
-    t = shape.tp
-    split = TP_SPLIT.get(name, "col")
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """(token share, input width, output width, weight share) of one matmul class on one
+    device. Experts are split by expert TP (``etp``), their up projection by columns and their
+    down projection by rows, and an EP rank sees ``etp / tp`` of the stage's tokens (the TP
+    ranks dispatch disjoint token shards; :func:`cost_models.train.ops.gemm_ops`)."""
+    if name.startswith("expert_"):
+        t, split = shape.etp, "col" if name == "expert_up" else "row"
+        tokens = shape.etp / shape.tp
+        share = expert_share(arch.num_experts, plan.ep) / shape.etp
+    else:
+        t, split = shape.tp, TP_SPLIT[name]
+        tokens, share = np.ones_like(shape.tp), 1.0 / shape.tp
     k_local = k / t if split == "row" else k
     n_local = n / t if split == "col" else n
-    share = np.where(
-        name.startswith("expert_"), expert_share(arch.num_experts, plan.ep) / shape.etp, 1.0 / t
-    )
-    return k_local, n_local, share
+    return tokens, k_local, n_local, share
 
 
 def fp8_cast_bytes(
@@ -219,8 +224,9 @@ def fp8_cast_bytes(
     for mm in matmuls(arch):
         if fused and mm.name in _NOT_FP8:
             continue
-        k, n, share = _local_dims(arch, plan, shape, mm.name, mm.k, mm.n)
-        uses = tok * mm.active * per_layer
+        tokens, k, n, share = _local_dims(arch, plan, shape, mm.name, mm.k, mm.n)
+        # a weight class the model lacks (shared experts of width 0) casts nothing
+        uses = np.where(mm.k * mm.n > 0, tok * tokens * mm.active * per_layer, 0.0)
         weights = weights + mm.params * per_layer * share
         if not fused or mm.name in _TE_OWN_INPUT_CAST:
             acts_in = acts_in + uses * k

@@ -119,8 +119,8 @@ def test_flashattention2_is_slower_on_hopper_only() -> None:
     assert attention_s("dgx-a100", flash2) == attention_s("dgx-a100", TrainOptions())
 
 
-def _fp8_bytes(casts: str, plan: ParallelPlan) -> tuple[float, float]:
-    arch = ArchBatch.from_architectures([LLAMA8B])
+def _fp8_bytes(casts: str, plan: ParallelPlan, model: str = "llama3-8b") -> tuple[float, float]:
+    arch = ArchBatch.from_architectures([load_model(model)])
     batch = PlanBatch.from_plans([plan])
     fwd, bwd = fp8_cast_bytes(arch, batch, StageShape.of(arch, batch, seq_len=8192), casts=casts)
     return float(fwd[0]), float(bwd[0])
@@ -156,3 +156,19 @@ def test_fp8_casts_fact_changes_only_fp8_runs() -> None:
     assert times["fused"][1] < times["per_gemm"][1]
     with pytest.raises(ValueError, match="fp8_casts: must be one of per_gemm, fused"):
         TrainOptions(fp8_casts="none")  # type: ignore[arg-type]
+
+
+def test_expert_casts_see_the_ranks_token_shard_and_expert_tp() -> None:
+    # Mixtral 8x7B, TP 2 with EP 4 (expert TP 1): the TP ranks dispatch disjoint halves of the
+    # tokens, so each rank casts half the routed tokens' expert inputs (top 2 of 4096 and of
+    # 14336 per token) and output gradients (2 x 14336 gate/up and 4096 down), at full
+    # expert width; attention is split by TP 2
+    plan = ParallelPlan(tp=2, dp=4, ep=4, micro_batch=1, global_batch=8, zero=1)
+    tokens, layers, top_k = 8192, 32, 2
+    routed = tokens / 2 * top_k
+    per_layer_w = (4096 * 4096 * 2 + 4096 * 2048) / 2 + 2 * 3 * 4096 * 14336  # 2 experts/rank
+    fwd, bwd = _fp8_bytes("fused", plan, "mixtral-8x7b")
+    acts = tokens * 4096 / 2 + routed * (4096 + 14336)
+    assert fwd == pytest.approx(4.0 * layers * (acts + per_layer_w / 2))  # 2 micro-batches
+    grads = tokens * (4096 + 2048) / 2 + tokens * 4096 + routed * (2 * 14336 + 4096)
+    assert bwd == pytest.approx(4.0 * layers * grads)
