@@ -8,14 +8,15 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["TP_SPLIT", "expert_share", "experts_per_rank"]
+__all__ = ["TP_SPLIT", "expert_share", "experts_per_rank", "split_widths"]
 
 FloatArray = npt.NDArray[np.float64]
+Split = Literal["col", "row", "rep"]
 
 # Which dimension tensor parallelism splits, per weight class (Megatron-LM column/row
 # parallel linear layers). MLA's down-projections are replicated across TP ranks, as in
 # Megatron-Core's MLA. Experts are handled as grouped GEMMs by each model.
-TP_SPLIT: dict[str, Literal["col", "row", "rep"]] = {
+TP_SPLIT: dict[str, Split] = {
     "attn_q": "col",
     "attn_q_a": "rep",
     "attn_q_b": "col",
@@ -29,6 +30,16 @@ TP_SPLIT: dict[str, Literal["col", "row", "rep"]] = {
     "shared_down": "row",
     "router": "rep",
 }
+
+
+def split_widths(
+    split: Split, k: npt.ArrayLike, n: npt.ArrayLike, ways: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    """(input, output) width of a ``k x n`` weight on one of ``ways`` ranks: a column-parallel
+    layer keeps its input and splits its output, a row-parallel one the reverse, a
+    replicated one keeps both."""
+    k_, n_, w = (np.asarray(x, dtype=np.float64) for x in (k, n, ways))
+    return (k_ / w if split == "row" else k_), (n_ / w if split == "col" else n_)
 
 
 def experts_per_rank(num_experts: npt.ArrayLike, ep: npt.ArrayLike) -> FloatArray:

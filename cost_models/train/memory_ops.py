@@ -30,7 +30,7 @@ import numpy.typing as npt
 from cost_models.efficiency import memory_time_s
 from cost_models.options import TrainOptions
 from cost_models.plan_batch import PlanBatch
-from cost_models.sharding import TP_SPLIT, expert_share
+from cost_models.sharding import TP_SPLIT, expert_share, split_widths
 from cost_models.train.ops import (
     ACT_BYTES,
     OpCost,
@@ -59,7 +59,9 @@ def _mem_op(
     fwd_bytes: FloatArray,
     calls: FloatArray,
     recompute: RecomputeSet = "full",
+    bwd_bytes: FloatArray | None = None,
 ) -> OpCost:
+    """A memory-bound op; its backward moves ``bwd_bytes``, by default twice the forward's."""
     return OpCost(
         name=name,
         kind="memory",
@@ -67,7 +69,9 @@ def _mem_op(
         flops=np.zeros_like(fwd_bytes),
         bytes_moved=fwd_bytes,
         fwd_s=memory_time_s(device, bytes_moved=fwd_bytes, calls=calls),
-        bwd_s=memory_time_s(device, bytes_moved=2.0 * fwd_bytes, calls=calls),
+        bwd_s=memory_time_s(
+            device, bytes_moved=2.0 * fwd_bytes if bwd_bytes is None else bwd_bytes, calls=calls
+        ),
     )
 
 
@@ -193,14 +197,12 @@ def _local_dims(
     down projection by rows, and an EP rank sees ``etp / tp`` of the stage's tokens (the TP
     ranks dispatch disjoint token shards; :func:`cost_models.train.ops.gemm_ops`)."""
     if name.startswith("expert_"):
-        t, split = shape.etp, "col" if name == "expert_up" else "row"
+        k_local, n_local = split_widths("col" if name == "expert_up" else "row", k, n, shape.etp)
         tokens = shape.etp / shape.tp
         share = expert_share(arch.num_experts, plan.ep) / shape.etp
     else:
-        t, split = shape.tp, TP_SPLIT[name]
+        k_local, n_local = split_widths(TP_SPLIT[name], k, n, shape.tp)
         tokens, share = np.ones_like(shape.tp), 1.0 / shape.tp
-    k_local = k / t if split == "row" else k
-    n_local = n / t if split == "col" else n
     return tokens, k_local, n_local, share
 
 
@@ -246,15 +248,7 @@ def _fp8_cast_op(
     cast GEMM input and output gradient per layer."""
     fwd, bwd = fp8_cast_bytes(arch, plan, shape, casts=casts)
     calls = shape.layers * (8.0 if casts == "per_gemm" else 4.0)
-    return OpCost(
-        name="fp8_cast",
-        kind="memory",
-        recompute="full",
-        flops=np.zeros_like(fwd),
-        bytes_moved=fwd,
-        fwd_s=memory_time_s(device, bytes_moved=fwd, calls=calls),
-        bwd_s=memory_time_s(device, bytes_moved=bwd, calls=calls),
-    )
+    return _mem_op(device, "fp8_cast", fwd_bytes=fwd, calls=calls, bwd_bytes=bwd)
 
 
 def stage_ops(

@@ -32,7 +32,7 @@ from cost_models.efficiency import (
 )
 from cost_models.options import TrainOptions
 from cost_models.plan_batch import PlanBatch
-from cost_models.sharding import TP_SPLIT, experts_per_rank
+from cost_models.sharding import TP_SPLIT, experts_per_rank, split_widths
 from hw_profiles.types import Device
 from search_spaces.counts import ArchBatch, matmuls, qk_head_dim, v_head_dim
 
@@ -137,8 +137,7 @@ def gemm_ops(
             continue
         split = TP_SPLIT[mm.name]
         calls = mm.active * per_layer
-        n = mm.n / t if split == "col" else mm.n
-        k = mm.k / t if split == "row" else mm.k
+        k, n = split_widths(split, mm.k, mm.n, t)
         m = tok / np.where(plan.sp > 0, t, 1.0) if split == "rep" else tok
         out.append(_gemm_op(device, mm.name, m=m, n=n, k=k, calls=calls, dtype=dtype))
     out.extend(_expert_ops(arch, plan, shape, device=device, dtype=dtype, imbalance=imbalance))
