@@ -109,7 +109,8 @@ def _nodes_report(pyproject: dict[str, Any]) -> tuple[int, list[str]]:
             if node["NodeID"] not in still:
                 print(f"note: {_where(node)} left the cluster during the preflight", flush=True)
                 continue
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else type(exc).__name__
             lines.append(f"preflight check failed on {_where(node)}: {first}")
             continue
         checked += 1
