@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,17 +225,11 @@ def kill_worker(head: Head, name: str, *, wait_dead: bool = True) -> None:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=10)
-    if not wait_dead:
-        return
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, KeyError, ValueError):
-            if not any(name in n.get("resources_total", {}) for n in alive_nodes(head)):
-                return
-        time.sleep(1.0)
-    pytest.fail(
-        f"the head still lists worker node {name} as alive {START_TIMEOUT_S:g} s after its kill"
-    )
+    if wait_dead:
+        _wait_for(
+            lambda: not any(name in n.get("resources_total", {}) for n in alive_nodes(head)),
+            f"the head still lists worker node {name} as alive {START_TIMEOUT_S:g} s after its kill",
+        )
 
 
 def alive_nodes(head: Head) -> list[dict[str, object]]:
@@ -253,15 +247,27 @@ def alive_nodes(head: Head) -> list[dict[str, object]]:
 
 def wait_nodes(head: Head, n: int, *, proc: subprocess.Popen[bytes] | None = None) -> bool:
     """Wait for ``n`` alive nodes; False when ``proc`` (a starting node) exited first."""
+    return _wait_for(
+        lambda: len(alive_nodes(head)) == n,
+        f"the cluster did not reach {n} alive nodes in {START_TIMEOUT_S:g} s",
+        give_up=lambda: proc is not None and proc.poll() is not None,
+    )
+
+
+def _wait_for(
+    ready: Callable[[], bool], failure: str, *, give_up: Callable[[], bool] = lambda: False
+) -> bool:
+    """Poll the dashboard's state API each second until ``ready()``: True; False as soon as
+    ``give_up()``; a test failure saying ``failure`` after START_TIMEOUT_S."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
+        if give_up():
             return False
         with contextlib.suppress(OSError, KeyError, ValueError):
-            if len(alive_nodes(head)) == n:
+            if ready():
                 return True
         time.sleep(1.0)
-    pytest.fail(f"the cluster did not reach {n} alive nodes in {START_TIMEOUT_S:g} s")
+    pytest.fail(failure)
 
 
 @pytest.fixture()

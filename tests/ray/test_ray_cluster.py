@@ -71,12 +71,9 @@ def test_preflight_skips_a_node_that_dies_while_it_is_checked(ray_driver, capsys
     """A node killed just before the preflight is still listed as alive until the head
     notices (seconds): its pinned check cannot run. The preflight names it in a note and
     checks the others; it neither hangs nor fails with a traceback."""
-    import tomllib
-
     from nas.jobs import preflight
 
-    with (Path(__file__).resolve().parents[2] / "pyproject.toml").open("rb") as f:
-        pyproject = tomllib.load(f)
+    pyproject = preflight._load_pyproject(str(Path(__file__).resolve().parents[2]))
     add_worker(ray_driver, "node_c", nodes=4)
     kill_worker(ray_driver, "node_c", wait_dead=False)
     checked, lines = preflight._nodes_report(pyproject)
