@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from cost_models.inference.calibration import INFERENCE_GEMM_DERATE
+from cost_models.inference.calibration import INFERENCE_GEMM_DERATE, INFERENCE_GEMM_OVERLAP
 from cost_models.inference.ops import (
     ACT_BYTES,
     LOGIT_BYTES,
@@ -136,7 +136,8 @@ def phase_time(
     weight_dtype: str,
     kv_dtype: str,
     include_head: bool = True,
-    gemm_derate: float = INFERENCE_GEMM_DERATE,
+    gemm_derate: float | FloatArray = INFERENCE_GEMM_DERATE,
+    gemm_overlap: float | FloatArray = INFERENCE_GEMM_OVERLAP,
     serve: ServeOptions | None = None,
 ) -> dict[str, FloatArray]:
     """Breakdown (``TIME_KEYS``) of one forward pass: ``tokens`` tokens per replica, LM head
@@ -152,7 +153,8 @@ def phase_time(
     if include_head:
         ops.extend(head_ops(b, s, rows=rows, weight_bytes=wb))
     t = op_times(ops, system.device, compute_dtype=compute_dtype(weight_dtype, system),
-                 gemm_derate=gemm_derate, host_launch_s=engine.host_launch_s)  # fmt: skip
+                 gemm_derate=gemm_derate, gemm_overlap=gemm_overlap,
+                 host_launch_s=engine.host_launch_s)  # fmt: skip
     comm = _comm(b, s, system, tokens=tokens)
     step = engine.step_overhead_s if include_head else 0.0
     out = {"compute": t["compute"], "memory": t["memory"], **comm, "other": t["launch"] + step}
@@ -211,7 +213,8 @@ def inference_arrays(
     gen_len: npt.ArrayLike,
     weight_dtype: str,
     kv_dtype: str,
-    gemm_derate: float = INFERENCE_GEMM_DERATE,
+    gemm_derate: float | FloatArray = INFERENCE_GEMM_DERATE,
+    gemm_overlap: float | FloatArray = INFERENCE_GEMM_OVERLAP,
     serve: ServeOptions | None = None,
 ) -> InferenceArrays:
     """Prefill, decode and memory of every candidate; all array arguments broadcast to
@@ -228,10 +231,12 @@ def inference_arrays(
     per_replica = np.ceil(batch_a / s.dp)
     pre = phase_time(b, s, system, tokens=per_replica * prompt, rows=per_replica,
                      context=prompt, prefill=True, weight_dtype=weight_dtype,
-                     kv_dtype=kv_dtype, gemm_derate=gemm_derate, serve=engine)  # fmt: skip
+                     kv_dtype=kv_dtype, gemm_derate=gemm_derate, gemm_overlap=gemm_overlap,
+                     serve=engine)  # fmt: skip
     dec = phase_time(b, s, system, tokens=per_replica, rows=per_replica,
                      context=prompt + gen / 2.0, prefill=False, weight_dtype=weight_dtype,
-                     kv_dtype=kv_dtype, gemm_derate=gemm_derate, serve=engine)  # fmt: skip
+                     kv_dtype=kv_dtype, gemm_derate=gemm_derate, gemm_overlap=gemm_overlap,
+                     serve=engine)  # fmt: skip
     ttft = sum(pre.values(), np.zeros(n))
     tpot = sum(dec.values(), np.zeros(n))
     e2e = ttft + (gen - 1.0) * tpot

@@ -6,7 +6,10 @@ its latency is the sum over stages). :func:`op_times` turns records into time by
 the sum is the phase time. Vectorised over candidates (numpy arrays), see ``docs/design.md``.
 
 Roofline per op (Williams et al. 2009, CACM 52(4); SOURCES.md "Decode is memory-bound"):
-``t = max(flops / (peak * eff), bytes / (hbm_bw * mem_eff)) + kernel_launch_s``. The fixed
+``t = max(t_compute, t_memory) + (1 - overlap) * min(t_compute, t_memory) + kernel_launch_s``
+with ``t_compute = flops / (peak * eff)`` and ``t_memory = bytes / (hbm_bw * mem_eff)``;
+``overlap`` is 1 (the plain roofline) except for GEMMs, which hide only
+:data:`~cost_models.inference.calibration.INFERENCE_GEMM_OVERLAP` of the shorter term. The fixed
 per-kernel term stands for launch gap, ramp-up and tail of every kernel; engines that use CUDA
 graphs (TensorRT-LLM, vLLM, gpt-fast) hide the CPU launch but not these gaps, so the device's
 ``kernel_launch_s`` is charged once per kernel in every engine (assumption, stated).
@@ -20,7 +23,7 @@ from typing import Literal
 import numpy as np
 
 from cost_models.efficiency import gemm_efficiency, tile_efficiency
-from cost_models.inference.calibration import INFERENCE_GEMM_DERATE
+from cost_models.inference.calibration import INFERENCE_GEMM_DERATE, INFERENCE_GEMM_OVERLAP
 from cost_models.sharding import TP_SPLIT, experts_per_rank
 from hw_profiles.types import Device
 from search_spaces.counts import (
@@ -234,13 +237,16 @@ def op_times(
     device: Device,
     *,
     compute_dtype: str,
-    gemm_derate: float = INFERENCE_GEMM_DERATE,
+    gemm_derate: float | FloatArray = INFERENCE_GEMM_DERATE,
+    gemm_overlap: float | FloatArray = INFERENCE_GEMM_OVERLAP,
     host_launch_s: float = 0.0,
 ) -> dict[str, FloatArray]:
     """Time by category: ``compute`` (compute-bound ops), ``memory`` (memory-bound ops) and
     ``launch`` (the fixed per-kernel cost, and the device's wait for the host where a kernel
     is shorter than ``host_launch_s``, the host's time to issue one kernel without CUDA
-    graphs). Their sum is the time of the ops."""
+    graphs). Their sum is the time of the ops. A GEMM's unhidden share of its shorter term
+    (``1 - gemm_overlap``) counts in the category of its longer one. ``gemm_derate`` and
+    ``gemm_overlap`` may be arrays over the candidates (the calibration's grid)."""
     bw = device.memory_bandwidth_bytes_per_s * device.memory_efficiency
     compute = memory = launch = np.zeros(())
     for op in ops:
@@ -255,8 +261,10 @@ def op_times(
         t_m = op.bytes / bw
         present = op.calls > 0
         bound = t_c >= t_m
-        compute = compute + np.where(present & bound, t_c * op.calls, 0.0)
-        memory = memory + np.where(present & ~bound, t_m * op.calls, 0.0)
+        hidden = gemm_overlap if op.kind == "gemm" else 1.0
+        t = np.maximum(t_c, t_m) + (1.0 - hidden) * np.minimum(t_c, t_m)
+        compute = compute + np.where(present & bound, t * op.calls, 0.0)
+        memory = memory + np.where(present & ~bound, t * op.calls, 0.0)
         host_wait = np.maximum(host_launch_s - np.maximum(t_c, t_m), 0.0)
         launch = launch + np.where(present, op.calls * (device.kernel_launch_s + host_wait), 0.0)
     return {"compute": compute, "memory": memory, "launch": launch}

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from cost_models.inference.calibration import INFERENCE_GEMM_DERATE
+from cost_models.inference.calibration import INFERENCE_GEMM_DERATE, INFERENCE_GEMM_OVERLAP
 from cost_models.inference.cost import compute_dtype, inference_arrays, phase_time
 from cost_models.inference.ops import ACT_BYTES, Op, Shards, linear_ops, op_times
 from cost_models.options import ServeOptions
@@ -46,6 +46,7 @@ __all__ = [
     "layer_linear_time_s",
     "load_measurements",
     "predict",
+    "predict_grid",
     "publication",
     "serve_options",
     "single_device_system",
@@ -161,21 +162,29 @@ def _shards(tp: int) -> Shards:
 
 
 def layer_linear_time_s(
-    m: Measurement, system: System, *, gemm_derate: float = INFERENCE_GEMM_DERATE
-) -> float:
-    """QKV, O, up/gate, activation and down of one layer for ``in_len`` tokens."""
-    b = ArchBatch.from_architectures([m.arch])
+    m: Measurement,
+    system: System,
+    *,
+    gemm_derate: FloatArray | float = INFERENCE_GEMM_DERATE,
+    gemm_overlap: FloatArray | float = INFERENCE_GEMM_OVERLAP,
+) -> FloatArray:
+    """QKV, O, up/gate, activation and down of one layer for ``in_len`` tokens, one figure per
+    element of ``gemm_derate``/``gemm_overlap`` (broadcast together)."""
+    n = int(np.broadcast(np.asarray(gemm_derate), np.asarray(gemm_overlap)).size)
+    b = ArchBatch.from_architectures([m.arch] * n)
     s = _shards(m.tp)
-    tokens = np.full(1, float(m.in_len))
+    tokens = np.full(n, float(m.in_len))
     ops = [o for o in linear_ops(b, s, tokens=tokens, weight_bytes=2.0) if o.name in
            ("attn_q", "attn_kv", "attn_o", "ffn_up", "ffn_down")]  # fmt: skip
     width: FloatArray = (2.0 + b.gated) * b.d_ff / s.tp  # read up (and gate), write
-    zero = np.zeros(1)
+    zero = np.zeros(n)
     ops.append(Op(name="act", kind="elementwise", flops=zero, bytes=tokens * width * ACT_BYTES,
-                  calls=np.ones(1), eff_flops=zero))  # fmt: skip
+                  calls=np.ones(n), eff_flops=zero))  # fmt: skip
     dtype = compute_dtype(m.weight_dtype, system)
-    t = op_times(ops, system.device, compute_dtype=dtype, gemm_derate=gemm_derate)
-    return float(sum(t.values(), np.zeros(1))[0])
+    t = op_times(ops, system.device, compute_dtype=dtype, gemm_derate=gemm_derate,
+                 gemm_overlap=gemm_overlap)  # fmt: skip
+    out: FloatArray = np.broadcast_to(sum(t.values(), np.zeros(n)), (n,)).astype(np.float64)
+    return out
 
 
 def engine_steps(m: Measurement) -> int:
@@ -192,37 +201,61 @@ def predict(
     m: Measurement,
     *,
     gemm_derate: float = INFERENCE_GEMM_DERATE,
+    gemm_overlap: float = INFERENCE_GEMM_OVERLAP,
     step_overhead_s: float | None = None,
 ) -> float:
     """The model's figure for ``m`` in seconds, under the row's stack; ``step_overhead_s``
     replaces the stack's per-iteration overhead (the calibration's grid)."""
+    one = np.ones(1)
+    grid = predict_grid(m, gemm_derate=one * gemm_derate, gemm_overlap=one * gemm_overlap,
+                        step_overhead_s=step_overhead_s)  # fmt: skip
+    return float(grid[0])
+
+
+def predict_grid(
+    m: Measurement,
+    *,
+    gemm_derate: FloatArray,
+    gemm_overlap: FloatArray,
+    step_overhead_s: float | None = None,
+) -> FloatArray:
+    """:func:`predict` at every (``gemm_derate[i]``, ``gemm_overlap[i]``) in one vectorised
+    evaluation (the calibration's grid: one call per row instead of one per grid point)."""
     engine = serve_options(m)
     overhead_s = engine.step_overhead_s if step_overhead_s is None else step_overhead_s
-    base = _predict_without_overhead(m, replace(engine, step_overhead_s=0.0), gemm_derate)
-    return base + engine_steps(m) * overhead_s
+    base = _predict_without_overhead(
+        m, replace(engine, step_overhead_s=0.0), gemm_derate, gemm_overlap
+    )
+    out: FloatArray = base + engine_steps(m) * overhead_s
+    return out
 
 
-def _predict_without_overhead(m: Measurement, engine: ServeOptions, gemm_derate: float) -> float:
+def _predict_without_overhead(
+    m: Measurement, engine: ServeOptions, gemm_derate: FloatArray, gemm_overlap: FloatArray
+) -> FloatArray:
     system = _system(m)
     if m.metric == "layer_linear":
-        return layer_linear_time_s(m, system, gemm_derate=gemm_derate)
-    b = ArchBatch.from_architectures([m.arch])
+        return layer_linear_time_s(m, system, gemm_derate=gemm_derate, gemm_overlap=gemm_overlap)
+    n = len(gemm_derate)
+    b = ArchBatch.from_architectures([m.arch] * n)
+    gemm = {"gemm_derate": gemm_derate, "gemm_overlap": gemm_overlap}
     if m.metric in ("layer_prefill", "layer_decode"):
         prefill = m.metric == "layer_prefill"
-        one = np.ones(1)
+        one = np.ones(n)
         t = phase_time(b, _shards(m.tp), system,
                        tokens=one * m.batch * (m.in_len if prefill else 1),
                        rows=one * m.batch, context=one * m.in_len, prefill=prefill,
                        weight_dtype=m.weight_dtype, kv_dtype=m.kv_dtype,
-                       include_head=False, gemm_derate=gemm_derate, serve=engine)  # fmt: skip
-        return float(sum(t.values(), np.zeros(1))[0])
+                       include_head=False, serve=engine, **gemm)  # fmt: skip
+        layer: FloatArray = sum(t.values(), np.zeros(n))
+        return layer
     r = inference_arrays(b, system, tp=m.tp, pp=1, ep=1, dp=m.n_dev // m.tp, batch=m.batch,
                          prompt_len=m.in_len, gen_len=m.out_len, weight_dtype=m.weight_dtype,
-                         kv_dtype=m.kv_dtype, gemm_derate=gemm_derate, serve=engine)  # fmt: skip
+                         kv_dtype=m.kv_dtype, serve=engine, **gemm)  # fmt: skip
     value = {"ttft": r.ttft_s, "tpot": r.tpot_s, "e2e": r.e2e_s}.get(m.metric)
     if value is None:
         raise ValueError(f"{m.id}: metric must be ttft, tpot, e2e or a layer metric; got {m.metric!r}")  # fmt: skip
-    return float(value[0])
+    return value
 
 
 def publication(source: str) -> str:

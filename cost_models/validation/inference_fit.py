@@ -1,10 +1,13 @@
 """Fit and hold-out check of the inference model's calibrated parameters.
 
-Two kinds, each with a physical meaning and a range:
+Three kinds, each with a physical meaning and a range:
 
 * :data:`~cost_models.inference.calibration.INFERENCE_GEMM_DERATE` (op class, shared by every
   row): sustained GEMM efficiency of serving engines over the device profile's, grid
   0.60-1.00.
+* :data:`~cost_models.inference.calibration.INFERENCE_GEMM_OVERLAP` (op class, shared by every
+  row): share of the shorter of a GEMM's compute and HBM time hidden under the longer, grid
+  0-1 (1 is the plain roofline).
 * ``step_overhead_s`` per serving stack (:mod:`cost_models.stacks`): host time per engine
   iteration that the device waits for (scheduling, input preparation, sampling, request
   handling), grid 0-20 ms (the range of :class:`~cost_models.options.ServeOptions`). It adds
@@ -15,11 +18,11 @@ Two kinds, each with a physical meaning and a range:
   stack file that states its overhead with a source (gpt-fast's tight loop, SGLang's overlap
   scheduler) keeps it: its rows fit only the derate.
 
-Both are chosen jointly on the grids by the least mean ``|log(predicted / measured)|`` (the
+All are chosen jointly on the grids by the least mean ``|log(predicted / measured)|`` (the
 training fit's loss, :mod:`cost_models.validation.train_fit`; a squared loss lets the
 FasterTransformer TP8 rows, 30-45% slower than any per-step overhead explains, set the
-overhead of every engine): for each derate, every overhead's best value is independent of
-the others'.
+overhead of every engine): for each (derate, overlap) pair, every overhead's best value is
+independent of the others'.
 :func:`leave_one_source_out` refits without every row of a publication and reports those
 rows' errors, the honest estimate on data the fit has not seen (``docs/validation/inference.md``).
 ``python -m cost_models.validation.inference_fit`` refits and writes the per-stack overheads to
@@ -39,13 +42,15 @@ from cost_models.validation.inference import (
     Measurement,
     engine_steps,
     load_measurements,
-    predict,
+    predict_grid,
     publication,
 )
 
 __all__ = [
     "DERATE_GRID",
+    "GEMM_GRID",
     "OVERHEAD_GRID_S",
+    "OVERLAP_GRID",
     "Fit",
     "LeaveOneOut",
     "leave_one_out",
@@ -55,6 +60,11 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 DERATE_GRID: tuple[float, ...] = tuple(np.round(np.arange(0.60, 1.0001, 0.02), 2))
+OVERLAP_GRID: tuple[float, ...] = tuple(np.round(np.arange(0.0, 1.0001, 0.05), 2))
+# every (gemm_derate, gemm_overlap) pair the fit chooses from
+GEMM_GRID: tuple[tuple[float, float], ...] = tuple(
+    (d, o) for d in DERATE_GRID for o in OVERLAP_GRID
+)
 OVERHEAD_GRID_S: tuple[float, ...] = tuple(np.round(np.arange(0.0, 0.02001, 0.00025), 5))
 # A stack's own overhead needs rows from this many publications, so that with one left out
 # two remain. With two, a held-out check fits one publication's setup: FasterTransformer's
@@ -65,9 +75,11 @@ MIN_PUBLICATIONS = 3
 
 @dataclass(frozen=True, kw_only=True)
 class Fit:
-    """Fitted parameters: the shared GEMM derate and each stack's per-iteration overhead."""
+    """Fitted parameters: the shared GEMM derate and overlap, each stack's per-iteration
+    overhead."""
 
     gemm_derate: float
+    gemm_overlap: float
     step_overhead_s: dict[str, float]
 
 
@@ -77,14 +89,8 @@ class LeaveOneOut:
 
     ids: tuple[str, ...]
     metrics: tuple[str, ...]
-    fitted: tuple[float, ...]  # the derate fitted without each row('s group)
     errors: tuple[float, ...]  # that row's relative error under the fit that never saw it
     all_rows: Fit  # the parameters fitted on every row
-
-    @property
-    def all_rows_fit(self) -> float:
-        """The derate fitted on every row."""
-        return self.all_rows.gemm_derate
 
     @property
     def median_abs_error(self) -> float:
@@ -101,7 +107,7 @@ class LeaveOneOut:
 
 @dataclass(frozen=True, kw_only=True)
 class _Table:
-    """Every row's prediction without step overhead at each derate (derates x rows)."""
+    """Every row's prediction without step overhead at each grid pair (pairs x rows)."""
 
     base_s: FloatArray
     measured_s: FloatArray
@@ -114,14 +120,16 @@ class _Table:
         return out
 
 
-def _table(rows: list[Measurement], grid: tuple[float, ...]) -> _Table:
+def _table(rows: list[Measurement], grid: tuple[tuple[float, float], ...]) -> _Table:
     """Rows whose stack file states its overhead keep it (``steps`` 0: nothing to fit)."""
     fitted = [not _states_overhead(m) for m in rows]
-    base = [[predict(m, gemm_derate=g, step_overhead_s=0.0 if f else None)
-             for m, f in zip(rows, fitted, strict=True)] for g in grid]  # fmt: skip
+    derate, overlap = (np.array([p[i] for p in grid]) for i in (0, 1))
+    base = [predict_grid(m, gemm_derate=derate, gemm_overlap=overlap,
+                         step_overhead_s=0.0 if f else None)
+            for m, f in zip(rows, fitted, strict=True)]  # fmt: skip
     steps = [float(engine_steps(m)) if f else 0.0 for m, f in zip(rows, fitted, strict=True)]
     return _Table(
-        base_s=np.array(base),
+        base_s=np.array(base).T,
         measured_s=np.array([m.measured_s for m in rows]),
         steps=np.array(steps),
         stacks=tuple(m.stack for m in rows),
@@ -155,8 +163,10 @@ def _overhead_keys(t: _Table, stepped: BoolArray) -> tuple[str, ...]:
     )
 
 
-def _fit(t: _Table, grid: tuple[float, ...], use: BoolArray) -> tuple[int, dict[str, float]]:
-    """Grid index of the derate and the overheads with the least total absolute log error over
+def _fit(
+    t: _Table, grid: tuple[tuple[float, float], ...], use: BoolArray
+) -> tuple[int, dict[str, float]]:
+    """Grid index of the (derate, overlap) pair and the overheads with the least total absolute log error over
     the ``use`` rows. The pooled overhead is fitted on every stepped row (the typical engine),
     a stack's own on its rows only; each row is scored with the value it takes."""
     best: tuple[float, int, dict[str, float]] | None = None
@@ -184,32 +194,31 @@ def _overhead_array(t: _Table, overheads: dict[str, float]) -> FloatArray:
 
 
 def _leave_groups_out(
-    rows: list[Measurement], grid: tuple[float, ...], groups: list[str]
+    rows: list[Measurement], grid: tuple[tuple[float, float], ...], groups: list[str]
 ) -> LeaveOneOut:
     """Refit without every row of each group in turn and report those rows' errors (a stack
     left with rows of fewer than :data:`MIN_PUBLICATIONS` publications takes the pooled one)."""
     t = _table(rows, grid)
-    fitted = [0.0] * len(rows)
     errors = [0.0] * len(rows)
     for group in sorted(set(groups)):
         held = np.array([x == group for x in groups])
         g, overheads = _fit(t, grid, ~held)
         predicted = t.predicted_s(g, _overhead_array(t, overheads))
         for i in np.flatnonzero(held):
-            fitted[int(i)] = grid[g]
             errors[int(i)] = float(predicted[i] / t.measured_s[i] - 1.0)
     g_all, all_overheads = _fit(t, grid, np.ones(len(rows), dtype=bool))
     return LeaveOneOut(
         ids=tuple(m.id for m in rows),
         metrics=tuple(m.metric for m in rows),
-        fitted=tuple(fitted),
         errors=tuple(errors),
-        all_rows=Fit(gemm_derate=grid[g_all], step_overhead_s=all_overheads),
+        all_rows=Fit(
+            gemm_derate=grid[g_all][0], gemm_overlap=grid[g_all][1], step_overhead_s=all_overheads
+        ),
     )
 
 
 def leave_one_out(
-    rows: list[Measurement] | None = None, grid: tuple[float, ...] = DERATE_GRID
+    rows: list[Measurement] | None = None, grid: tuple[tuple[float, float], ...] = GEMM_GRID
 ) -> LeaveOneOut:
     """Refit without each row and report the held-out row's error."""
     rows = load_measurements() if rows is None else rows
@@ -217,7 +226,7 @@ def leave_one_out(
 
 
 def leave_one_source_out(
-    rows: list[Measurement] | None = None, grid: tuple[float, ...] = DERATE_GRID
+    rows: list[Measurement] | None = None, grid: tuple[tuple[float, float], ...] = GEMM_GRID
 ) -> LeaveOneOut:
     """Refit without every row of each publication in turn and report those rows' errors
     (rows of one publication share their setup, so leave-one-out would still have seen it)."""
@@ -234,7 +243,8 @@ def main() -> None:
             {
                 "step_overhead_s": fit.step_overhead_s,
                 "range_s": [OVERHEAD_GRID_S[0], OVERHEAD_GRID_S[-1]],
-                "gemm_derate_fitted": fit.gemm_derate,
+                "gemm_derate": fit.gemm_derate,
+                "gemm_overlap": fit.gemm_overlap,
                 "fitted_on": [m.id for m in rows if engine_steps(m) and not _states_overhead(m)],
             },
             indent=2,
@@ -243,6 +253,7 @@ def main() -> None:
         encoding="utf-8",
     )
     print(f"gemm derate {fit.gemm_derate:.2f} (grid {DERATE_GRID[0]}-{DERATE_GRID[-1]})")
+    print(f"gemm overlap {fit.gemm_overlap:.2f} (grid {OVERLAP_GRID[0]}-{OVERLAP_GRID[-1]})")
     for stack, value in sorted(fit.step_overhead_s.items()):
         name = "pooled (stacks without their own)" if stack == POOLED_OVERHEAD else stack
         print(f"step_overhead_s[{name}] = {value * 1e3:.2f} ms "

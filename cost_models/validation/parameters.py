@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cost_models.inference.calibration import INFERENCE_GEMM_DERATE
+from cost_models.inference.calibration import INFERENCE_GEMM_DERATE, INFERENCE_GEMM_OVERLAP
 from cost_models.stacks import POOLED_OVERHEAD, calibrated_step_overhead_s
 from cost_models.train.calibration import SAME_SILICON, load_calibration
-from cost_models.validation.inference_fit import DERATE_GRID, OVERHEAD_GRID_S
+from cost_models.validation.inference_fit import DERATE_GRID, OVERHEAD_GRID_S, OVERLAP_GRID
 from cost_models.validation.train_fit import FRACTIONS, OVERLAPS
 
 __all__ = ["calibrated_parameters"]
@@ -36,6 +36,8 @@ def calibrated_parameters() -> list[dict[str, Any]]:
                     "share of the overlapped communication actually hidden"))  # fmt: skip
     out.append(_row("gemm_derate", "inference GEMMs", INFERENCE_GEMM_DERATE, DERATE_GRID,
                     "sustained GEMM efficiency of serving engines over the profile's"))  # fmt: skip
+    out.append(_row("gemm_overlap", "inference GEMMs", INFERENCE_GEMM_OVERLAP, OVERLAP_GRID,
+                    "share of a GEMM's shorter term (compute or HBM) hidden under the longer"))  # fmt: skip
     for stack, value in sorted(calibrated_step_overhead_s().items()):
         who = "serving stacks without their own" if stack == POOLED_OVERHEAD else stack
         out.append(_row("step_overhead_s", who, value, OVERHEAD_GRID_S,

@@ -229,3 +229,30 @@ def test_fixed_degrees_constrain_the_auto_plan() -> None:
         estimate_inference(arch, system, w, fixed={"tp": 3})
     with pytest.raises(PlanError, match="vpp: not an inference plan field"):
         estimate_inference(arch, system, w, fixed={"vpp": 2})
+
+
+def test_gemm_overlap_spans_roofline_to_sum() -> None:
+    """A GEMM near the ridge point costs max(compute, memory) when everything overlaps and
+    compute + memory when nothing does; element-wise ops keep the plain roofline."""
+    from cost_models.inference.ops import Op, op_times
+
+    device = load_system("dgx-a100", 1).device
+    one = np.ones(1)
+    # 128 x 4096 x 4096 fp16 GEMM: intensity ~120 FLOP/B, close to the A100's ridge point
+    flops, nbytes = 2.0 * 128 * 4096 * 4096 * one, (4096 * 4096 + 2 * 128 * 4096) * 2.0 * one
+    gemm = Op(name="g", kind="gemm", flops=flops, bytes=nbytes, calls=one, eff_flops=flops)
+    elem = Op(name="e", kind="elementwise", flops=0 * one, bytes=nbytes, calls=one,
+              eff_flops=0 * one)  # fmt: skip
+
+    def busy_s(op: Op, overlap: float) -> float:
+        t = op_times([op], device, compute_dtype="fp16", gemm_derate=1.0, gemm_overlap=overlap)
+        return float(t["compute"][0] + t["memory"][0])
+
+    t_m = float(nbytes[0]) / (device.memory_bandwidth_bytes_per_s * device.memory_efficiency)
+    roof, added = busy_s(gemm, 1.0), busy_s(gemm, 0.0)
+    assert roof >= t_m
+    t_c = roof if roof > t_m else None  # the longer term is the roofline time
+    assert t_c is not None, "the test GEMM must be compute-bound on the A100"
+    assert added == pytest.approx(t_c + t_m)
+    assert busy_s(gemm, 0.5) == pytest.approx(t_c + 0.5 * t_m)
+    assert busy_s(elem, 0.0) == pytest.approx(busy_s(elem, 1.0)) == pytest.approx(t_m)

@@ -90,7 +90,13 @@ def test_validate_reports_each_fitted_parameter_within_its_range(nas_cli: Any) -
     assert code == 0
     params = json.loads(out)["calibration"]
     names = {p["name"] for p in params}
-    assert {"compute_fraction", "overlap_efficiency", "gemm_derate", "step_overhead_s"} <= names
+    assert {
+        "compute_fraction",
+        "overlap_efficiency",
+        "gemm_derate",
+        "gemm_overlap",
+        "step_overhead_s",
+    } <= names
     for p in params:
         assert p["low"] <= p["value"] <= p["high"], p
         assert p["applies_to"] and p["meaning"]
