@@ -31,6 +31,7 @@ POSITIVE_PLAN_FIELDS: tuple[str, ...] = (
     "ep",
     "cp",
     "vpp",
+    "dp_replicate",
     "micro_batch",
     "global_batch",
 )
@@ -56,6 +57,17 @@ def check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
         raise PlanError(f"{name}: must be one of {', '.join(map(str, choices))}; got {value!r}")
 
 
+def check_replicas(dp: int, dp_replicate: int, zero: int) -> None:
+    """One-line error unless ``dp_replicate`` divides ``dp`` and, above 1, shards a ZeRO state."""
+    if dp % dp_replicate:
+        raise PlanError(f"dp_replicate: must divide dp ({dp}), got {dp_replicate}")
+    if dp_replicate > 1 and zero == 0:
+        raise PlanError(
+            f"dp_replicate: replicas of a sharded state need zero 1, 2 or 3; got zero=0 "
+            f"with dp_replicate={dp_replicate}"
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class ParallelPlan:
     """How one training or serving job is laid out on ``tp * pp * dp * cp`` devices.
@@ -64,7 +76,10 @@ class ParallelPlan:
     (drawn from ``dp * cp * tp``, Megatron-Core), ``cp`` context parallel; ``vpp`` virtual
     pipeline stages per device. ``micro_batch`` and ``global_batch`` are in sequences (per
     micro-batch and per optimizer step); ``zero`` is the ZeRO stage (3 = FSDP);
-    ``recompute`` what the backward pass recomputes. Validated when built (:class:`PlanError`
+    ``dp_replicate`` splits the data-parallel ranks into that many replicas, each sharding the
+    ZeRO state over ``dp * cp / dp_replicate`` ranks (hybrid sharding: PyTorch FSDP's
+    ``HYBRID_SHARD``, torchtitan's ``data_parallel_replicate_degree``, PaLM's FSDP within a
+    pod and data parallelism across pods); ``recompute`` what the backward pass recomputes. Validated when built (:class:`PlanError`
     naming the field)."""
 
     tp: int = 1
@@ -77,6 +92,7 @@ class ParallelPlan:
     micro_batch: int = 1  # sequences per micro-batch
     global_batch: int = 1  # sequences per optimizer step
     zero: int = 0  # 0-3; 3 = fully sharded (FSDP)
+    dp_replicate: int = 1  # replicas of the ZeRO-sharded state across the dp ranks
     recompute: Recompute = "none"
 
     def __post_init__(self) -> None:
@@ -95,6 +111,7 @@ class ParallelPlan:
             )
         if self.vpp > 1 and self.pp == 1:
             raise PlanError("vpp: interleaving needs pp > 1")
+        check_replicas(self.dp, self.dp_replicate, self.zero)
 
     @property
     def num_devices(self) -> int:

@@ -36,6 +36,7 @@ class PlanBatch:
     global_batch: FloatArray
     zero: FloatArray
     recompute: FloatArray
+    dp_replicate: FloatArray  # replicas of the ZeRO-sharded state (1: shard over all of dp*cp)
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
@@ -57,6 +58,7 @@ class PlanBatch:
             global_batch=col(lambda p: p.global_batch),
             zero=col(lambda p: p.zero),
             recompute=col(lambda p: RECOMPUTE_CODE[p.recompute]),
+            dp_replicate=col(lambda p: p.dp_replicate),
         )
 
     def take(self, index: npt.ArrayLike) -> PlanBatch:
@@ -76,6 +78,7 @@ class PlanBatch:
             global_batch=int(self.global_batch[i]),
             zero=int(self.zero[i]),
             recompute=RECOMPUTE[int(self.recompute[i])],  # type: ignore[arg-type]
+            dp_replicate=int(self.dp_replicate[i]),
         )
 
     @property

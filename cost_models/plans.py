@@ -44,6 +44,7 @@ from cost_models.plan import (
     TrainWorkload,
     check_choice,
     check_positive,
+    check_replicas,
 )
 from cost_models.plan_batch import RECOMPUTE_CODE, PlanBatch
 from hw_profiles.types import System
@@ -124,6 +125,9 @@ def _check_train_fixed(
             f"{'equal' if len(given) == 4 else 'divide'} the device count {n}"
         )
     check_choice("recompute", fixed.get("recompute", "none"), RECOMPUTE)
+    # dp_replicate alone: the enumeration keeps the dp it divides and the zero stages above 0
+    replicas = int(fixed.get("dp_replicate", 1))
+    check_replicas(int(fixed.get("dp", replicas)), replicas, int(fixed.get("zero", 1)))
 
 
 def _train_choices(
@@ -208,6 +212,8 @@ def _train_plans(
     ok &= (vpp == 1) | ((pp > 1) & (pp * vpp <= arch.num_layers) & (np.mod(m, pp) == 0))
     ok &= (sp == 0) | (tp > 1)
     ok &= m == np.floor(m)
+    replicas = float(fx.get("dp_replicate", 1))
+    ok &= (np.mod(dp, replicas) == 0) & ((replicas == 1) | (col["zero"] > 0))
     if "dp" in fx:
         ok &= dp == int(fx["dp"])
     if not ok.any():
@@ -215,7 +221,7 @@ def _train_plans(
             f"no feasible plan on {n} devices with {', '.join(f'{k}={v}' for k, v in fx.items()) or 'no fixed degrees'}"
             f" (needs: global_batch {gbs} a multiple of micro_batch*dp; vpp > 1 only with pp > 1,"
             " pp*vpp <= layers and micro-batches a multiple of pp;"
-            " ep dividing dp*cp*tp)"
+            " ep dividing dp*cp*tp; dp_replicate dividing dp, with zero >= 1)"
         )
     idx = np.nonzero(ok)[0]
     return PlanBatch(
@@ -230,6 +236,7 @@ def _train_plans(
         global_batch=np.full(idx.shape, float(gbs)),
         zero=col["zero"][idx],
         recompute=col["recompute"][idx],
+        dp_replicate=np.full(idx.shape, replicas),
     )
 
 
@@ -323,6 +330,7 @@ def _serve_plans(arch: Architecture, system: System, want: Mapping[str, int]) ->
         global_batch=grid[:, 2].copy(),
         zero=np.zeros(len(rows)),
         recompute=np.zeros(len(rows)),
+        dp_replicate=ones.copy(),
     )
 
 

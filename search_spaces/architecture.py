@@ -100,6 +100,10 @@ class Architecture:
     bias: bool = False  # biases on every linear layer and norm (GPT-2/GPT-3 style)
     attention_bias: AttentionBias = "none"  # biases on attention projections only (implied by bias)
     learned_positions: int = 0  # rows of a learned position table (GPT-2/3); 0 = RoPE
+    # attention and MLP read the same normed input and add to one residual,
+    # y = x + Attn(LN(x)) + MLP(LN(x)) (GPT-J; PaLM, arXiv 2204.02311, section 2): one norm
+    # and, under tensor parallelism, one all-reduce per layer instead of two
+    parallel_block: bool = False
     mla: MLAConfig | None = None
     moe: MoEConfig | None = None
     source: str = ""
@@ -130,7 +134,7 @@ class Architecture:
                 f"attention_bias: {self.attention_bias!r} is not modelled with mla "
                 "(latent projections); allowed with mla: none"
             )
-        for flag in ("tie_embeddings", "bias"):
+        for flag in ("tie_embeddings", "bias", "parallel_block"):
             if not isinstance(getattr(self, flag), bool):
                 raise SpecError(f"{flag}: must be true or false, got {getattr(self, flag)!r}")
         if self.moe is not None and self.moe.first_dense_layers > self.num_layers:

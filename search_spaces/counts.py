@@ -70,6 +70,7 @@ class ArchBatch:
     qkv_bias: FloatArray  # 1: biases on the q, k, v outputs (implied by ``bias``)
     o_bias: FloatArray  # 1: a bias on the attention output projection (implied by ``bias``)
     learned_positions: FloatArray
+    parallel: FloatArray  # 1: parallel attention + MLP block (one norm, one TP all-reduce)
     kv_lora_rank: FloatArray
     q_lora_rank: FloatArray
     qk_rope_head_dim: FloatArray
@@ -154,6 +155,7 @@ def _row(a: Architecture) -> dict[str, float]:
         "qkv_bias": float(a.attention_bias in ("qkv", "qkvo")),
         "o_bias": float(a.attention_bias == "qkvo"),
         "learned_positions": a.learned_positions,
+        "parallel": float(a.parallel_block),
         "kv_lora_rank": mla.kv_lora_rank if mla else 0,
         "q_lora_rank": mla.q_lora_rank if mla else 0,
         "qk_rope_head_dim": mla.qk_rope_head_dim if mla else 0,
@@ -243,9 +245,10 @@ def lm_head(b: ArchBatch) -> Matmul:
 
 def _norm_and_bias_params(b: ArchBatch) -> FloatArray:
     d = b.d_model
-    # two norms per layer plus the final norm; MLA adds norms on its two latent vectors
+    # two norms per layer (one in a parallel block) plus the final norm; MLA adds norms on
+    # its two latent vectors
     norms = b.norm_factor * (
-        d * (2 * b.num_layers + 1) + b.num_layers * (b.kv_lora_rank + b.q_lora_rank)
+        d * ((2 - b.parallel) * b.num_layers + 1) + b.num_layers * (b.kv_lora_rank + b.q_lora_rank)
     )
     widths = {m.name: m.n * m.stored for m in matmuls(b)}
     out_widths = sum((w for name, w in widths.items() if name != "router"), np.zeros_like(d))

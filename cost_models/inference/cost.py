@@ -109,8 +109,9 @@ def _comm(b: ArchBatch, s: Shards, system: System, *, tokens: FloatArray) -> dic
     """Communication of one forward pass of ``tokens`` tokens per replica."""
     act = tokens * b.d_model * ACT_BYTES
     # Megatron TP: one all-reduce after attention and one after the FFN, per layer
-    # (Shoeybi et al. 2019, arXiv 1909.08053, figure 3, forward pass).
-    tp_comm = 2.0 * b.num_layers * _collective(system, "all_reduce", act, s.tp, np.ones_like(act))
+    # (Shoeybi et al. 2019, arXiv 1909.08053, figure 3, forward pass); one in a parallel block
+    blocks = (2.0 - b.parallel) * b.num_layers
+    tp_comm = blocks * _collective(system, "all_reduce", act, s.tp, np.ones_like(act))
     # stage boundary: one point-to-point send of the activations; stages are tp*dp apart
     pp_comm = (s.pp - 1.0) * _collective(
         system, "p2p", act, np.where(s.pp > 1, 2.0, 1.0), s.tp * s.dp

@@ -21,6 +21,13 @@ What overlaps (stated, because frameworks differ):
   Under pipelining, FSDP gathers a stage's parameters once per step and reduce-scatters the
   accumulated gradients once, after the last micro-batch (see :mod:`cost_models.train.memory`):
   the ZeRO-1/2 pattern.
+* Hybrid sharding (``dp_replicate`` > 1): ZeRO shards over ``dp * cp / dp_replicate``
+  consecutive DP ranks (one replica, e.g. one TPU pod or one node group) and the replicas,
+  ``tp * dp * cp / dp_replicate`` devices apart, all-reduce their gradient shards once per
+  step, overlapping the last micro-batch's backward like the DP reduction (PyTorch FSDP
+  ``HYBRID_SHARD``: reduce-scatter within, all-reduce across, Zhao et al. 2023, VLDB, section
+  3.2.2; PaLM, arXiv 2204.02311, section 4: gradients exchanged between the two pods once per
+  step).
 """
 
 from __future__ import annotations
@@ -120,7 +127,7 @@ def microbatch_comm(
     full = (plan.recompute == 2).astype(np.float64)
     passes = 2.0 + full  # forward, backward, and a second forward under full recompute
     act = shape.tokens * arch.d_model * ACT_BYTES
-    tp_s = _tp_comm_s(plan, shape, system=system, act_bytes=act) * passes
+    tp_s = _tp_comm_s(plan, shape, system=system, act_bytes=act) * (2.0 - arch.parallel) * passes
     ep_s = _ep_comm_s(arch, plan, shape, system=system, imbalance=imbalance, max_nodes=max_nodes)
     ep_s = ep_s * passes
     if tp_overlap:
@@ -137,15 +144,16 @@ def microbatch_comm(
 def _tp_comm_s(
     plan: PlanBatch, shape: StageShape, *, system: System, act_bytes: FloatArray
 ) -> FloatArray:
-    """TP: two collectives per layer per pass (after attention and after the FFN; Shoeybi et
-    al. 2019, Fig. 4); with SP each all-reduce becomes reduce-scatter + all-gather
-    (Korthikanti et al. 2022, section 4.2.2). Per pass."""
+    """TP: one collective per block per layer per pass, of which a layer has two (after
+    attention and after the FFN; Shoeybi et al. 2019, Fig. 4) or, in a parallel block, one;
+    with SP each all-reduce becomes reduce-scatter + all-gather (Korthikanti et al. 2022,
+    section 4.2.2). Per pass and per block."""
     t = shape.tp
     ar = collective_s(system, "all_reduce", size_bytes=act_bytes, group=t)
     ag_rs = collective_s(system, "all_gather", size_bytes=act_bytes, group=t) + collective_s(
         system, "reduce_scatter", size_bytes=act_bytes, group=t
     )
-    out: FloatArray = np.where(plan.sp > 0, ag_rs, ar) * 2.0 * shape.layers
+    out: FloatArray = np.where(plan.sp > 0, ag_rs, ar) * shape.layers
     return out
 
 
@@ -219,8 +227,9 @@ class LocalParams:
     dense: FloatArray  # non-expert parameters on the device (TP/PP sharded)
     tables: FloatArray  # the embedding and LM-head tables among them
     expert: FloatArray  # routed-expert parameters on the device (EP/ETP/PP sharded)
-    dense_group: FloatArray  # dp * cp
-    expert_group: FloatArray  # dp * cp * tp / (ep * etp)
+    dense_group: FloatArray  # dp * cp / dp_replicate: the ranks one ZeRO shard set spans
+    expert_group: FloatArray  # dp * cp * tp / (ep * etp * dp_replicate)
+    replicas: FloatArray  # dp_replicate: copies of the sharded state
 
     @classmethod
     def of(cls, arch: ArchBatch, plan: PlanBatch, shape: StageShape) -> LocalParams:
@@ -233,8 +242,9 @@ class LocalParams:
             dense=((body - experts) * stage_frac + tables) / shape.tp,
             tables=tables / shape.tp,
             expert=experts * stage_frac * expert_share(arch.num_experts, plan.ep) / shape.etp,
-            dense_group=plan.dp * plan.cp,
-            expert_group=plan.dp * plan.cp * shape.tp / (plan.ep * shape.etp),
+            dense_group=plan.dp * plan.cp / plan.dp_replicate,
+            expert_group=plan.dp * plan.cp * shape.tp / (plan.ep * shape.etp * plan.dp_replicate),
+            replicas=plan.dp_replicate,
         )
 
 
@@ -310,7 +320,39 @@ def dp_comm_exposed(
         efficiency=e,
         prefetch=fsdp_prefetch,
     )
-    return np.where(is0, zero0, np.where(once_per_step, zero12, zero3))
+    sharded = np.where(is0, zero0, np.where(once_per_step, zero12, zero3))
+    return sharded + exposed(
+        _replica_all_reduce_s(params, system, grad_bytes, dense_stride, exp_stride),
+        window * bwd_mb_s,
+        e,
+    )
+
+
+def _replica_all_reduce_s(
+    params: LocalParams,
+    system: System,
+    grad_bytes: float,
+    dense_stride: FloatArray,
+    exp_stride: FloatArray,
+) -> FloatArray:
+    """Hybrid sharding: every replica all-reduces its gradient shard with the same shard of
+    the other replicas, which lie one whole shard group apart (0 s with one replica)."""
+    dense = collective_s(
+        system,
+        "all_reduce",
+        size_bytes=params.dense / params.dense_group * grad_bytes,
+        group=params.replicas,
+        stride=dense_stride * params.dense_group,
+    )
+    expert = collective_s(
+        system,
+        "all_reduce",
+        size_bytes=params.expert / params.expert_group * grad_bytes,
+        group=params.replicas,
+        stride=exp_stride * params.expert_group,
+    )
+    out: FloatArray = dense + expert
+    return out
 
 
 def _zero3_microbatch_s(

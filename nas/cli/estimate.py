@@ -152,6 +152,14 @@ def estimate_cmd(
     ] = None,
     recompute: Annotated[RecomputeOpt | None, typer.Option("--recompute")] = None,
     zero: Annotated[int | None, typer.Option("--zero", help="0, 1, 2 or 3 (3 = FSDP).")] = None,
+    dp_replicate: Annotated[
+        int | None,
+        typer.Option(
+            "--dp-replicate",
+            help="Hybrid sharding: replicas of the ZeRO-sharded state across dp (e.g. pods).",
+            show_default="1",
+        ),
+    ] = None,
     dtype: Annotated[DtypeOpt, typer.Option("--dtype")] = DtypeOpt.bf16,
     batch: Annotated[
         int | None,
@@ -241,6 +249,7 @@ def estimate_cmd(
         "micro_batch": micro_batch,
         "global_batch": global_batch,
         "zero": zero,
+        "dp_replicate": dp_replicate,
         "recompute": recompute.value if recompute is not None else None,
     }
     fixed = {k: v for k, v in given.items() if v is not None}

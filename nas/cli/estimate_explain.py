@@ -11,12 +11,15 @@ from nas.cli._common import console
 from nas.units import format_value, gib_and_gb
 
 _PLAN_COLUMNS = ("tp", "pp", "dp", "ep", "cp", "vpp", "micro_batch", "zero", "recompute")
+# shown only where it is not the default (1: one replica, ZeRO shards over all of dp*cp)
+_OPTIONAL_COLUMNS = {"dp_replicate": 1}
 
 
 def _plan_text(plan: dict[str, Any]) -> str:
     """The plan's degrees; sequence parallelism only where TP > 1 (plans differing in it
     alone would otherwise read the same)."""
     parts = [f"{k}={plan[k]}" for k in _PLAN_COLUMNS if k in plan]
+    parts += [f"{k}={plan[k]}" for k, d in _OPTIONAL_COLUMNS.items() if plan.get(k, d) != d]
     if plan.get("tp", 1) > 1 and "sequence_parallel" in plan:
         parts.insert(1, f"sp={'on' if plan['sequence_parallel'] else 'off'}")
     return " ".join(parts)

@@ -143,15 +143,22 @@ class MoE(nn.Module):
 
 
 class Block(nn.Module):
-    """One pre-norm decoder block: attention then the MLP (dense or MoE), each residual."""
+    """One pre-norm decoder block: attention then the MLP (dense or MoE), each residual; with
+    ``parallel_block`` both read one normed input and add to the same residual (GPT-J, PaLM)."""
 
     def __init__(self, arch: Architecture, *, moe: bool) -> None:
         super().__init__()
-        self.norm1, self.norm2 = _norm(arch, arch.d_model), _norm(arch, arch.d_model)
+        self.parallel = arch.parallel_block
+        self.norm1 = _norm(arch, arch.d_model)
+        self.norm2 = None if self.parallel else _norm(arch, arch.d_model)
         self.attn = Attention(arch)
         self.ffn: nn.Module = MoE(arch) if moe else FeedForward(arch, arch.d_ff)
 
     def forward(self, x: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+        if self.norm2 is None:
+            h = self.norm1(x)
+            parallel: torch.Tensor = x + self.attn(h, tables) + self.ffn(h)
+            return parallel
         x = x + self.attn(self.norm1(x), tables)
         out: torch.Tensor = x + self.ffn(self.norm2(x))
         return out

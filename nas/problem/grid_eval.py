@@ -119,6 +119,7 @@ def _train_chunk(experiment: Experiment, b: ArchBatch, system: System) -> dict[s
             global_batch=_full(len(b), gbs),
             zero=_full(len(b), 1),
             recompute=_full(len(b), RECOMPUTE.index(p["recompute"])),
+            dp_replicate=_full(len(b), 1),
         )
         cost = train_cost(
             b,

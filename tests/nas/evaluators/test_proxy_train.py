@@ -10,7 +10,7 @@ import torch
 from nas.evaluators import EvaluationFailed, Pruned, get_evaluator
 from nas.evaluators.proxy_config import ProxyConfig, scale_architecture
 from nas.evaluators.proxy_data import load_corpus
-from nas.evaluators.proxy_model import Decoder, MoE, moe_layer_flags
+from nas.evaluators.proxy_model import Decoder, MoE, moe_layer_flags, rope_tables
 from nas.evaluators.proxy_train import train_proxy
 from search_spaces.architecture import Architecture, MoEConfig
 from search_spaces.counts import ArchBatch, total_params
@@ -27,6 +27,7 @@ def test_decoder_parameter_count_matches_the_analytic_count() -> None:
         dataclasses.replace(TINY, ffn_activation="gelu", norm="layernorm", tie_embeddings=True),
         dataclasses.replace(TINY, attention_bias="qkv"),  # Qwen2
         dataclasses.replace(TINY, attention_bias="qkvo"),  # Llama attention_bias: true
+        dataclasses.replace(TINY, parallel_block=True, norm="layernorm"),  # GPT-J / PaLM
         dataclasses.replace(
             TINY,
             moe=MoEConfig(
@@ -119,3 +120,16 @@ def test_huge_learning_rate_is_reported_as_failed_not_as_a_loss() -> None:
     with pytest.raises(EvaluationFailed) as exc:
         ev.evaluate(TINY, tokens=0)
     assert "lr 1e+06" in exc.value.reason
+
+
+def test_parallel_block_adds_attention_and_mlp_of_one_normed_input() -> None:
+    """y = x + Attn(LN(x)) + MLP(LN(x)): zeroing the MLP's output leaves x + Attn(LN(x))."""
+    arch = dataclasses.replace(TINY, parallel_block=True)
+    torch.manual_seed(0)
+    block = Decoder(arch, max_seq_len=8).blocks[0]
+    x, tables = torch.randn(1, 8, 128), rope_tables(8, arch.head_dim)
+    with torch.no_grad():
+        for p in block.ffn.parameters():
+            p.zero_()
+        expected = x + block.attn(block.norm1(x), tables)
+        assert torch.allclose(block(x, tables), expected)
