@@ -126,6 +126,8 @@ def _fixed(r: dict[str, str]) -> dict[str, FixedValue]:
         fixed["micro_batch"] = int(r["use_mbs"])
     if r["use_recompute"] != "auto":
         fixed["recompute"] = r["use_recompute"]
+    if r.get("use_dp_replicate"):  # hybrid sharding (empty: one replica)
+        fixed["dp_replicate"] = int(r["use_dp_replicate"])
     return fixed
 
 

@@ -67,7 +67,7 @@ def test_headline_families_cover_every_row(rows_and_errors: Any) -> None:
     assert all(family_of(r) is not None for r in rows)
     heads = headline(rows, errors)
     assert sum(h["rows"] for h in heads.values()) == len(rows)
-    assert heads["training tokens/s per device"]["sources"] == 13
+    assert heads["training tokens/s per device"]["sources"] == 14
 
 
 def test_publication_groups_one_document() -> None:
