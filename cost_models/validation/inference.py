@@ -37,6 +37,7 @@ from cost_models.validation.train import shipped_system, summarize
 from hw_profiles.loader import list_systems, load_device
 from hw_profiles.types import System, Tier
 from search_spaces.architecture import Architecture
+from search_spaces.catalogue import load_model
 from search_spaces.counts import ArchBatch, FloatArray
 
 __all__ = [
@@ -80,6 +81,10 @@ class Measurement:
 
 
 def _arch(row: dict[str, str]) -> Architecture:
+    """The row's model: a reference model where ``arch_ref`` names one (MoE and MLA shapes
+    the dense columns cannot describe), else the dense shape of its columns."""
+    if row.get("arch_ref"):
+        return load_model(row["arch_ref"])
     act = row["ffn_activation"]
     gpt = act == "gelu"  # GPT-2/3/J style: LayerNorm with biases
     return Architecture(
