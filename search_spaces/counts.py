@@ -124,6 +124,7 @@ _DEFAULTS: dict[str, float] = {
     "qkv_bias": 0.0,
     "o_bias": 0.0,
     "learned_positions": 0.0,
+    "parallel": 0.0,
     "kv_lora_rank": 0.0,
     "q_lora_rank": 0.0,
     "qk_rope_head_dim": 0.0,
