@@ -154,10 +154,15 @@ class ServeOptions:
     does not replay CUDA graphs; a kernel shorter than that leaves the device idle, so each
     kernel costs at least this much (0 = kernels captured in CUDA graphs).
     ``overhead_bytes``: memory per device beyond weights, KV cache and activations (CUDA
-    context, workspaces, communication buffers)."""
+    context, workspaces, communication buffers). ``prefill_chunk_tokens``: the scheduler's
+    token budget per iteration under chunked prefill (vLLM ``max_num_batched_tokens``, SGLang
+    ``chunked_prefill_size``, Agrawal et al. 2024, "Sarathi-Serve", OSDI): a prefill of more
+    tokens runs as that many-token chunks, one engine iteration each; 0 = the whole prefill in
+    one pass."""
 
     step_overhead_s: float = 0.0
     host_launch_s: float = 0.0
+    prefill_chunk_tokens: int = 0
     # CUDA context (~0.5 GB), cuBLAS/NCCL workspaces and allocator slack. A round estimate:
     # FasterTransformer reports 15.55 GB for GPT-6.7B whose fp16 weights are 13.3 GB
     # (published_inference.csv row 10).
@@ -202,7 +207,10 @@ class FactSchema:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{where}.{key}: must be a number; got {raw!r}")
         if not low <= value <= high:
-            raise ValueError(f"{where}.{key}: must lie in [{low:g}, {high:g}]; got {raw!r}")
+            lo, hi = (f"{int(v):,}" if key in self.ints else f"{v:g}" for v in (low, high))
+            raise ValueError(f"{where}.{key}: must lie in [{lo}, {hi}]; got {raw!r}")
+        if key in self.ints and not float(value).is_integer():
+            raise ValueError(f"{where}.{key}: must be a whole number; got {raw!r}")
         return int(value) if key in self.ints else float(value)
 
 
@@ -255,7 +263,10 @@ SERVE_FACTS = FactSchema(
         # plausible: 0 (CUDA graphs) to 50 us (Python eager dispatch per op)
         "host_launch_s": (0.0, 5e-5),
         "overhead_bytes": (0.0, 1e12),
+        # 0 (no chunking) or a token budget; engines default to 512-16,384
+        "prefill_chunk_tokens": (0.0, 16777216.0),
     },
+    ints=("prefill_chunk_tokens",),
 )
 FRAMEWORK_KEYS: tuple[str, ...] = TRAIN_FACTS.keys
 

@@ -18,13 +18,13 @@ Conventions (stated once, used everywhere):
   has no CUDA graphs, and the engine's per-iteration host overhead; see
   :class:`cost_models.options.ServeOptions`).
 * Memory breakdown keys (bytes per device): ``weights``, ``kv_cache`` (at the end of the
-  generation, ``prompt_len + gen_len`` tokens), ``activations`` (the prefill workspace, no
-  chunked prefill), ``other`` (framework overhead, the stack's ``overhead_bytes``).
+  generation, ``prompt_len + gen_len`` tokens), ``activations`` (the prefill workspace of one
+  chunk: the whole prompt batch without chunked prefill), ``other`` (framework overhead, the stack's ``overhead_bytes``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +34,7 @@ from cost_models.inference.ops import (
     ACT_BYTES,
     LOGIT_BYTES,
     REPLICATED,
+    Op,
     Shards,
     attention_op,
     elementwise_op,
@@ -140,27 +141,47 @@ def phase_time(
     gemm_derate: float | FloatArray = INFERENCE_GEMM_DERATE,
     gemm_overlap: float | FloatArray = INFERENCE_GEMM_OVERLAP,
     serve: ServeOptions | None = None,
+    chunks: FloatArray | float = 1.0,
 ) -> dict[str, FloatArray]:
     """Breakdown (``TIME_KEYS``) of one forward pass: ``tokens`` tokens per replica, LM head
     on ``rows`` positions, attention over ``context`` keys per query. ``include_head=False``
     leaves out the LM head, embedding and sampling (per-layer measurements) and the engine's
-    per-iteration overhead; ``serve`` is the engine (default :class:`ServeOptions`)."""
+    per-iteration overhead; ``serve`` is the engine (default :class:`ServeOptions`).
+    ``chunks`` > 1 (a chunked prefill, :func:`prefill_chunks`) runs the pass as that many
+    engine iterations of ``tokens / chunks`` tokens: every chunk reads the weights, launches
+    its kernels, communicates and pays the per-iteration overhead; the LM head runs once."""
     engine = serve or ServeOptions()
     wb, kvb = dtype_bytes(weight_dtype), dtype_bytes(kv_dtype)
-    queries = tokens
-    ops = linear_ops(b, s, tokens=tokens, weight_bytes=wb)
-    ops.append(attention_op(b, s, queries=queries, context=context, causal=prefill, kv_bytes=kvb))
-    ops.append(elementwise_op(b, s, tokens=tokens))
+    per_chunk = tokens / chunks
+
+    def repeated(op: Op) -> Op:
+        return replace(op, calls=op.calls * chunks)
+
+    ops = [repeated(op) for op in linear_ops(b, s, tokens=per_chunk, weight_bytes=wb)]
+    ops.append(attention_op(b, s, queries=tokens, context=context, causal=prefill, kv_bytes=kvb,
+                            chunks=chunks))  # fmt: skip
+    ops.append(repeated(elementwise_op(b, s, tokens=per_chunk)))
     if include_head:
         ops.extend(head_ops(b, s, rows=rows, weight_bytes=wb))
     t = op_times(ops, system.device, compute_dtype=compute_dtype(weight_dtype, system),
                  gemm_derate=gemm_derate, gemm_overlap=gemm_overlap,
                  host_launch_s=engine.host_launch_s)  # fmt: skip
-    comm = _comm(b, s, system, tokens=tokens)
-    step = engine.step_overhead_s if include_head else 0.0
+    comm = {k: v * chunks for k, v in _comm(b, s, system, tokens=per_chunk).items()}
+    step = engine.step_overhead_s * chunks if include_head else 0.0
     out = {"compute": t["compute"], "memory": t["memory"], **comm, "other": t["launch"] + step}
     n = len(b)
     return {k: np.broadcast_to(v, (n,)).astype(np.float64) for k, v in out.items()}
+
+
+def prefill_chunks(tokens: FloatArray, serve: ServeOptions) -> FloatArray:
+    """Engine iterations a prefill of ``tokens`` tokens per replica takes: one, or
+    ``ceil(tokens / prefill_chunk_tokens)`` under chunked prefill (the scheduler fills each
+    iteration up to its token budget; Sarathi-Serve, Agrawal et al. 2024, OSDI, section 4)."""
+    budget = float(serve.prefill_chunk_tokens)
+    if budget <= 0:
+        return np.ones_like(tokens)
+    out: FloatArray = np.maximum(np.ceil(tokens / budget), 1.0)
+    return out
 
 
 def weight_bytes_per_device(b: ArchBatch, s: Shards, *, weight_dtype: str) -> FloatArray:
@@ -230,10 +251,11 @@ def inference_arrays(
     s = Shards(tp=arr(tp), pp=arr(pp), dp=arr(dp), ep=arr(ep))
     batch_a, prompt, gen = arr(batch), arr(prompt_len), arr(gen_len)
     per_replica = np.ceil(batch_a / s.dp)
+    chunks = prefill_chunks(per_replica * prompt, engine)
     pre = phase_time(b, s, system, tokens=per_replica * prompt, rows=per_replica,
                      context=prompt, prefill=True, weight_dtype=weight_dtype,
                      kv_dtype=kv_dtype, gemm_derate=gemm_derate, gemm_overlap=gemm_overlap,
-                     serve=engine)  # fmt: skip
+                     serve=engine, chunks=chunks)  # fmt: skip
     dec = phase_time(b, s, system, tokens=per_replica, rows=per_replica,
                      context=prompt + gen / 2.0, prefill=False, weight_dtype=weight_dtype,
                      kv_dtype=kv_dtype, gemm_derate=gemm_derate, gemm_overlap=gemm_overlap,
@@ -248,7 +270,7 @@ def inference_arrays(
         "weights": weight_bytes_per_device(b, s, weight_dtype=weight_dtype),
         "kv_cache": per_replica * (prompt + gen) * kv_token / (s.pp * kv_tp(b, s.tp)),
         "activations": activation_bytes_per_device(
-            b, s, tokens=per_replica * prompt, rows=per_replica
+            b, s, tokens=np.ceil(per_replica * prompt / chunks), rows=per_replica
         ),
         "other": np.full(n, engine.overhead_bytes),
     }

@@ -169,6 +169,7 @@ def attention_op(
     context: FloatArray,
     causal: bool,
     kv_bytes: float,
+    chunks: FloatArray | float = 1.0,
 ) -> Op:
     """Score and value products of one layer for ``queries`` query tokens per replica at
     ``context`` keys each, plus the KV-cache read (decode) or write (prefill).
@@ -176,7 +177,10 @@ def attention_op(
     Prefill: causal attention, ``2 * S * h * (d_qk + d_v) / 2`` FLOPs per token (PaLM,
     arXiv 2204.02311, appendix B, halved for the causal mask). Decode with MLA uses the
     absorbed form (DeepSeek-V2, arXiv 2405.04434, section 2.1.2 and appendix C): scores
-    over ``kv_lora_rank + rope`` dims and values over ``kv_lora_rank`` per head."""
+    over ``kv_lora_rank + rope`` dims and values over ``kv_lora_rank`` per head. A prefill in
+    ``chunks`` equal chunks (chunked prefill) does the same causal work, one kernel per chunk
+    and layer, and chunk k reads the KV entries the k - 1 chunks before it wrote:
+    ``tokens * (chunks - 1) / 2`` entries over the whole prefill."""
     h = b.num_heads / s.tp
     absorbed = b.is_mla & (not causal)
     dqk = np.where(absorbed, b.kv_lora_rank + b.qk_rope_head_dim, qk_head_dim(b))
@@ -187,10 +191,10 @@ def attention_op(
         b.is_mla, b.kv_lora_rank + b.qk_rope_head_dim, 2.0 * b.num_kv_heads * b.head_dim
     ) / kv_tp(b, s.tp)
     # prefill writes the new KV entries; decode reads the whole cache of every sequence
-    kv_tokens = queries if causal else queries * context
+    kv_tokens = queries * (1.0 + (chunks - 1.0) / 2.0) if causal else queries * context
     nbytes = kv_tokens * kv_width * kv_bytes + queries * h * (dqk + dv) * ACT_BYTES * 2.0
-    return Op(name="attention", kind="attention", flops=flops, bytes=nbytes,
-              calls=b.num_layers, eff_flops=flops)  # fmt: skip
+    return Op(name="attention", kind="attention", flops=flops / chunks, bytes=nbytes / chunks,
+              calls=b.num_layers * chunks, eff_flops=flops / chunks)  # fmt: skip
 
 
 def elementwise_op(b: ArchBatch, s: Shards, *, tokens: FloatArray) -> Op:

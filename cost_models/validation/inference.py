@@ -29,7 +29,12 @@ from typing import Any
 import numpy as np
 
 from cost_models.inference.calibration import INFERENCE_GEMM_DERATE, INFERENCE_GEMM_OVERLAP
-from cost_models.inference.cost import compute_dtype, inference_arrays, phase_time
+from cost_models.inference.cost import (
+    compute_dtype,
+    inference_arrays,
+    phase_time,
+    prefill_chunks,
+)
 from cost_models.inference.ops import ACT_BYTES, Op, Shards, linear_ops, op_times
 from cost_models.options import ServeOptions
 from cost_models.stacks import resolve_serve
@@ -193,8 +198,12 @@ def layer_linear_time_s(
 
 
 def engine_steps(m: Measurement) -> int:
-    """Engine iterations in the measured figure (each pays the stack's ``step_overhead_s``)."""
-    return {"ttft": 1, "tpot": 1, "e2e": m.out_len}.get(m.metric, 0)
+    """Engine iterations in the measured figure (each pays the stack's ``step_overhead_s``):
+    the prefill's chunks (:func:`~cost_models.inference.cost.prefill_chunks`) and one per
+    further generated token."""
+    per_replica = np.ceil(m.batch / (m.n_dev // m.tp))
+    prefill = int(prefill_chunks(np.array([per_replica * m.in_len]), serve_options(m))[0])
+    return {"ttft": prefill, "tpot": 1, "e2e": prefill + m.out_len - 1}.get(m.metric, 0)
 
 
 def serve_options(m: Measurement) -> ServeOptions:

@@ -256,3 +256,37 @@ def test_gemm_overlap_spans_roofline_to_sum() -> None:
     assert added == pytest.approx(t_c + t_m)
     assert busy_s(gemm, 0.5) == pytest.approx(t_c + 0.5 * t_m)
     assert busy_s(elem, 0.0) == pytest.approx(busy_s(elem, 1.0)) == pytest.approx(t_m)
+
+
+def test_chunked_prefill_runs_the_prompt_in_budget_sized_iterations() -> None:
+    """A 32k-token prompt under an 8,192-token budget: four iterations, each reading the
+    weights and paying the per-step overhead; a quarter of the activation workspace. A budget
+    at least the prompt changes nothing."""
+    from cost_models.inference.cost import prefill_chunks
+    from cost_models.options import ServeOptions
+
+    arch, system = load_model("llama3-8b"), load_system("dgx-h100", 1)
+    b = ArchBatch.from_architectures([arch])
+
+    def run(chunk: int) -> tuple[float, float, float]:
+        serve = ServeOptions(step_overhead_s=1e-3, prefill_chunk_tokens=chunk)
+        r = inference_arrays(b, system, tp=1, pp=1, ep=1, dp=1, batch=1, prompt_len=32768,
+                             gen_len=8, weight_dtype="bf16", kv_dtype="bf16", serve=serve)  # fmt: skip
+        other = float(r.prefill_breakdown_s["other"][0])
+        return float(r.ttft_s[0]), float(r.memory_breakdown_bytes["activations"][0]), other
+
+    assert prefill_chunks(np.array([32768.0, 8192.0, 100.0]), ServeOptions(prefill_chunk_tokens=8192)).tolist() == [4.0, 1.0, 1.0]  # fmt: skip
+    whole, same, chunked = run(0), run(32768), run(8192)
+    assert same == pytest.approx(whole)
+    assert chunked[0] > whole[0]  # four weight reads, launches and step overheads instead of one
+    assert chunked[2] - whole[2] >= 3 * 1e-3  # three more per-step overheads at least
+    logits = 128256 * 4.0  # fp32 logits of the last position, not chunked
+    assert chunked[1] - logits == pytest.approx((whole[1] - logits) / 4.0)
+
+
+def test_prefill_chunk_budget_out_of_range_is_one_line() -> None:
+    from cost_models.stacks import resolve_serve
+
+    with pytest.raises(ValueError, match=r"prefill_chunk_tokens"):
+        resolve_serve("vllm", {"prefill_chunk_tokens": "-5"})
+    assert resolve_serve("vllm")[1].prefill_chunk_tokens == 8192
