@@ -122,26 +122,27 @@ def max_batch_that_fits(
     memory_headroom: float = 1.0,
 ) -> int:
     """The largest batch (sequences of ``prompt_len + gen_len`` tokens) whose memory per
-    device fits ``memory_headroom`` of device memory; 0 if not even one sequence fits. Memory is affine in the per-replica batch,
-    so the bound is solved exactly and then checked."""
+    device fits ``memory_headroom`` of device memory; 0 if not even one sequence fits.
+    Memory grows with the per-replica batch (the KV cache) but is not affine in it under
+    chunked prefill (the workspace stops growing at the chunk budget), so the bound is
+    searched: powers of two first, then rounds of 64 evenly spaced batches between the last
+    batch that fits and the first that does not."""
     check_serve_plan(arch, system, plan)
-    probe = evaluate_plans(
-        arch, system, workload, [plan, plan], batch=np.array([1, 2]) * plan.dp, serve=serve
-    )
-    m1, m2 = probe.memory_per_device_bytes
-    cap = memory_headroom * system.device.memory_bytes
-    if m1 > cap:
-        return 0
-    slope = m2 - m1
-    per_replica = _MAX_BATCH if slope <= 0 else int(min((cap - m1) // slope + 1, _MAX_BATCH))
-    # guard against rounding: step down until it fits, and make sure one more does not
-    trial = np.array([per_replica - 1, per_replica, per_replica + 1]) * plan.dp
-    check = evaluate_plans(
-        arch, system, workload, [plan] * 3, batch=np.maximum(trial, plan.dp), serve=serve
-    )
-    fits = fits_within(check, system, memory_headroom)
-    if not fits[1]:
-        per_replica -= 1
-    elif fits[2] and per_replica < _MAX_BATCH:
-        per_replica += 1
-    return max(per_replica, 0) * plan.dp
+
+    def fitting(per_replica: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        r = evaluate_plans(arch, system, workload, [plan] * len(per_replica),
+                           batch=per_replica * plan.dp, serve=serve)  # fmt: skip
+        return fits_within(r, system, memory_headroom)
+
+    grid = 1 << np.arange(_MAX_BATCH.bit_length(), dtype=np.int64)  # 1, 2, 4, ..., _MAX_BATCH
+    while True:
+        ok = fitting(grid)
+        if not ok[0]:  # only in the first round: later rounds start at a batch that fits
+            return 0
+        failed = np.flatnonzero(~ok)
+        if failed.size == 0:
+            return int(grid[-1]) * plan.dp
+        lo, hi = int(grid[failed[0] - 1]), int(grid[failed[0]])
+        if hi - lo <= 1:
+            return lo * plan.dp
+        grid = np.unique(np.linspace(lo, hi, 65).astype(np.int64))

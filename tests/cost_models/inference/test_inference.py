@@ -290,3 +290,21 @@ def test_prefill_chunk_budget_out_of_range_is_one_line() -> None:
     with pytest.raises(ValueError, match=r"prefill_chunk_tokens"):
         resolve_serve("vllm", {"prefill_chunk_tokens": "-5"})
     assert resolve_serve("vllm")[1].prefill_chunk_tokens == 8192
+
+
+@pytest.mark.parametrize("chunk", [0, 8192])
+def test_max_batch_is_the_largest_that_fits_with_and_without_chunked_prefill(chunk: int) -> None:
+    """Memory is not affine in the batch under chunked prefill (the workspace stops at the
+    budget): the search still returns the largest batch that fits, checked by brute force."""
+    from cost_models.inference.planner import evaluate_plans
+    from cost_models.options import ServeOptions
+
+    arch, system = load_model("llama3-8b"), load_system("dgx-h100", 1)
+    workload = InferenceWorkload(batch=1, prompt_len=2048, gen_len=256)
+    serve = ServeOptions(prefill_chunk_tokens=chunk)
+    found = max_batch_that_fits(arch, system, workload, _plan(), serve=serve, memory_headroom=0.9)
+    batches = np.arange(1, 1024)
+    r = evaluate_plans(arch, system, workload, [_plan()] * len(batches), batch=batches, serve=serve)
+    fits = r.memory_per_device_bytes <= 0.9 * system.device.memory_bytes
+    assert found == int(batches[fits].max())
+    assert found < 1023  # the brute-force range covers the bound
