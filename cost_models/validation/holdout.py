@@ -42,7 +42,7 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
         "train",
         ("activation memory", "peak memory", "peak memory (held out)"),
     ),
-    "inference TTFT": ("inference", ("ttft",)),
+    "inference TTFT": ("inference", ("ttft", "ttft_loaded")),
     "inference TPOT": ("inference", ("tpot",)),
     "inference end-to-end": ("inference", ("e2e",)),
     "inference per layer": ("inference", ("layer_linear", "layer_prefill", "layer_decode")),

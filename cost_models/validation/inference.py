@@ -9,12 +9,17 @@ Each row keeps its source key (``published_inference.csv#N`` or
 * ``layer_prefill`` / ``layer_decode``: one transformer layer (attention, MLP, norms and the
   two TP all-reduces; no LM head), prefill of ``in_len`` tokens or one decode step at a KV
   length of ``in_len``.
+* ``ttft_loaded``: TTFT of a request that arrives while ``batch - 1`` others decode (online
+  serving at a concurrency of ``batch``): it waits on average half of the running decode
+  iteration, then its prompt is prefilled (its first token comes with that iteration; the
+  running sequences' decode tokens in it are left out, a few tokens beside the prompt).
 * ``layer_linear``: the linear ops of one layer (QKV, O, up/gate, activation, down) on the
   ``1/tp`` shard for ``in_len`` tokens, as Vidur's per-op profiles report.
 
 ``stack`` names the serving engine's stack file (:mod:`cost_models.stacks`); its facts apply.
 Its per-iteration host time (``step_overhead_s``) adds once per engine iteration
-(:func:`engine_steps`: one for TTFT and TPOT, ``out_len`` for end-to-end, none per layer) and
+(:func:`engine_steps`: the prefill's chunks for TTFT, one for TPOT, both for end-to-end, none
+per layer) and
 is fitted per stack by :mod:`cost_models.validation.inference_fit`.
 """
 
@@ -30,6 +35,7 @@ import numpy as np
 
 from cost_models.inference.calibration import INFERENCE_GEMM_DERATE, INFERENCE_GEMM_OVERLAP
 from cost_models.inference.cost import (
+    InferenceArrays,
     compute_dtype,
     inference_arrays,
     phase_time,
@@ -197,13 +203,15 @@ def layer_linear_time_s(
     return out
 
 
-def engine_steps(m: Measurement) -> int:
+def engine_steps(m: Measurement) -> float:
     """Engine iterations in the measured figure (each pays the stack's ``step_overhead_s``):
     the prefill's chunks (:func:`~cost_models.inference.cost.prefill_chunks`) and one per
-    further generated token."""
-    per_replica = np.ceil(m.batch / (m.n_dev // m.tp))
-    prefill = int(prefill_chunks(np.array([per_replica * m.in_len]), serve_options(m))[0])
-    return {"ttft": prefill, "tpot": 1, "e2e": prefill + m.out_len - 1}.get(m.metric, 0)
+    further generated token; a loaded TTFT waits half a decode iteration first."""
+    batch = 1 if m.metric == "ttft_loaded" else m.batch
+    per_replica = np.ceil(batch / (m.n_dev // m.tp))
+    prefill = float(prefill_chunks(np.array([per_replica * m.in_len]), serve_options(m))[0])
+    steps = {"ttft": prefill, "ttft_loaded": prefill + 0.5, "tpot": 1.0}
+    return steps.get(m.metric, prefill + m.out_len - 1.0 if m.metric == "e2e" else 0.0)
 
 
 def serve_options(m: Measurement) -> ServeOptions:
@@ -263,12 +271,20 @@ def _predict_without_overhead(
                        include_head=False, serve=engine, **gemm)  # fmt: skip
         layer: FloatArray = sum(t.values(), np.zeros(n))
         return layer
-    r = inference_arrays(b, system, tp=m.tp, pp=1, ep=1, dp=m.n_dev // m.tp, batch=m.batch,
-                         prompt_len=m.in_len, gen_len=m.out_len, weight_dtype=m.weight_dtype,
-                         kv_dtype=m.kv_dtype, serve=engine, **gemm)  # fmt: skip
+
+    def run(batch: int) -> InferenceArrays:
+        return inference_arrays(b, system, tp=m.tp, pp=1, ep=1, dp=m.n_dev // m.tp,
+                                batch=batch, prompt_len=m.in_len, gen_len=m.out_len,
+                                weight_dtype=m.weight_dtype, kv_dtype=m.kv_dtype, serve=engine,
+                                **gemm)  # fmt: skip
+
+    if m.metric == "ttft_loaded":
+        loaded: FloatArray = run(1).ttft_s + 0.5 * run(max(m.batch - 1, 1)).tpot_s
+        return loaded
+    r = run(m.batch)
     value = {"ttft": r.ttft_s, "tpot": r.tpot_s, "e2e": r.e2e_s}.get(m.metric)
     if value is None:
-        raise ValueError(f"{m.id}: metric must be ttft, tpot, e2e or a layer metric; got {m.metric!r}")  # fmt: skip
+        raise ValueError(f"{m.id}: metric must be ttft, ttft_loaded, tpot, e2e or a layer metric; got {m.metric!r}")  # fmt: skip
     return value
 
 

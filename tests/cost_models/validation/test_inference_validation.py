@@ -26,7 +26,9 @@ MEDIAN_TOLERANCE = 0.15  # issue 4 accuracy target for inference latency
 WORST_TOLERANCE = 0.60
 # Client-side TTFT through vLLM's OpenAI HTTP server on ShareGPT prompts (GPUStack perf lab):
 # ~50 ms of per-request front-end work the model has no term for (docs/validation/inference.md)
-UNMODELLED = {"GS1"}
+# GS7/GS9: the same client-side TTFT at concurrency 4 (vLLM, TensorRT-LLM serve): the
+# request's wait and prefill are modelled (`ttft_loaded`), the ~35-47 ms front end is not
+UNMODELLED = {"GS1", "GS7", "GS9"}
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +63,17 @@ def test_every_row_keeps_its_source_key() -> None:
 
 
 def test_refused_rows_say_why() -> None:
-    """Rows of the new sources the model cannot take stay on file with the reason."""
+    """Rows the model cannot take stay on file with the reason, in the measurement file's
+    columns (none is refused today: GS7-GS9 and VC7-VC9 were until ``ttft_loaded`` and
+    ``arch_ref`` existed)."""
     refused = DATA_FILE.with_name("inference_measurements_refused.csv")
     with refused.open(newline="") as fh:
-        records = list(csv.DictReader(fh))
+        reader = csv.DictReader(fh)
+        records, header = list(reader), reader.fieldnames
     with DATA_FILE.open(newline="") as fh:
         columns = csv.DictReader(fh).fieldnames
-    assert records
+    assert header == [*(columns or []), "refused_because"]
     for r in records:
-        assert list(r) == [*(columns or []), "refused_because"]
         assert r["refused_because"].strip(), r["id"]
 
 
