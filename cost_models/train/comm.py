@@ -337,21 +337,15 @@ def _replica_all_reduce_s(
 ) -> FloatArray:
     """Hybrid sharding: every replica all-reduces its gradient shard with the same shard of
     the other replicas, which lie one whole shard group apart (0 s with one replica)."""
-    dense = collective_s(
-        system,
-        "all_reduce",
-        size_bytes=params.dense / params.dense_group * grad_bytes,
-        group=params.replicas,
-        stride=dense_stride * params.dense_group,
-    )
-    expert = collective_s(
-        system,
-        "all_reduce",
-        size_bytes=params.expert / params.expert_group * grad_bytes,
-        group=params.replicas,
-        stride=exp_stride * params.expert_group,
-    )
-    out: FloatArray = dense + expert
+    out: FloatArray = np.zeros_like(params.replicas)
+    for held, group, stride in (
+        (params.dense, params.dense_group, dense_stride),
+        (params.expert, params.expert_group, exp_stride),
+    ):
+        shard = held / group * grad_bytes
+        out = out + collective_s(
+            system, "all_reduce", size_bytes=shard, group=params.replicas, stride=stride * group
+        )
     return out
 
 
