@@ -79,9 +79,11 @@ def render(result: dict[str, Any]) -> None:
     plan = result.get("plan", {})
     chosen = set(result.get("planner", {}).get("chosen", []))
     picked = "chosen by the planner" if result.get("fits", True) else "fastest, does NOT fit"
+    # one replica (no hybrid sharding) is the default nobody chose: not shown
+    shown_plan = {k: v for k, v in plan.items() if not (k == "dp_replicate" and v == 1)}
     console.print(
         "plan: "
-        + "  ".join(f"{k}={v}{'*' if k in chosen else ''}" for k, v in plan.items())
+        + "  ".join(f"{k}={v}{'*' if k in chosen else ''}" for k, v in shown_plan.items())
         + (f"   (* {picked})" if chosen else "")
     )
     if result.get("mode") == "train":
