@@ -261,6 +261,7 @@ def predict_row(m: TrainMeasurement, *, calibration: Calibration | None = None) 
         "plan": (
             f"tp{plan.tp} pp{plan.pp} dp{plan.dp} ep{plan.ep} cp{plan.cp} vpp{plan.vpp} "
             f"mb{plan.micro_batch} z{plan.zero} {plan.recompute}{' sp' if plan.sequence_parallel else ''}"
+            + (f" x{plan.dp_replicate} replicas" if plan.dp_replicate > 1 else "")
         ),
         "mfu": float(cost.mfu[0]),
         "fits": bool(cost.fits[0]),
