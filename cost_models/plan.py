@@ -112,6 +112,12 @@ class ParallelPlan:
         if self.vpp > 1 and self.pp == 1:
             raise PlanError("vpp: interleaving needs pp > 1")
         check_replicas(self.dp, self.dp_replicate, self.zero)
+        replica = self.dp // self.dp_replicate * self.cp * self.tp
+        if self.dp_replicate > 1 and replica % self.ep:
+            raise PlanError(
+                f"ep: must divide the devices of one replica, dp/dp_replicate*cp*tp ({replica}), "
+                f"got {self.ep}"
+            )
 
     @property
     def num_devices(self) -> int:

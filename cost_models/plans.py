@@ -214,6 +214,7 @@ def _train_plans(
     ok &= m == np.floor(m)
     replicas = float(fx.get("dp_replicate", 1))
     ok &= (np.mod(dp, replicas) == 0) & ((replicas == 1) | (col["zero"] > 0))
+    ok &= np.mod(dp / replicas * cp * tp, ep) == 0  # expert groups lie inside one replica
     if "dp" in fx:
         ok &= dp == int(fx["dp"])
     if not ok.any():
@@ -221,7 +222,7 @@ def _train_plans(
             f"no feasible plan on {n} devices with {', '.join(f'{k}={v}' for k, v in fx.items()) or 'no fixed degrees'}"
             f" (needs: global_batch {gbs} a multiple of micro_batch*dp; vpp > 1 only with pp > 1,"
             " pp*vpp <= layers and micro-batches a multiple of pp;"
-            " ep dividing dp*cp*tp; dp_replicate dividing dp, with zero >= 1)"
+            " ep dividing dp*cp*tp (of one replica); dp_replicate dividing dp, with zero >= 1)"
         )
     idx = np.nonzero(ok)[0]
     return PlanBatch(

@@ -98,3 +98,15 @@ def test_parallel_block_halves_tensor_parallel_all_reduces() -> None:
         return float(r.prefill_breakdown_s["tp_comm"][0])
 
     assert prefill_tp_s(parallel) == pytest.approx(prefill_tp_s(arch) / 2.0)
+
+
+def test_expert_groups_stay_inside_one_replica() -> None:
+    """EP ranks are drawn from one replica's devices (torchtitan carves EP out of the sharded
+    data-parallel dimension): EP 16 over two replicas of 8 is refused in one line."""
+    ParallelPlan(dp=16, ep=8, zero=3, dp_replicate=2, global_batch=16)
+    with pytest.raises(PlanError, match=r"^ep: must divide the devices of one replica"):
+        ParallelPlan(dp=16, ep=16, zero=3, dp_replicate=2, global_batch=16)
+    arch, system = load_model("mixtral-8x7b"), load_system("dgx-h100", 16)
+    plans = enumerate_plans(arch, system, TrainWorkload(seq_len=4096),
+                            fixed={"dp_replicate": 2, "tp": 1, "pp": 1, "cp": 1})  # fmt: skip
+    assert len(plans) > 0 and np.all(plans.ep <= 8)
