@@ -19,7 +19,8 @@ Conventions (stated once, used everywhere):
   :class:`cost_models.options.ServeOptions`).
 * Memory breakdown keys (bytes per device): ``weights``, ``kv_cache`` (at the end of the
   generation, ``prompt_len + gen_len`` tokens), ``activations`` (the prefill workspace of one
-  chunk: the whole prompt batch without chunked prefill), ``other`` (framework overhead, the stack's ``overhead_bytes``).
+  chunk: the whole prompt batch without chunked prefill), ``other`` (framework overhead, the
+  stack's ``overhead_bytes``).
 """
 
 from __future__ import annotations
