@@ -5,7 +5,8 @@ The JSON object returned by :func:`estimate_inference` is the ``nas estimate --m
 prefill|decode`` contract of ``docs/design.md``: ``ttft_s``, ``tpot_s``, ``tokens_per_s``,
 ``kv_cache_bytes``, ``memory_per_device_bytes``, ``fits``, ``plan``, ``time_breakdown_s``,
 ``memory_breakdown_bytes``, plus ``e2e_s = ttft_s + (gen_len - 1) * tpot_s`` and both phase
-breakdowns. Conventions and breakdown keys: :mod:`cost_models.inference.cost`.
+breakdowns and ``prefill_chunks`` (engine iterations of the prefill). Conventions and
+breakdown keys: :mod:`cost_models.inference.cost`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cost_models.inference.cost import compute_dtype
+from cost_models.inference.cost import compute_dtype, prefill_chunks
 from cost_models.inference.planner import (
     InferenceMode,
     choose_plan,
@@ -36,6 +37,11 @@ __all__ = ["estimate_inference"]
 
 def _floats(d: dict[str, npt.NDArray[np.float64]], i: int) -> dict[str, float]:
     return {k: float(v[i]) for k, v in d.items()}
+
+
+def _prefill_chunks(workload: InferenceWorkload, plan: ParallelPlan, engine: ServeOptions) -> int:
+    per_replica = -(-workload.batch // plan.dp)  # ceil
+    return int(prefill_chunks(np.array([float(per_replica * workload.prompt_len)]), engine)[0])
 
 
 def estimate_inference(
@@ -85,6 +91,8 @@ def estimate_inference(
         "e2e_s": float(r.e2e_s[0]),
         "tokens_per_s": float(r.tokens_per_s[0]),
         "prefill_tokens_per_s": workload.batch * workload.prompt_len / float(r.ttft_s[0]),
+        # engine iterations of the prefill (chunked prefill, the stack's prefill_chunk_tokens)
+        "prefill_chunks": _prefill_chunks(workload, plan, engine),
         "decode_tokens_per_s": workload.batch / float(r.tpot_s[0]),
         "kv_cache_bytes": float(r.kv_cache_bytes[0]),
         "kv_cache_bytes_per_token": float(kv_cache_bytes_per_token(b, dtype=workload.kv_dtype)[0]),

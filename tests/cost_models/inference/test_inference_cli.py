@@ -84,3 +84,24 @@ def test_validate_prints_inference_rows() -> None:
     ids = {row["id"] for row in r["rows"]}
     assert {"PI1", "I01a", "I04"} <= ids
     assert all(row["kind"] == "inference" for row in r["rows"])
+
+
+def test_estimate_json_names_the_prefill_chunks() -> None:
+    """vLLM's 8,192-token budget: a 2 x 131,072-token prefill on one replica is 32 iterations;
+    without chunking (--framework prefill_chunk_tokens=0) one."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from nas.cli import app
+
+    base = ["estimate", "llama3-70b", "--hardware", "dgx-h200", "--num-devices", "8", "--tp", "8",
+            "--mode", "prefill", "--prompt-len", "131072", "--batch", "2", "--json"]  # fmt: skip
+    chunked = CliRunner().invoke(app, base)
+    whole = CliRunner().invoke(app, [*base, "--framework", "prefill_chunk_tokens=0"])
+    assert chunked.exit_code == 0 and whole.exit_code == 0, chunked.output + whole.output
+    c, w = json.loads(chunked.output), json.loads(whole.output)
+    assert (c["prefill_chunks"], w["prefill_chunks"]) == (32, 1)
+    assert (
+        c["memory_breakdown_bytes"]["activations"] < w["memory_breakdown_bytes"]["activations"] / 16
+    )
