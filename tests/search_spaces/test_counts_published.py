@@ -56,6 +56,7 @@ PUBLISHED: list[tuple[str, str, float, float, str]] = [
     ("qwen3-235b-a22b", "active", 22e9, 0.01, "HF Qwen/Qwen3-235B-A22B model card: 22B activated"),
     ("gpt-oss-120b", "total", 116.83e9, 0.01, "gpt-oss model card, arXiv 2508.10925, Table 1"),
     ("nemotron4-340b", "total", 340e9, 0.01, "Nemotron-4 340B report, arXiv 2406.11704: 340B"),
+    ("palm-540b", "total", 540.35e9, 0.01, "PaLM, arXiv 2204.02311, Table 1: 540.35B parameters"),
     ("llama2-7b", "total", 6.74e9, 0.01, "HF meta-llama/Llama-2-7b-hf model card: 6.74B"),
     ("llama2-70b", "total", 69.0e9, 0.01, "HF meta-llama/Llama-2-70b-hf model card: 69B"),
     ("mistral-7b", "total", 7.24e9, 0.01, "HF mistralai/Mistral-7B-v0.1 model card: 7.24B"),
