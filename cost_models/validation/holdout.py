@@ -21,7 +21,9 @@ per-layer inference times; each reports the median and worst |error| and the wor
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +32,7 @@ from cost_models.validation.inference_fit import leave_one_source_out as inferen
 from cost_models.validation.train_fit import error_table, fitted_rows
 from cost_models.validation.train_fit import leave_one_source_out as train_loso
 
-__all__ = ["FAMILIES", "family_of", "headline", "held_out_errors"]
+__all__ = ["FAMILIES", "family_of", "headline", "held_out_errors", "refused_rows"]
 
 # family -> (kind, metrics of the validate rows it covers)
 FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -97,4 +99,20 @@ def headline(rows: Sequence[Mapping[str, Any]], errors: Sequence[float]) -> dict
             "worst_abs_error": float(values[worst]),
             "worst_id": str(picked[worst][1]["id"]),
         }
+    return out
+
+
+_DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+def refused_rows() -> dict[str, list[dict[str, str]]]:
+    """Published rows on file that the models cannot estimate, per kind (``train``,
+    ``inference``): ``id``, ``source`` and ``refused_because`` from the
+    ``*_measurements_refused.csv`` files. Empty lists when every row gets an estimate."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for kind in ("train", "inference"):
+        with (_DATA_DIR / f"{kind}_measurements_refused.csv").open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        out[kind] = [{"id": r["id"], "source": r.get("source", ""),
+                      "refused_because": r["refused_because"]} for r in rows]  # fmt: skip
     return out

@@ -69,6 +69,16 @@ def _print_headline(heads: dict[str, Any]) -> None:
     console.print(table)
 
 
+def _print_refused(refused: dict[str, list[dict[str, str]]]) -> None:
+    """One line: the published rows on file that get no estimate (none, or their ids)."""
+    ids = [f"{r['id']} ({kind})" for kind, rows in refused.items() for r in rows]
+    files = ", ".join(f"{kind}_measurements_refused.csv" for kind in refused)
+    console.print(
+        f"Rows refused (no estimate): {', '.join(ids) if ids else 'none'} (listed in {files})",
+        markup=False,
+    )
+
+
 def _parameter_value(x: float, unit: str) -> str:
     return format_value(x, "seconds") if unit == "s" else f"{x:.3g}"
 
@@ -109,7 +119,7 @@ def validate_cmd(
         of_kind = [row for row in rows if row["kind"] == k]
         if len({r.get("metric") for r in of_kind}) > 1:
             summaries[f"{k} (all)"] = summarize(of_kind)
-    from cost_models.validation.holdout import headline, held_out_errors
+    from cost_models.validation.holdout import headline, held_out_errors, refused_rows
 
     held = held_out_errors(rows)
     for row, error in zip(rows, held, strict=True):
@@ -118,11 +128,14 @@ def validate_cmd(
     from cost_models.validation.parameters import calibrated_parameters
 
     params = calibrated_parameters()
+    refused = {k: v for k, v in refused_rows().items() if k in kinds}
     if as_json:
         print_json({"headline": {"method": HEADLINE_METHOD, "families": heads},
-                    "calibration": params, "rows": rows, "summary": summaries})  # fmt: skip
+                    "calibration": params, "rows": rows, "summary": summaries,
+                    "refused": refused})  # fmt: skip
         return
     _print_headline(heads)
+    _print_refused(refused)
     _print_parameters(params)
     table = Table(title="Cost models vs published measurements")
     for col in (

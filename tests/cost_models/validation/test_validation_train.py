@@ -145,3 +145,18 @@ def test_llama3_405b_rows_are_estimated_under_meta_s_stack(rows: list[dict[str, 
     assert plans[0].endswith("none sp") and plans[1].endswith("none sp") and "cp16" in plans[2]
     refused = load_train_measurements(DATA_FILE.parent / "train_measurements_refused.csv")
     assert not [m for m in refused if m.id.startswith("L3-")]
+
+
+def test_validate_names_the_refused_rows() -> None:
+    """``nas validate`` says which rows get no estimate (none today), text and JSON."""
+    import json
+
+    from typer.testing import CliRunner
+
+    text = CliRunner().invoke(app, ["validate", "--kind", "inference"])
+    assert text.exit_code == 0, text.output
+    assert "Rows refused (no estimate): none (listed in inference_measurements_refused.csv)" in (
+        text.output.replace("\n", " ")
+    )
+    data = json.loads(CliRunner().invoke(app, ["validate", "--kind", "train", "--json"]).output)
+    assert data["refused"] == {"train": []}
