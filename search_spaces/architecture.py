@@ -102,8 +102,8 @@ class Architecture:
     learned_positions: int = 0  # rows of a learned position table (GPT-2/3); 0 = RoPE
     # attention and MLP read the same normed input and add to one residual,
     # y = x + Attn(LN(x)) + MLP(LN(x)) (GPT-J; PaLM, arXiv 2204.02311, section 2): one norm
-    # and, under tensor parallelism, one all-reduce per layer instead of two (the stored
-    # activations keep the serial block's count, ~6% more than the one norm input saved)
+    # and, under tensor parallelism, one all-reduce per layer instead of two (stored
+    # activations keep the serial block's count: the norm input it saves, ~6%, is kept)
     parallel_block: bool = False
     mla: MLAConfig | None = None
     moe: MoEConfig | None = None
