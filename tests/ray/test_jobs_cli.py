@@ -149,15 +149,25 @@ def test_deploy_files_are_valid() -> None:
 
 
 def test_damaged_tune_state_is_refused(tmp_path: Path) -> None:
+    """A cut experiment state (JSON) and a cut or empty searcher state (a pickle, whatever its
+    file name says) are refused in one line; whole files pass."""
+    import pickle
+
     from nas.runs import RunError
     from nas.search.ray.backend import check_tune_state
 
+    whole = pickle.dumps({"counter": 2, "finished": False}, protocol=5)
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": []}')
-    (tmp_path / "search_gen_state-2026-01-01_00-00-00.json").write_bytes(b"\x80\x05")  # a pickle
+    (tmp_path / "search_gen_state-2026-01-01_00-00-00.json").write_bytes(whole)
     check_tune_state(tmp_path)  # intact
     (tmp_path / "experiment_state-2026-01-02_00-00-00.json").write_text('{"trial_da')  # cut
-    with pytest.raises(RunError, match="damaged"):
+    with pytest.raises(RunError, match=r"experiment_state-2026-01-02.*damaged"):
         check_tune_state(tmp_path)
+    (tmp_path / "experiment_state-2026-01-02_00-00-00.json").unlink()
+    for cut in (b"", whole[: len(whole) // 2]):  # killed before or while writing
+        (tmp_path / "search_gen_state-2026-01-02_00-00-00.json").write_bytes(cut)
+        with pytest.raises(RunError, match=r"search_gen_state-2026-01-02.*damaged"):
+            check_tune_state(tmp_path)
 
 
 def test_bad_storage_and_environment_flags_are_one_line(tmp_path: Path) -> None:

@@ -77,23 +77,47 @@ def connect(address: str | None) -> bool:
     return True
 
 
+# Tune's pickled searcher states: the search generator's, the basic variant generator's and
+# the searcher's own (ray.tune.search: SearchGenerator, BasicVariantGenerator, Searcher
+# CKPT_FILE_TMPL); Tune restores each from the newest file name (utils._load_newest_checkpoint)
+_PICKLED_STATES = ("search_gen_state-*.json", "basic-variant-state-*.json", "searcher-state-*.pkl")
+
+
 def check_tune_state(path: Path) -> None:
     """Refuse a Tune state damaged by a kill while it was being copied into the run directory:
-    Tune would restart the experiment with the searcher's old trial count and silently run
-    too few trials (seen in tests/ray)."""
+    Tune would restart the experiment with the searcher's old trial count, or fail to load
+    the searcher and start afresh, and silently run too few trials (both seen in tests/ray)."""
     import json
 
     from nas.search.base import RunError
+
+    def damaged(file: Path) -> RunError:
+        return RunError(
+            f"{file}: Tune's saved state is damaged (the run was killed while saving it); "
+            "start a new run"
+        )
 
     states = sorted(path.glob("experiment_state-*.json"))  # Tune restores from the newest
     for state in states[-1:]:
         try:
             json.loads(state.read_text())
         except ValueError:
-            raise RunError(
-                f"{state}: Tune's saved state is damaged (the run was killed while saving it); "
-                "start a new run"
-            ) from None
+            raise damaged(state) from None
+    for pattern in _PICKLED_STATES:
+        newest = sorted(path.glob(pattern))[-1:]
+        if newest and not _complete_pickle(newest[0].read_bytes()):
+            raise damaged(newest[0])
+
+
+def _complete_pickle(data: bytes) -> bool:
+    """Whether ``data`` is a whole pickle (its opcodes run to STOP), read without loading it:
+    a write cut short by a kill leaves it empty or truncated."""
+    import pickletools
+
+    try:
+        return any(op.name == "STOP" for op, _, _ in pickletools.genops(data))
+    except (ValueError, IndexError):
+        return False
 
 
 def _max_steps(problem: Problem) -> int:
