@@ -79,8 +79,8 @@ class ParallelPlan:
     ``dp_replicate`` splits the data-parallel ranks into that many replicas, each sharding the
     ZeRO state over ``dp * cp / dp_replicate`` ranks (hybrid sharding: PyTorch FSDP's
     ``HYBRID_SHARD``, torchtitan's ``data_parallel_replicate_degree``, PaLM's FSDP within a
-    pod and data parallelism across pods); ``recompute`` what the backward pass recomputes. Validated when built (:class:`PlanError`
-    naming the field)."""
+    pod and data parallelism across pods); ``recompute`` what the backward pass recomputes.
+    Validated when built (:class:`PlanError` naming the field)."""
 
     tp: int = 1
     pp: int = 1

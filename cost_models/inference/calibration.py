@@ -22,17 +22,9 @@ leave-one-source-out error is in ``docs/validation/inference.md``.
 
 from __future__ import annotations
 
-import json
-
-from cost_models.stacks import CALIBRATION_FILE
+from cost_models.stacks import serving_calibration
 
 __all__ = ["INFERENCE_GEMM_DERATE", "INFERENCE_GEMM_OVERLAP"]
 
-
-def _fitted(key: str) -> float:
-    data = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
-    return float(data[key])
-
-
-INFERENCE_GEMM_DERATE = _fitted("gemm_derate")
-INFERENCE_GEMM_OVERLAP = _fitted("gemm_overlap")
+INFERENCE_GEMM_DERATE = float(serving_calibration()["gemm_derate"])
+INFERENCE_GEMM_OVERLAP = float(serving_calibration()["gemm_overlap"])

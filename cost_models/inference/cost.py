@@ -75,6 +75,7 @@ class InferenceArrays:
     e2e_s: FloatArray
     tokens_per_s: FloatArray  # generated tokens per second over the batch, prefill included
     kv_cache_bytes: FloatArray  # whole batch, all devices, at prompt_len + gen_len tokens
+    prefill_chunks: FloatArray  # engine iterations of the prefill (1 without chunked prefill)
     memory_per_device_bytes: FloatArray
     fits: npt.NDArray[np.bool_]
     prefill_breakdown_s: dict[str, FloatArray]
@@ -282,6 +283,7 @@ def inference_arrays(
         e2e_s=e2e,
         tokens_per_s=batch_a * gen / e2e,
         kv_cache_bytes=kv_total,
+        prefill_chunks=chunks,
         memory_per_device_bytes=total,
         fits=total <= system.device.memory_bytes,
         prefill_breakdown_s=pre,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cost_models.inference.cost import compute_dtype, prefill_chunks
+from cost_models.inference.cost import compute_dtype
 from cost_models.inference.planner import (
     InferenceMode,
     choose_plan,
@@ -37,11 +37,6 @@ __all__ = ["estimate_inference"]
 
 def _floats(d: dict[str, npt.NDArray[np.float64]], i: int) -> dict[str, float]:
     return {k: float(v[i]) for k, v in d.items()}
-
-
-def _prefill_chunks(workload: InferenceWorkload, plan: ParallelPlan, engine: ServeOptions) -> int:
-    per_replica = -(-workload.batch // plan.dp)  # ceil
-    return int(prefill_chunks(np.array([float(per_replica * workload.prompt_len)]), engine)[0])
 
 
 def estimate_inference(
@@ -92,7 +87,7 @@ def estimate_inference(
         "tokens_per_s": float(r.tokens_per_s[0]),
         "prefill_tokens_per_s": workload.batch * workload.prompt_len / float(r.ttft_s[0]),
         # engine iterations of the prefill (chunked prefill, the stack's prefill_chunk_tokens)
-        "prefill_chunks": _prefill_chunks(workload, plan, engine),
+        "prefill_chunks": int(r.prefill_chunks[0]),
         "decode_tokens_per_s": workload.batch / float(r.tpot_s[0]),
         "kv_cache_bytes": float(r.kv_cache_bytes[0]),
         "kv_cache_bytes_per_token": float(kv_cache_bytes_per_token(b, dtype=workload.kv_dtype)[0]),

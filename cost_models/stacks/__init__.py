@@ -42,6 +42,7 @@ __all__ = [
     "load_stack",
     "resolve_serve",
     "resolve_train",
+    "serving_calibration",
     "stack_names",
 ]
 
@@ -130,14 +131,22 @@ def _layered(
 
 
 @cache
+def serving_calibration() -> dict[str, Any]:
+    """The serving calibration :data:`CALIBRATION_FILE` holds (per-stack step overheads, the
+    GEMM derate and overlap; :mod:`cost_models.validation.inference_fit` writes it), read once."""
+    data: dict[str, Any] = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
+    return data
+
+
+@cache
 def calibrated_step_overhead_s() -> dict[str, float]:
     """``step_overhead_s`` fitted on the inference measurements
     (:mod:`cost_models.validation.inference_fit`): per serving stack where that stack has
     rows from three or more publications, else the value pooled over every engine's rows
     (key :data:`POOLED_OVERHEAD`). A stack file that states the fact, or ``--framework
     step_overhead_s=...``, wins over it."""
-    data = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
-    return {str(k): float(v) for k, v in data["step_overhead_s"].items()}
+    fitted = serving_calibration()["step_overhead_s"]
+    return {str(k): float(v) for k, v in fitted.items()}
 
 
 @cache

@@ -166,8 +166,8 @@ def _overhead_keys(t: _Table, stepped: BoolArray) -> tuple[str, ...]:
 def _fit(
     t: _Table, grid: tuple[tuple[float, float], ...], use: BoolArray
 ) -> tuple[int, dict[str, float]]:
-    """Grid index of the (derate, overlap) pair and the overheads with the least total absolute log error over
-    the ``use`` rows. The pooled overhead is fitted on every stepped row (the typical engine),
+    """Grid index of the (derate, overlap) pair and the overheads with the least total
+    absolute log error over the ``use`` rows. The pooled overhead is fitted on every stepped row (the typical engine),
     a stack's own on its rows only; each row is scored with the value it takes."""
     best: tuple[float, int, dict[str, float]] | None = None
     stepped = use & (t.steps > 0)
