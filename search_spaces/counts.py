@@ -112,6 +112,13 @@ class ArchBatch:
         return self.kv_lora_rank > 0
 
     @property
+    def blocks_per_layer(self) -> FloatArray:
+        """Residual blocks of a layer, each with its own input norm and ending in one TP
+        reduction: attention and MLP (2), or one parallel attention + MLP block (1)."""
+        out: FloatArray = 2.0 - self.parallel
+        return out
+
+    @property
     def num_dense_layers(self) -> FloatArray:
         return self.num_layers - self.num_moe_layers
 
@@ -249,7 +256,8 @@ def _norm_and_bias_params(b: ArchBatch) -> FloatArray:
     # two norms per layer (one in a parallel block) plus the final norm; MLA adds norms on
     # its two latent vectors
     norms = b.norm_factor * (
-        d * ((2 - b.parallel) * b.num_layers + 1) + b.num_layers * (b.kv_lora_rank + b.q_lora_rank)
+        d * (b.blocks_per_layer * b.num_layers + 1)
+        + b.num_layers * (b.kv_lora_rank + b.q_lora_rank)
     )
     widths = {m.name: m.n * m.stored for m in matmuls(b)}
     out_widths = sum((w for name, w in widths.items() if name != "router"), np.zeros_like(d))

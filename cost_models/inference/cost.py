@@ -113,7 +113,7 @@ def _comm(b: ArchBatch, s: Shards, system: System, *, tokens: FloatArray) -> dic
     act = tokens * b.d_model * ACT_BYTES
     # Megatron TP: one all-reduce after attention and one after the FFN, per layer
     # (Shoeybi et al. 2019, arXiv 1909.08053, figure 3, forward pass); one in a parallel block
-    blocks = (2.0 - b.parallel) * b.num_layers
+    blocks = b.blocks_per_layer * b.num_layers
     tp_comm = blocks * _collective(system, "all_reduce", act, s.tp, np.ones_like(act))
     # stage boundary: one point-to-point send of the activations; stages are tp*dp apart
     pp_comm = (s.pp - 1.0) * _collective(

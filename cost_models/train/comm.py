@@ -127,7 +127,7 @@ def microbatch_comm(
     full = (plan.recompute == 2).astype(np.float64)
     passes = 2.0 + full  # forward, backward, and a second forward under full recompute
     act = shape.tokens * arch.d_model * ACT_BYTES
-    tp_s = _tp_comm_s(plan, shape, system=system, act_bytes=act) * (2.0 - arch.parallel) * passes
+    tp_s = _tp_comm_s(arch, plan, shape, system=system, act_bytes=act) * passes
     ep_s = _ep_comm_s(arch, plan, shape, system=system, imbalance=imbalance, max_nodes=max_nodes)
     ep_s = ep_s * passes
     if tp_overlap:
@@ -142,18 +142,23 @@ def microbatch_comm(
 
 
 def _tp_comm_s(
-    plan: PlanBatch, shape: StageShape, *, system: System, act_bytes: FloatArray
+    arch: ArchBatch,
+    plan: PlanBatch,
+    shape: StageShape,
+    *,
+    system: System,
+    act_bytes: FloatArray,
 ) -> FloatArray:
-    """TP: one collective per block per layer per pass, of which a layer has two (after
-    attention and after the FFN; Shoeybi et al. 2019, Fig. 4) or, in a parallel block, one;
-    with SP each all-reduce becomes reduce-scatter + all-gather (Korthikanti et al. 2022,
-    section 4.2.2). Per pass and per block."""
+    """TP: one collective per residual block per layer per pass: two a layer (after attention
+    and after the FFN; Shoeybi et al. 2019, Fig. 4), one in a parallel block; with SP each
+    all-reduce becomes reduce-scatter + all-gather (Korthikanti et al. 2022, section 4.2.2).
+    Per pass."""
     t = shape.tp
     ar = collective_s(system, "all_reduce", size_bytes=act_bytes, group=t)
     ag_rs = collective_s(system, "all_gather", size_bytes=act_bytes, group=t) + collective_s(
         system, "reduce_scatter", size_bytes=act_bytes, group=t
     )
-    out: FloatArray = np.where(plan.sp > 0, ag_rs, ar) * shape.layers
+    out: FloatArray = np.where(plan.sp > 0, ag_rs, ar) * arch.blocks_per_layer * shape.layers
     return out
 
 

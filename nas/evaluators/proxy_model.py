@@ -148,9 +148,8 @@ class Block(nn.Module):
 
     def __init__(self, arch: Architecture, *, moe: bool) -> None:
         super().__init__()
-        self.parallel = arch.parallel_block
         self.norm1 = _norm(arch, arch.d_model)
-        self.norm2 = None if self.parallel else _norm(arch, arch.d_model)
+        self.norm2 = None if arch.parallel_block else _norm(arch, arch.d_model)
         self.attn = Attention(arch)
         self.ffn: nn.Module = MoE(arch) if moe else FeedForward(arch, arch.d_ff)
 
