@@ -57,8 +57,8 @@ def test_throughput_accuracy(rows: list[dict[str, object]]) -> None:
     s = summarize(tput)  # type: ignore[arg-type]
     assert s["rows"] >= 30
     assert s["median_abs_error"] <= 0.10  # issue target: median <= 10%
-    # DeepSpeed ZeRO-3 at 384/768 A100 (NAR21 Table 2, M17) runs 1.3-2.1x slower than any
-    # collective model of its traffic allows (docs/validation/training.md): the one
+    # DeepSpeed 0.3.15 ZeRO-3 at 384/768 A100 (NAR21 Table 2, M17) runs 1.2-1.6x slower than
+    # the model of its per-tensor, synchronised gathers (docs/validation/training.md): the one
     # documented exception; every other fitted row within the issue's 35% (the worst is the
     # Megatron-Bridge DeepSeek-V3 FP8 row MB3, +32%: predicted too fast)
     others = summarize([r for r in tput if not str(r["id"]).startswith("M17")])  # type: ignore[arg-type]
@@ -70,6 +70,23 @@ def test_throughput_accuracy(rows: list[dict[str, object]]) -> None:
         if str(r["source"]).split()[0] in ("NAR21", "KOR22") and not str(r["id"]).startswith("M17")
     ]
     assert max(abs(float(r["error"])) for r in megatron) <= 0.20  # type: ignore[arg-type]
+
+
+def test_deepspeed_2021_zero3_loses_speed_per_device_when_the_gpus_double(
+    rows: list[dict[str, object]],
+) -> None:
+    """NAR21 Table 2: ZeRO-3 at a fixed global batch of 1,536 drops from 144 to 88 TFLOP/s per
+    GPU from 384 to 768 A100. Per-tensor gathers that wait for the compute (DeepSpeed 0.3.15,
+    the ``deepspeed-2021`` stack) make the per-step communication a larger share as the
+    micro-batch halves; a prefetching per-layer ZeRO-3 (the ``deepspeed`` stack) hid it
+    (predicted -4%)."""
+    by_id = {str(r["id"]): r for r in rows}
+    small, large = by_id["M17"], by_id["M17 (768 GPUs)"]
+    assert small["stack"] == large["stack"] == "deepspeed-2021"
+    measured = float(large["measured"]) / float(small["measured"])  # type: ignore[arg-type]
+    predicted = float(large["predicted"]) / float(small["predicted"])  # type: ignore[arg-type]
+    assert measured < 0.65
+    assert predicted < 0.9  # a visible loss, though short of the measured one
 
 
 def test_torch_compile_speedup_has_the_measured_sign(rows: list[dict[str, object]]) -> None:

@@ -132,7 +132,10 @@ def test_workload_stack_reaches_the_trial_cost() -> None:
 @pytest.mark.parametrize(
     ("stack", "message"),
     [
-        ("megatron", "workload.stack: unknown stack 'megatron'; allowed: deepspeed, hai-llm"),
+        (
+            "megatron",
+            "workload.stack: unknown stack 'megatron'; allowed: deepspeed, deepspeed-2021, hai-llm",
+        ),
         ("vllm", "workload.stack: 'vllm' is a serve stack; for train use one of: deepspeed"),
     ],
 )
