@@ -54,7 +54,12 @@ def estimate_train(
     memory_headroom: float = 1.0,
 ) -> dict[str, Any]:
     """The training ``--json`` object; degrees not in ``plan`` or ``fixed`` are planned among
-    those within ``memory_headroom`` of device memory."""
+    those within ``memory_headroom`` of device memory. Without ``options`` the default
+    training stack's facts apply (``megatron-core``, as ``nas estimate``)."""
+    if options is None:
+        from cost_models.stacks import resolve_train
+
+        options = resolve_train()[1]
     given = plan_fields(plan) if plan is not None else dict(fixed or {})
     if plan is not None and plan.num_devices != system.num_devices:
         raise PlanError(
@@ -169,7 +174,8 @@ def estimate(
     ``mode`` defaults to ``train`` for a :class:`TrainWorkload` and ``decode`` for an
     :class:`InferenceWorkload`; ``fixed`` pins plan fields, the planner picks the rest.
     ``options`` are the training stack's facts, ``serve`` the serving engine's
-    (:mod:`cost_models.stacks` resolves both from a stack name)."""
+    (:mod:`cost_models.stacks` resolves both from a stack name); left out, the default
+    stacks' facts apply (``megatron-core`` and ``vllm``, as ``nas estimate``)."""
     if isinstance(workload, TrainWorkload):
         if mode not in (None, "train"):
             raise PlanError(f"mode: a training workload needs mode train, got {mode!r}")
@@ -187,6 +193,10 @@ def estimate(
         raise PlanError("mode: an inference workload needs mode prefill or decode, got 'train'")
     from cost_models.inference.report import estimate_inference
 
+    if serve is None:
+        from cost_models.stacks import resolve_serve
+
+        serve = resolve_serve()[1]
     return estimate_inference(
         arch,
         system,

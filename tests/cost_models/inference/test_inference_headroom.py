@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from cost_models.estimate import estimate
 from cost_models.inference.planner import candidate_plans, evaluate_plans
 from cost_models.plan import InferenceWorkload, ParallelPlan
+from cost_models.stacks import resolve_serve
 from hw_profiles.loader import load_system
 from nas.cli import app
 from nas.explain import MEMORY_HEADROOM
@@ -29,10 +30,11 @@ def _ratio(batch: int) -> float:
 
 
 def _batch_near(share: float) -> int:
-    """The batch whose memory per device is nearest ``share`` of the device (memory is
-    affine in the batch, so two probes give it)."""
-    m1, m2 = _ratio(1), _ratio(2)
-    return round(1 + (share - m1) / (m2 - m1))
+    """The batch whose memory per device is nearest ``share`` of the device. Memory is
+    affine in the batch once the default stack's chunked-prefill workspace (one 8,192-token
+    chunk) is full, so two probes past that give it."""
+    m1, m2 = _ratio(16), _ratio(32)
+    return round(16 + 16 * (share - m1) / (m2 - m1))
 
 
 def test_plan_at_95_percent_does_not_fit_under_0_9() -> None:
@@ -63,7 +65,7 @@ def test_planner_picks_the_fastest_plan_within_the_headroom(share: float) -> Non
     arch, system = load_model("llama3-8b"), load_system("dgx-h100", 8)
     workload = _workload(8 * _batch_near(share))
     plans = candidate_plans(arch, system)
-    r = evaluate_plans(arch, system, workload, plans)
+    r = evaluate_plans(arch, system, workload, plans, serve=resolve_serve()[1])
     limit = MEMORY_HEADROOM * system.device.memory_bytes
     within = [i for i, m in enumerate(r.memory_per_device_bytes) if m <= limit]
     kept = estimate(arch, system, workload, mode="decode", memory_headroom=MEMORY_HEADROOM)
@@ -80,9 +82,6 @@ def test_cli_default_headroom_applies_to_inference(mode: str) -> None:
     base = ["estimate", "llama3-8b", "--hardware", "dgx-h100", "--num-devices", "1"]
     base += ["--tp", "1", "--mode", mode, "--batch", str(batch), "--json"]
     base += ["--prompt-len", "2048", "--gen-len", "256"]
-    # the probes (`_ratio`) run an engine without chunked prefill, whose memory is affine in
-    # the batch; the CLI's default stack (vllm) chunks prefills over 8,192 tokens
-    base += ["--framework", "prefill_chunk_tokens=0"]
     default = CliRunner().invoke(app, base)
     full = CliRunner().invoke(app, [*base, "--memory-headroom", "1.0"])
     assert default.exit_code == 0 and full.exit_code == 0, default.output + full.output
