@@ -347,10 +347,12 @@ def shortlist_plans(
     recomputes: Sequence[str],
 ) -> list[dict[str, object]]:
     """Architecture-free plans for a vectorised grid: each degree combination (``tp``,
-    ``pp``, ``cp``, ``micro_batch``, ``ep``; ``None`` for the automatic shortlist of
-    :data:`SHORTLIST_TP` inside a scale-up domain x :data:`SHORTLIST_PP`) times each recompute
-    policy, data parallelism filling the devices; combinations that do not divide the device
-    count are dropped. ``ep`` stays ``None`` unless given (the grid derives it per model)."""
+    ``pp``, ``cp``, ``micro_batch``, ``ep``, ``zero``, ``dp_replicate``; ``None`` for the
+    automatic shortlist of :data:`SHORTLIST_TP` inside a scale-up domain x
+    :data:`SHORTLIST_PP`) times each recompute policy, data parallelism filling the devices;
+    combinations that do not divide the device count, or whose ``dp_replicate`` does not
+    divide dp or comes without ZeRO, are dropped. ``ep`` stays ``None`` unless given (the grid
+    derives it per model); ZeRO defaults to stage 1, one replica."""
     n = system.num_devices
     if combos is None:
         node = min(system.scale_up_devices, n)
@@ -360,17 +362,23 @@ def shortlist_plans(
     for combo, rc in itertools.product(combos, recomputes):
         tp, pp = int(str(combo.get("tp", 1))), int(str(combo.get("pp", 1)))
         cp = int(str(combo.get("cp", 1)))
+        zero, replicas = int(str(combo.get("zero", 1))), int(str(combo.get("dp_replicate", 1)))
         if n % (tp * pp * cp):
+            continue
+        dp = n // (tp * pp * cp)
+        if dp % replicas or (replicas > 1 and zero == 0):
             continue
         out.append(
             {
                 "tp": tp,
                 "pp": pp,
                 "cp": cp,
-                "dp": n // (tp * pp * cp),
+                "dp": dp,
                 "micro_batch": int(str(combo.get("micro_batch", 1))),
                 "recompute": rc,
                 "ep": combo.get("ep"),
+                "zero": zero,
+                "dp_replicate": replicas,
             }
         )
     if not out:

@@ -29,6 +29,7 @@ from cost_models.plan import (
     DEFAULT_BATCH,
     DEFAULT_GEN_LEN,
     DEFAULT_PROMPT_LEN,
+    ZERO_STAGES,
     InferenceWorkload,
     KvDtype,
     TrainDtype,
@@ -287,18 +288,21 @@ class Accuracy(_Model):
     tokens_per_param: float = Field(default=20.0, ge=0.1, le=1e5)
 
 
+# plan fields an experiment may fix or search: parallel degrees, the micro-batch, the ZeRO
+# stage and hybrid-sharding replicas (training only for the last two)
+PlanKey = Literal["tp", "pp", "dp", "ep", "cp", "micro_batch", "zero", "dp_replicate"]
+TRAIN_ONLY_PLAN_KEYS = ("zero", "dp_replicate")
+
+
 class PlanSpec(_Model):
     """``auto``: the planner picks per candidate. ``fixed``: the given degrees (others by the
     planner). ``searched``: each listed degree is a categorical search dimension."""
 
     mode: Literal["auto", "fixed", "searched"] = "auto"
-    fixed: dict[
-        Literal["tp", "pp", "dp", "ep", "cp", "micro_batch"],
-        Annotated[int, Field(ge=1, le=MAX_DEGREE)],
-    ] = Field(default_factory=dict)
+    fixed: dict[PlanKey, Annotated[int, Field(ge=0, le=MAX_DEGREE)]] = Field(default_factory=dict)
     searched: dict[
-        Literal["tp", "pp", "dp", "ep", "cp", "micro_batch"],
-        Annotated[list[Annotated[int, Field(ge=1, le=MAX_DEGREE)]], Field(min_length=1)],
+        PlanKey,
+        Annotated[list[Annotated[int, Field(ge=0, le=MAX_DEGREE)]], Field(min_length=1)],
     ] = Field(default_factory=dict)
     recompute: Literal["none", "selective", "full"] | None = None
 
@@ -313,6 +317,21 @@ class PlanSpec(_Model):
         if self.mode != "searched" and self.searched:
             raise ValueError(f"searched degrees need mode: searched (mode is {self.mode})")
         return self
+
+
+def _check_plan_values(plan: PlanSpec) -> None:
+    """Degrees are >= 1; ``zero`` is a ZeRO stage (0-3)."""
+    lists = {"fixed": {k: [v] for k, v in plan.fixed.items()}, "searched": plan.searched}
+    for where, values in lists.items():
+        for key, given in values.items():
+            for v in given:
+                if key == "zero" and v not in ZERO_STAGES:
+                    allowed = ", ".join(map(str, ZERO_STAGES))
+                    raise ValueError(
+                        f"plan.{where}.zero: {v} is not a ZeRO stage; allowed: {allowed}"
+                    )
+                if key != "zero" and v < 1:
+                    raise ValueError(f"plan.{where}.{key}: must be >= 1, got {v}")
 
 
 class RaySettings(_Model):
@@ -446,6 +465,15 @@ class Experiment(_Model):
                 "search.backend: exhaustive needs a vectorised evaluator (scaling_law), "
                 "not proxy_train"
             )
+        _check_plan_values(self.plan)
+        if isinstance(self.workload, ServeWorkload):
+            for where in ("fixed", "searched"):
+                for key in TRAIN_ONLY_PLAN_KEYS:
+                    if key in getattr(self.plan, where):
+                        raise ValueError(
+                            f"plan.{where}.{key}: only for training workloads (workload.mode "
+                            "is serve; serving replicates weights, it shards no optimizer state)"
+                        )
         if self.search.sampler == "random" and self.search.population_size is not None:
             raise ValueError("search.population_size: only for the nsga2 and nsga3 samplers")
         return self

@@ -10,7 +10,7 @@ Parallel plan per candidate: the fastest plan that fits memory among a small pla
 (the fastest overall, flagged ``fits = False``, when none fits). The set is the product of
 ``plan.searched`` lists, or the ``plan.fixed`` degrees, or for ``auto`` tensor parallelism
 1/2/4/8 inside a node x pipeline 1/2/4 x recompute none/full, data parallelism filling the
-rest, ZeRO-1, micro-batch 1 (train) — a subset of what the per-candidate planner of the
+rest, ZeRO-1 (or the fixed or searched ``zero`` and ``dp_replicate``), micro-batch 1 (train) — a subset of what the per-candidate planner of the
 Optuna path searches, stated so the exact front is exact *for this plan set*; the
 exhaustive backend then re-plans the leading rows with the full planner
 (:mod:`nas.problem.refine`). Expert parallelism is the largest power of two dividing the
@@ -117,9 +117,9 @@ def _train_chunk(experiment: Experiment, b: ArchBatch, system: System) -> dict[s
             sp=_full(len(b), p["tp"] > 1),
             micro_batch=_full(len(b), p["micro_batch"]),
             global_batch=_full(len(b), gbs),
-            zero=_full(len(b), 1),
+            zero=_full(len(b), p["zero"]),
             recompute=_full(len(b), RECOMPUTE.index(p["recompute"])),
-            dp_replicate=_full(len(b), 1),
+            dp_replicate=_full(len(b), p["dp_replicate"]),
         )
         cost = train_cost(
             b,
@@ -161,7 +161,18 @@ def _train_columns(cost: Any, plans: PlanBatch) -> dict[str, FloatArray]:
         )
     }
     out["fits"] = cost.fits.astype(np.float64)
-    for name in ("tp", "pp", "dp", "ep", "cp", "vpp", "micro_batch", "zero", "recompute"):
+    for name in (
+        "tp",
+        "pp",
+        "dp",
+        "ep",
+        "cp",
+        "vpp",
+        "micro_batch",
+        "zero",
+        "dp_replicate",
+        "recompute",
+    ):
         out[f"plan_{name}"] = getattr(plans, name)
     out["plan_sequence_parallel"] = plans.sp
     out.update({f"time_{k}_s": v for k, v in cost.time_breakdown_s.items()})

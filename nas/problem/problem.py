@@ -66,7 +66,7 @@ class ExperimentProblem:
         n = max(s.num_devices for s in self.systems.values())
         degrees = {**self.experiment.plan.fixed}
         for name, value in degrees.items():
-            if name in ("tp", "pp", "dp", "cp") and n % value:
+            if name in ("tp", "pp", "dp", "cp", "dp_replicate") and n % value:
                 raise ValueError(f"plan.fixed.{name}: {value} does not divide num_devices {n}")
 
     # --- Problem protocol -------------------------------------------------------------
