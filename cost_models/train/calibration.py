@@ -4,8 +4,9 @@ Two parameters, both properties of a device or an op class, never of a row:
 
 * ``compute_fraction[device]``: the fraction of the profile's kernel speed a device sustains
   inside a training loop (clock throttling at the power limit under back-to-back GEMMs,
-  framework gaps between kernels). Devices not in the table use the mean of the fitted ones;
-  devices in :data:`SAME_SILICON` use the fraction of the die they share.
+  framework gaps between kernels). Devices not in the table use the mean of the fitted ones
+  of their kind (GPU, TPU, NPU), or 1.0 where none of their kind is fitted; devices in
+  :data:`SAME_SILICON` use the fraction of the die they share.
 * ``overlap_efficiency``: the fraction of communication that overlapping with compute
   actually hides (NCCL kernels take SMs and HBM bandwidth from the overlapped GEMMs).
 
@@ -75,12 +76,24 @@ class Calibration:
                 f"overlap_efficiency: must lie in [0, 1], got {self.overlap_efficiency}"
             )
 
-    def fraction(self, device_name: str) -> float:
+    def fraction(self, device_name: str, kind: str = "gpu") -> float:
+        """The fitted fraction of ``device_name``; else the mean of the fitted devices of its
+        ``kind`` (gpu, tpu, npu, cpu); else 1.0, the profile's speed as stated (a GPU's
+        fraction holds what TPUs and NPUs may not share: boost clocks above the sustained
+        ones under a power cap, per-kernel launches of eager frameworks)."""
         device_name = calibration_device(device_name)
         if device_name in self.compute_fraction:
             return self.compute_fraction[device_name]
-        values = list(self.compute_fraction.values())
+        values = [v for d, v in self.compute_fraction.items() if _device_kind(d) == kind]
         return sum(values) / len(values) if values else 1.0
+
+
+@cache
+def _device_kind(name: str) -> str:
+    """The kind of a shipped device profile (``gpu`` when no profile has that name)."""
+    from hw_profiles.loader import list_devices, load_device
+
+    return load_device(name).kind if name in list_devices() else "gpu"
 
 
 IDENTITY = Calibration()
@@ -95,7 +108,7 @@ class CalibrationArrays:
     compute_fraction: FloatArray
     overlap_efficiency: FloatArray
 
-    def fraction(self, device_name: str) -> FloatArray:
+    def fraction(self, device_name: str, kind: str = "gpu") -> FloatArray:
         """The per-candidate sustained fraction (``device_name`` is the candidates' device)."""
         return self.compute_fraction
 

@@ -158,7 +158,7 @@ def time_breakdown(
 ) -> dict[str, FloatArray]:
     """Seconds per step by :data:`TIME_KEYS` (after overlap; they sum to the step time).
     ``params`` is :meth:`LocalParams.of` the same ``arch``, ``plan`` and ``shape``."""
-    slow = 1.0 / calibration.fraction(system.device.name)
+    slow = 1.0 / calibration.fraction(system.device.name, system.device.kind)
     times = _microbatch_compute(ops, plan, arch, options)
     fwd, bwd, rc, attn_f, attn_b = (x * slow for x in times)
     e = calibration.overlap_efficiency
@@ -241,7 +241,7 @@ def train_cost(
     peak = mfu_peak_flops_per_s(device, workload.dtype) * devices
     mem = train_memory(arch, plan, shape, params, dtype=workload.dtype, options=opts)
     total_mem = sum((v for v in mem.values()), np.zeros_like(plan.tp))
-    slow = 1.0 / cal.fraction(device.name)
+    slow = 1.0 / cal.fraction(device.name, device.kind)
     return TrainCost(
         step_time_s=step,
         tokens_per_s=tokens_per_s,

@@ -45,7 +45,7 @@ from hw_profiles.loader import load_system
 from hw_profiles.types import System
 from search_spaces.architecture import Architecture
 from search_spaces.catalogue import load_model
-from search_spaces.counts import ArchBatch
+from search_spaces.counts import ArchBatch, qk_head_dim, total_params
 
 __all__ = [
     "DATA_FILE",
@@ -106,6 +106,8 @@ def measurement_arch(m: TrainMeasurement) -> Architecture:
         tie_embeddings=r["tied"] == "1",
         bias=old,
         learned_positions=int(r["seq"]) if old else 0,
+        head_dim=int(r.get("head_dim") or 0),
+        parallel_block=r.get("parallel_block") == "1",
     )
 
 
@@ -140,6 +142,10 @@ def measured_tokens_per_s_per_device(m: TrainMeasurement, arch: Architecture) ->
         layers, h, v = arch.num_layers, arch.d_model, arch.vocab_size
         per_token = 96.0 * layers * h * h * (1.0 + seq / (6.0 * h) + v / (16.0 * layers * h))
         return value * 1e12 / per_token
+    if kind == "tflops_palm_b":  # PaLM Appendix B: 6 N + 12 L H Q T / 2 (causal) per token
+        b = ArchBatch.from_architectures([arch])
+        attention = 6.0 * arch.num_layers * arch.num_heads * float(qk_head_dim(b)[0]) * seq
+        return value * 1e12 / (6.0 * float(total_params(b)[0]) + attention)
     if kind == "tflops_model":
         b = ArchBatch.from_architectures([arch])
         return value * 1e12 / float(model_flops_per_token(b, seq_len=seq)[0])

@@ -23,7 +23,7 @@ from cost_models.validation.train import (
 from nas.cli import app
 
 # held-out sources added for issue 14 (docs/validation/training.md, "New held-out sources")
-NEW_SOURCES = {"NEMO", "NEMOTRON15", "MTNLG", "DSV3", "LLAMA3", "PALM"}
+NEW_SOURCES = {"NEMO", "NEMOTRON15", "MTNLG", "DSV3", "LLAMA3", "PALM", "MAXTEXT"}
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,28 @@ def test_deepspeed_2021_zero3_loses_speed_per_device_when_the_gpus_double(
     predicted = float(large["predicted"]) / float(small["predicted"])  # type: ignore[arg-type]
     assert measured < 0.65
     assert predicted < 0.9  # a visible loss, though short of the measured one
+
+
+def test_devices_without_a_fitted_fraction_take_their_kind_s_mean_or_none() -> None:
+    """A GPU without rows takes the fitted GPUs' mean; a TPU (fixed clock, one compiled
+    program per step) does not inherit the GPUs' derate and runs at its profile's speed."""
+    cal = load_calibration()
+    gpus = np.mean(list(cal.compute_fraction.values()))
+    assert cal.fraction("b200", "gpu") == pytest.approx(gpus)
+    assert cal.fraction("tpu-v5e", "tpu") == 1.0
+    assert cal.fraction("h800", "gpu") == cal.fraction("h100-sxm", "gpu")  # same silicon
+
+
+def test_tpu_rows_of_two_publications_are_held_out_within_30_percent(
+    rows: list[dict[str, object]],
+) -> None:
+    """MaxText's TPU v5e table (16B-128B, 1-32 slices over the data-centre network) and
+    PaLM 540B on two TPU v4 pods: never fitted."""
+    tpu = [r for r in rows if str(r["id"]).startswith(("MX", "PALM-"))]
+    assert len(tpu) == 25
+    errors = [abs(float(r["error"])) for r in tpu]  # type: ignore[arg-type]
+    assert max(errors) <= 0.30
+    assert float(np.median(errors)) <= 0.12
 
 
 def test_torch_compile_speedup_has_the_measured_sign(rows: list[dict[str, object]]) -> None:
