@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +46,8 @@ __all__ = ["CHUNK", "evaluate_grid", "plan_set"]
 
 FloatArray = npt.NDArray[np.float64]
 CHUNK = 131_072
+# plan fields recorded as plan_<name> columns (sequence parallelism as a boolean column)
+_PLAN_COLUMNS = tuple(f.name for f in fields(PlanBatch) if f.name not in ("sp", "global_batch"))
 _NO_PLAN = "no plan of the plan set is valid (tp must divide the heads, pp the layers)"
 
 
@@ -161,18 +164,7 @@ def _train_columns(cost: Any, plans: PlanBatch) -> dict[str, FloatArray]:
         )
     }
     out["fits"] = cost.fits.astype(np.float64)
-    for name in (
-        "tp",
-        "pp",
-        "dp",
-        "ep",
-        "cp",
-        "vpp",
-        "micro_batch",
-        "zero",
-        "dp_replicate",
-        "recompute",
-    ):
+    for name in _PLAN_COLUMNS:
         out[f"plan_{name}"] = getattr(plans, name)
     out["plan_sequence_parallel"] = plans.sp
     out.update({f"time_{k}_s": v for k, v in cost.time_breakdown_s.items()})
