@@ -84,7 +84,9 @@ def held_out_errors(rows: Sequence[Mapping[str, Any]]) -> list[float]:
 
 
 def headline(rows: Sequence[Mapping[str, Any]], errors: Sequence[float]) -> dict[str, Any]:
-    """Per family: rows, median and worst |leave-one-source-out error| and the worst row."""
+    """Per family: rows, median and worst |leave-one-source-out error| and the worst row,
+    and the median of each publication's own median (every publication weighs the same,
+    however many rows it gives)."""
     out: dict[str, Any] = {}
     for name in FAMILIES:
         picked = [(abs(e), r) for r, e in zip(rows, errors, strict=True) if family_of(r) == name]
@@ -92,10 +94,16 @@ def headline(rows: Sequence[Mapping[str, Any]], errors: Sequence[float]) -> dict
             continue
         values = np.array([p[0] for p in picked])
         worst = int(np.argmax(values))
+        per_pub: dict[str, list[float]] = {}
+        for value, row in picked:
+            per_pub.setdefault(str(row.get("publication", "")), []).append(value)
         out[name] = {
             "rows": len(picked),
-            "sources": len({str(p[1].get("publication", "")) for p in picked}),
+            "sources": len(per_pub),
             "median_abs_error": float(np.median(values)),
+            "median_of_publication_medians": float(
+                np.median([np.median(v) for v in per_pub.values()])
+            ),
             "worst_abs_error": float(values[worst]),
             "worst_id": str(picked[worst][1]["id"]),
         }

@@ -61,10 +61,12 @@ HEADLINE_METHOD = (
 
 def _print_headline(heads: dict[str, Any]) -> None:
     table = Table(title="Headline: leave-one-source-out |error| (rows of unseen publications)")
-    for col in ("family", "rows", "sources", "median", "worst", "worst row"):
+    cols = ("family", "rows", "sources", "median", "median of sources", "worst", "worst row")
+    for col in cols:
         table.add_column(col, justify="left" if col in ("family", "worst row") else "right")
     for name, h in heads.items():
         table.add_row(name, str(h["rows"]), str(h["sources"]), f"{h['median_abs_error']:.1%}",
+                      f"{h['median_of_publication_medians']:.1%}",
                       f"{h['worst_abs_error']:.1%}", h["worst_id"])  # fmt: skip
     console.print(table)
 

@@ -71,6 +71,16 @@ def test_headline_families_cover_every_row(rows_and_errors: Any) -> None:
     assert heads["training tokens/s per device"]["sources"] == 15  # 14 + MaxText (TPU v5e)
 
 
+def test_every_publication_weighs_the_same_in_the_second_median() -> None:
+    rows = [{"kind": "train", "metric": "tokens/s per device", "id": str(i),
+             "publication": "BIG" if i < 9 else f"P{i}"} for i in range(11)]  # fmt: skip
+    errors = [0.01] * 9 + [0.3, 0.5]  # nine easy rows of one source, two hard ones
+    head = headline(rows, errors)["training tokens/s per device"]
+    assert head["median_abs_error"] == pytest.approx(0.01)
+    assert head["median_of_publication_medians"] == pytest.approx(0.3)  # of 0.01, 0.3, 0.5
+    assert head["sources"] == 3
+
+
 def test_publication_groups_one_document() -> None:
     a = "NVIDIA/FasterTransformer docs/gpt_guide.md (Performance: GPT-175B)"
     b = "NVIDIA/FasterTransformer docs/gpt_guide.md (Performance: GPT-89B)"
