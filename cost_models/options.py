@@ -42,7 +42,7 @@ ELEMENTWISE: tuple[str, ...] = get_args(Elementwise)
 Fp8Casts = Literal["per_gemm", "fused"]
 FP8_CASTS: tuple[str, ...] = get_args(Fp8Casts)
 # What ``recompute: selective`` re-runs; the policies are defined in cost_models.train.recompute
-SelectivePolicy = Literal["attention", "alternate_mm", "mla_up_proj_mlp"]
+SelectivePolicy = Literal["attention", "alternate_mm", "mla_up_proj", "mla_up_proj_mlp"]
 SELECTIVE_POLICIES: tuple[str, ...] = get_args(SelectivePolicy)
 
 

@@ -105,6 +105,12 @@ class Architecture:
     # and, under tensor parallelism, one all-reduce per layer instead of two (stored
     # activations keep the serial block's count: the norm input it saves, ~6%, is kept)
     parallel_block: bool = False
+    # multi-token prediction modules trained beside the model (DeepSeek-V3, arXiv 2412.19437,
+    # section 2.2: each is one transformer block, a projection of two concatenated d_model
+    # vectors to d_model and two RMSNorms, sharing the embedding and the output head). Training
+    # runs them and their extra LM-head pass; plain decoding drops them. Not in the parameter
+    # counts (DeepSeek-V3's 671B excludes its 14B MTP module).
+    mtp_layers: int = 0
     mla: MLAConfig | None = None
     moe: MoEConfig | None = None
     source: str = ""
@@ -116,6 +122,11 @@ class Architecture:
             _positive("", name, getattr(self, name))
         _non_negative("", "head_dim", self.head_dim)
         _non_negative("", "learned_positions", self.learned_positions)
+        _non_negative("", "mtp_layers", self.mtp_layers)
+        if self.mtp_layers > self.num_layers:
+            raise SpecError(
+                f"mtp_layers: must be <= num_layers ({self.num_layers}), got {self.mtp_layers}"
+            )
         if self.num_heads % self.num_kv_heads:
             raise SpecError(
                 f"num_kv_heads: must divide num_heads ({self.num_heads}), got {self.num_kv_heads}"

@@ -71,6 +71,7 @@ class ArchBatch:
     o_bias: FloatArray  # 1: a bias on the attention output projection (implied by ``bias``)
     learned_positions: FloatArray
     parallel: FloatArray  # 1: parallel attention + MLP block (one norm, one TP all-reduce)
+    mtp_layers: FloatArray  # multi-token prediction modules (training only)
     kv_lora_rank: FloatArray
     q_lora_rank: FloatArray
     qk_rope_head_dim: FloatArray
@@ -132,6 +133,7 @@ _DEFAULTS: dict[str, float] = {
     "o_bias": 0.0,
     "learned_positions": 0.0,
     "parallel": 0.0,
+    "mtp_layers": 0.0,
     "kv_lora_rank": 0.0,
     "q_lora_rank": 0.0,
     "qk_rope_head_dim": 0.0,
@@ -164,6 +166,7 @@ def _row(a: Architecture) -> dict[str, float]:
         "o_bias": float(a.attention_bias == "qkvo"),
         "learned_positions": a.learned_positions,
         "parallel": float(a.parallel_block),
+        "mtp_layers": a.mtp_layers,
         "kv_lora_rank": mla.kv_lora_rank if mla else 0,
         "q_lora_rank": mla.q_lora_rank if mla else 0,
         "qk_rope_head_dim": mla.qk_rope_head_dim if mla else 0,

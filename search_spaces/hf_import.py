@@ -22,8 +22,9 @@ DeepSeek's MLA projections.
 Refused in one line, naming the field, because counts and costs would silently be wrong:
 an active sliding attention window (``sliding_window`` where the family uses it), a
 ``quantization_config`` (weights stored in another dtype than the compute dtype), and
-multi-token-prediction layers (``num_nextn_predict_layers`` > 0). Each message says how to
-import the model without the feature.
+multi-token-prediction layers (``num_nextn_predict_layers`` > 0) outside the DeepSeek family,
+where they are read as ``mtp_layers``. Each message says how to import the model without the
+feature.
 """
 
 from __future__ import annotations
@@ -144,6 +145,9 @@ def _deepseek(cfg: Config, name: str) -> dict[str, Any]:
         "qk_nope_head_dim": _int(cfg, "qk_nope_head_dim"),
         "v_head_dim": v_head_dim,
     }
+    # DeepSeek-V3's multi-token prediction modules (modeling_deepseek.py leaves them out of the
+    # model; the checkpoint holds them as layers num_hidden_layers and on)
+    out["mtp_layers"] = _int(cfg, "num_nextn_predict_layers", 0)
     if cfg.get("n_routed_experts") is not None:
         # DeepseekV2/V3: layer i is MoE when i >= first_k_dense_replace and
         # i % moe_layer_freq == 0 (modeling_deepseek.py); with freq 1 that is our layout.
@@ -178,6 +182,9 @@ def _gpt2(cfg: Config, name: str) -> dict[str, Any]:
     }
 
 
+# families whose multi-token prediction modules (num_nextn_predict_layers) are read as
+# Architecture.mtp_layers; elsewhere the field is refused
+_MTP_FAMILIES = ("deepseek_v2", "deepseek_v3")
 _FAMILIES: dict[str, Callable[[Config, str], dict[str, Any]]] = {
     "llama": _llama,
     "mistral": _llama,
@@ -255,6 +262,8 @@ def _refuse_unmodelled(cfg: Config, model_type: str) -> None:
             "(nas estimate --weight-dtype fp8)"
         )
     mtp = cfg.get("num_nextn_predict_layers")
+    if model_type in _MTP_FAMILIES:
+        return  # read as mtp_layers
     if isinstance(mtp, int) and not isinstance(mtp, bool) and mtp > 0:
         raise SpecError(
             f"num_nextn_predict_layers: {mtp}: multi-token-prediction layers are not counted "

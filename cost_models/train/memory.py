@@ -96,6 +96,7 @@ def activation_bytes_per_token(
     kv_heads = np.where(arch.is_mla, heads, arch.num_kv_heads)
     dqk, dv = qk_head_dim(arch), v_head_dim(arch)
     attn = a * (heads * dqk + kv_heads * dqk + kv_heads * dv + heads * dv)
+    up_proj = options.selective_recompute in ("mla_up_proj", "mla_up_proj_mlp")
     up_proj_mlp = options.selective_recompute == "mla_up_proj_mlp"
     if options.attention_kernel == "unfused":
         scores = heads * shape.seq_len * (2.0 + drop * 3.0)  # softmax out; dropout mask + out
@@ -114,8 +115,8 @@ def activation_bytes_per_token(
         alt_dense, alt_moe = _alternate_mm_kept(arch, shape, sp_div=sp_div, heads=heads, dv=dv)
     keep_scores = np.where(rc == 0, scores, 0.0)
     sel = rc == 1
-    # mla_up_proj_mlp: MLA keeps the latents (in rep) and the attention output, not Q, K, V
-    attn_kept = np.where(sel & up_proj_mlp & (arch.is_mla > 0), a * heads * dv + 4.0 * heads, attn)
+    # mla_up_proj(_mlp): MLA keeps the latents (in rep) and the attention output, not Q, K, V
+    attn_kept = np.where(sel & up_proj & (arch.is_mla > 0), a * heads * dv + 4.0 * heads, attn)
     dense_ffn_kept = np.where(sel & up_proj_mlp, 0.0, dense_ffn)
     dense = rep / sp_div + (attn_kept + dense_ffn_kept + keep_scores) / t
     moe = rep / sp_div + (attn_kept + moe_ffn + keep_scores) / t

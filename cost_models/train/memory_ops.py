@@ -126,7 +126,9 @@ def memory_ops(
     # cast to fp32 (read 2, write 4), max (read 4), subtract-exp (read 4, write 4), sum
     # (read 4) = 22 bytes forward; backward reads the softmax (4), writes the fp32 gradient
     # (4) and casts it to bf16 (read 4, write 2) = 14 bytes
-    ce_bytes = tok * arch.vocab_size / t * 22.0
+    # (once more per multi-token prediction module: it has its own loss)
+    heads = 1.0 + arch.mtp_layers
+    ce_bytes = tok * arch.vocab_size / t * 22.0 * heads
     ops = [
         _mem_op(device, "norms", fwd_bytes=norm_bytes, calls=norm_calls),
         _mem_op(device, "residual", fwd_bytes=resid_bytes, calls=2.0 * L),
@@ -139,9 +141,9 @@ def memory_ops(
             recompute="full",
             flops=np.zeros_like(tok),
             bytes_moved=ce_bytes,
-            fwd_s=memory_time_s(device, bytes_moved=ce_bytes, calls=4.0),
+            fwd_s=memory_time_s(device, bytes_moved=ce_bytes, calls=4.0 * heads),
             bwd_s=memory_time_s(
-                device, bytes_moved=ce_bytes * (22.0 if eager else 14.0) / 22.0, calls=3.0
+                device, bytes_moved=ce_bytes * (22.0 if eager else 14.0) / 22.0, calls=3.0 * heads
             ),
         ),
     ]

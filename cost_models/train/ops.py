@@ -81,7 +81,10 @@ class StageShape:
     @classmethod
     def of(cls, arch: ArchBatch, plan: PlanBatch, *, seq_len: int) -> StageShape:
         chunks = plan.pp * plan.vpp
-        layers = np.ceil(arch.num_layers / chunks) * plan.vpp
+        # multi-token prediction blocks count as layers of the pipeline's balanced split
+        # (Megatron-Bridge's DeepSeek-V3 layouts give the stage holding MTP and the loss fewer
+        # decoder layers: set_deepseek_v3_pipeline_model_parallel_layout)
+        layers = np.ceil((arch.num_layers + arch.mtp_layers) / chunks) * plan.vpp
         moe = layers * arch.num_moe_layers / arch.num_layers
         return cls(
             tokens=plan.micro_batch * seq_len / plan.cp,
@@ -141,12 +144,19 @@ def gemm_ops(
         m = tok / np.where(plan.sp > 0, t, 1.0) if split == "rep" else tok
         out.append(_gemm_op(device, mm.name, m=m, n=n, k=k, calls=calls, dtype=dtype))
     out.extend(_expert_ops(arch, plan, shape, device=device, dtype=dtype, imbalance=imbalance))
-    one = np.ones_like(tok)
+    heads = 1.0 + arch.mtp_layers  # each MTP module runs the shared output head again
     out.append(
         _gemm_op(
-            device, "lm_head", m=tok, n=arch.vocab_size / t, k=arch.d_model, calls=one, dtype=dtype
+            device, "lm_head", m=tok, n=arch.vocab_size / t, k=arch.d_model, calls=heads,
+            dtype=dtype,
         )
-    )
+    )  # fmt: skip
+    if np.any(arch.mtp_layers > 0):  # MTP: [norm(h); norm(emb)] (2 d) projected to d
+        d = arch.d_model
+        out.append(
+            _gemm_op(device, "mtp_proj", m=tok, n=d / t, k=2.0 * d, calls=arch.mtp_layers,
+                     dtype=dtype)
+        )  # fmt: skip
     return out
 
 

@@ -11,6 +11,9 @@
   Element-wise ops are all recomputed and the attention kernel is not. The LM head and the
   loss lie outside the blocks. Matmuls of MLA and MoE blocks count as half recomputed
   (every second one, on average).
+* ``mla_up_proj``: the MLA up-projections (and RoPE) re-run from the saved latents, MLPs kept:
+  DeepSeek-V3's recomputation of RMSNorm and MLA up-projections (arXiv 2412.19437, section
+  3.2.3; the norms' share is negligible); Megatron-Core ``recompute_modules=["mla_up_proj"]``.
 * ``mla_up_proj_mlp``: Megatron-Core ``recompute_modules=["mla_up_proj", "mlp"]``, as in
   Megatron-Bridge's DeepSeek-V3 H100 recipe. The MLA up-projections (and RoPE) are re-run
   from the saved latents, and so are the dense layers' MLPs; memory keeps the latents and
@@ -30,7 +33,8 @@ __all__ = ["selective_flops_per_token", "selective_share"]
 FloatArray = npt.NDArray[np.float64]
 
 _ATTENTION_CORE = ("attention", "attention_bmm", "softmax")
-_MLA_UP_PROJ_MLP = ("attn_q_b", "attn_kv_b", "rope", "ffn_up", "ffn_down")
+_MLA_UP_PROJ = ("attn_q_b", "attn_kv_b", "rope")
+_MLA_UP_PROJ_MLP = (*_MLA_UP_PROJ, "ffn_up", "ffn_down")
 
 
 def _alternate_mm_share(arch: ArchBatch, name: str) -> FloatArray | float:
@@ -59,6 +63,8 @@ def selective_share(arch: ArchBatch, name: str, policy: SelectivePolicy) -> Floa
         return _alternate_mm_share(arch, name)
     if policy == "mla_up_proj_mlp":
         return 1.0 if name in _MLA_UP_PROJ_MLP else 0.0
+    if policy == "mla_up_proj":
+        return 1.0 if name in _MLA_UP_PROJ else 0.0
     return 1.0 if name in _ATTENTION_CORE else 0.0
 
 

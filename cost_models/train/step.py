@@ -123,7 +123,12 @@ def hardware_flops_per_token(
         arch, attention_fwd_flops=attn_fwd, policy=options.selective_recompute
     )
     extra = np.where(rc == 2, mm - head + attn_fwd, np.where(rc == 1, selective, 0.0))
-    return 3.0 * mm + attn + extra
+    # each multi-token prediction module: one more layer, its 2d -> d projection and another
+    # pass through the output head
+    layer = (3.0 * (mm - head) + attn + extra) / arch.num_layers
+    mtp = layer + 3.0 * (head + 4.0 * arch.d_model**2)
+    out: FloatArray = 3.0 * mm + attn + extra + arch.mtp_layers * mtp
+    return out
 
 
 def _microbatch_compute(

@@ -81,10 +81,12 @@ DEEPSEEK_V3 = {  # deepseek-ai/DeepSeek-V3 config.json
     "vocab_size": 129280,
     "hidden_act": "silu",
     "tie_word_embeddings": False,
+    "num_nextn_predict_layers": 1,
 }
 DEEPSEEK_V2 = {  # deepseek-ai/DeepSeek-V2 config.json
     **DEEPSEEK_V3,
     "model_type": "deepseek_v2",
+    "num_nextn_predict_layers": 0,
     "hidden_size": 5120,
     "intermediate_size": 12288,
     "moe_intermediate_size": 1536,
@@ -369,6 +371,12 @@ def test_attention_bias_on_mla_is_refused_in_one_line() -> None:
     assert "\n" not in str(info.value)
     with pytest.raises(SpecError, match="attention_bias: 'qkv' is not modelled with mla"):
         dataclasses.replace(load_model("deepseek-v3"), attention_bias="qkv")
+
+
+def test_deepseek_mtp_modules_import_as_mtp_layers() -> None:
+    v3 = architecture_from_hf_config(DEEPSEEK_V3)
+    assert v3.mtp_layers == 1 == load_model("deepseek-v3").mtp_layers
+    assert architecture_from_hf_config(DEEPSEEK_V2).mtp_layers == 0
 
 
 def test_inactive_windows_and_zero_mtp_import() -> None:
