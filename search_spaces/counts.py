@@ -120,6 +120,13 @@ class ArchBatch:
         return out
 
     @property
+    def head_passes(self) -> FloatArray:
+        """Passes through the output head (and the loss) per training token: the model's,
+        plus one per multi-token prediction module, which shares the head."""
+        out: FloatArray = 1.0 + self.mtp_layers
+        return out
+
+    @property
     def num_dense_layers(self) -> FloatArray:
         return self.num_layers - self.num_moe_layers
 

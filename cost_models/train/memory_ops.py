@@ -127,7 +127,7 @@ def memory_ops(
     # (read 4) = 22 bytes forward; backward reads the softmax (4), writes the fp32 gradient
     # (4) and casts it to bf16 (read 4, write 2) = 14 bytes
     # (once more per multi-token prediction module: it has its own loss)
-    heads = 1.0 + arch.mtp_layers
+    heads = arch.head_passes
     ce_bytes = tok * arch.vocab_size / t * 22.0 * heads
     ops = [
         _mem_op(device, "norms", fwd_bytes=norm_bytes, calls=norm_calls),

@@ -144,11 +144,10 @@ def gemm_ops(
         m = tok / np.where(plan.sp > 0, t, 1.0) if split == "rep" else tok
         out.append(_gemm_op(device, mm.name, m=m, n=n, k=k, calls=calls, dtype=dtype))
     out.extend(_expert_ops(arch, plan, shape, device=device, dtype=dtype, imbalance=imbalance))
-    heads = 1.0 + arch.mtp_layers  # each MTP module runs the shared output head again
     out.append(
         _gemm_op(
-            device, "lm_head", m=tok, n=arch.vocab_size / t, k=arch.d_model, calls=heads,
-            dtype=dtype,
+            device, "lm_head", m=tok, n=arch.vocab_size / t, k=arch.d_model,
+            calls=arch.head_passes, dtype=dtype,
         )
     )  # fmt: skip
     if np.any(arch.mtp_layers > 0):  # MTP: [norm(h); norm(emb)] (2 d) projected to d

@@ -10,8 +10,9 @@ Parallel plan per candidate: the fastest plan that fits memory among a small pla
 (the fastest overall, flagged ``fits = False``, when none fits). The set is the product of
 ``plan.searched`` lists, or the ``plan.fixed`` degrees, or for ``auto`` tensor parallelism
 1/2/4/8 inside a node x pipeline 1/2/4 x recompute none/full, data parallelism filling the
-rest, ZeRO-1 (or the fixed or searched ``zero`` and ``dp_replicate``), micro-batch 1 (train) — a subset of what the per-candidate planner of the
-Optuna path searches, stated so the exact front is exact *for this plan set*; the
+rest, ZeRO-1 (or the fixed or searched ``zero`` and ``dp_replicate``), micro-batch 1
+(train) — a subset of what the per-candidate planner of the Optuna path searches, stated so
+the exact front is exact *for this plan set*; the
 exhaustive backend then re-plans the leading rows with the full planner
 (:mod:`nas.problem.refine`). Expert parallelism is the largest power of two dividing the
 experts and ``dp * tp``.
