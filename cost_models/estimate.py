@@ -115,7 +115,7 @@ def _train_report(
         "model_flops_per_token": float(cost.model_flops_per_token[0]),
         "hardware_flops_per_token": float(cost.hardware_flops_per_token[0]),
         "memory_per_device_bytes": float(cost.memory_per_device_bytes[0]),
-        "device_memory_bytes": system.device.memory_bytes,
+        "device_memory_bytes": system.device.capacity_bytes,
         "fits": bool(cost.fits[0]),
         "plan": plan_dict(best),
         "workload": {

@@ -42,7 +42,7 @@ ELEMENTWISE: tuple[str, ...] = get_args(Elementwise)
 Fp8Casts = Literal["per_gemm", "fused"]
 FP8_CASTS: tuple[str, ...] = get_args(Fp8Casts)
 # What ``recompute: selective`` re-runs; the policies are defined in cost_models.train.recompute
-SelectivePolicy = Literal["attention", "alternate_mm", "mla_up_proj", "mla_up_proj_mlp"]
+SelectivePolicy = Literal["attention", "alternate_mm", "mla_up_proj", "mla_up_proj_mlp", "dots"]
 SELECTIVE_POLICIES: tuple[str, ...] = get_args(SelectivePolicy)
 
 
@@ -63,8 +63,9 @@ class TrainOptions:
     ``eager`` (PyTorch eager mode: each element-wise op its own kernel, see
     :mod:`cost_models.train.memory_ops`). ``selective_recompute``: what ``recompute: selective``
     re-runs: ``attention`` (the attention core; Korthikanti et al. 2022, Megatron-LM),
-    ``alternate_mm`` (torchtitan's op-level selective activation checkpointing) or
-    ``mla_up_proj_mlp`` (Megatron-Core recompute modules ``mla_up_proj`` and ``mlp``); see
+    ``alternate_mm`` (torchtitan's op-level selective activation checkpointing),
+    ``mla_up_proj_mlp`` (Megatron-Core recompute modules ``mla_up_proj`` and ``mlp``) or
+    ``dots`` (MaxText ``remat_policy: minimal``: every weight matmul's output saved); see
     :mod:`cost_models.train.recompute`. ``fp8_casts`` (FP8 training only): ``per_gemm`` (every
     GEMM casts its input and weight to FP8 itself, each micro-batch) or ``fused`` (Transformer
     Engine: norms and activations write FP8 directly, weights are cast once per step); see

@@ -34,6 +34,7 @@ def device_rows(device: Device) -> list[Row]:
         )
     rows += [
         ("memory", f"{device.memory_bytes / 1e9:,.0f} GB", _source(s, "memory_gb")),
+        *_usable_row(device),
         (
             "memory bandwidth",
             f"{device.memory_bandwidth_bytes_per_s / 1e12:,.4g} TB/s",
@@ -131,3 +132,11 @@ def _tier_rows(index: int, tier: Tier) -> list[Row]:
         (f"{prefix} efficiency", f"{tier.efficiency:.2f}", src.get("efficiency", "")),
     ]
     return rows
+
+
+def _usable_row(device: Device) -> list[Row]:
+    """The runtime's usable memory, where the profile states it (fit checks use it)."""
+    if device.usable_memory_bytes is None:
+        return []
+    gib = device.usable_memory_bytes / 2**30
+    return [("usable memory", f"{gib:,.2f} GiB", _source(device.sources, "usable_memory_gib"))]

@@ -7,6 +7,7 @@ file field             unit in the file            object field (SI)
 =====================  ==========================  ==========================
 peak_tflops.<dtype>    TFLOP/s (1e12, dense)       peak_flops_per_s  FLOP/s
 memory_gb              GB (1e9 bytes)              memory_bytes
+usable_memory_gib      GiB (2^30 bytes)            usable_memory_bytes
 memory_tb_per_s        TB/s (1e12 bytes/s)         memory_bandwidth_bytes_per_s
 onchip_mb              MB (1e6 bytes)              onchip_memory_bytes
 gemm_efficiency_curve  gflop (1e9 FLOPs per GEMM)  EfficiencyCurve.sizes  FLOPs
@@ -18,7 +19,9 @@ latency_us             microseconds                latency_s
 
 ``memory_gb`` is the marketed capacity figure ("80 GB", "32 GiB"); physical HBM stacks are
 binary-sized, so reading the figure as 1e9 bytes under-states capacity by up to ~7%, on the
-safe side for fit checks.
+safe side for fit checks. Where the runtime publishes what one program may use (XLA:TPU
+reports its HBM limit in GiB, after its own reservations), ``usable_memory_gib`` states it
+and fit checks use it (:attr:`~hw_profiles.types.Device.capacity_bytes`).
 
 A name is looked up in ``hw_profiles/devices`` or ``hw_profiles/systems``; anything that
 ends in ``.yaml``/``.yml`` or contains a path separator is read as a file. A system's
@@ -49,6 +52,7 @@ SYSTEMS_DIR = PROFILE_DIR / "systems"
 _TERA = 1e12
 _GIGA = 1e9
 _MEGA = 1e6
+_GIBI = float(2**30)
 _PER_MICRO = 1e6  # microseconds per second
 DTYPES: tuple[str, ...] = get_args(Dtype)
 DEVICE_KINDS: tuple[str, ...] = ("gpu", "npu", "tpu", "cpu")
@@ -59,6 +63,7 @@ _DEVICE_KEYS = {
     "kind",
     "peak_tflops",
     "memory_gb",
+    "usable_memory_gib",
     "memory_tb_per_s",
     "onchip_mb",
     "gemm_efficiency",
@@ -172,6 +177,9 @@ def device_from_mapping(data: dict[str, Any], *, where: str) -> Device:
         gemm_efficiency_curve=_curve(f),
         price_per_hour_usd=(
             f.number("price_usd_per_hour") if f.has("price_usd_per_hour") else None
+        ),
+        usable_memory_bytes=(
+            f.number("usable_memory_gib") * _GIBI if f.has("usable_memory_gib") else None
         ),
         sources=f.sources(),
     )

@@ -82,7 +82,16 @@ class Device:
     # None = FA2 is the device's best fused kernel (``attention_efficiency``)
     attention_efficiency_fa2: float | None = None
     price_per_hour_usd: float | None = None
+    # What the runtime lets one program allocate, where a runtime's own figure is published
+    # (XLA:TPU's HBM limit); None = ``memory_bytes``, the datasheet capacity
+    usable_memory_bytes: float | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def capacity_bytes(self) -> float:
+        """Memory a training or serving process may fill: the runtime's usable figure where
+        the profile has one, else the datasheet capacity (fit checks compare with this)."""
+        return self.memory_bytes if self.usable_memory_bytes is None else self.usable_memory_bytes
 
     def gemm_efficiency_at(self, flops: float) -> float:
         """Fraction of peak for one GEMM of ``flops`` FLOPs: the curve where the profile has

@@ -285,7 +285,7 @@ def inference_arrays(
         kv_cache_bytes=kv_total,
         prefill_chunks=chunks,
         memory_per_device_bytes=total,
-        fits=total <= system.device.memory_bytes,
+        fits=total <= system.device.capacity_bytes,
         prefill_breakdown_s=pre,
         decode_breakdown_s=dec,
         memory_breakdown_bytes=mem,

@@ -80,7 +80,7 @@ def fits_within(
     """Plans whose memory per device is at most ``memory_headroom`` of device memory (1.0 =
     all of it; ``nas estimate`` and experiments use ``nas.explain.MEMORY_HEADROOM``)."""
     return np.asarray(
-        r.memory_per_device_bytes <= memory_headroom * system.device.memory_bytes, dtype=bool
+        r.memory_per_device_bytes <= memory_headroom * system.device.capacity_bytes, dtype=bool
     )
 
 

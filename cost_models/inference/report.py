@@ -92,7 +92,7 @@ def estimate_inference(
         "kv_cache_bytes": float(r.kv_cache_bytes[0]),
         "kv_cache_bytes_per_token": float(kv_cache_bytes_per_token(b, dtype=workload.kv_dtype)[0]),
         "memory_per_device_bytes": float(r.memory_per_device_bytes[0]),
-        "device_memory_bytes": system.device.memory_bytes,
+        "device_memory_bytes": system.device.capacity_bytes,
         "memory_headroom": memory_headroom,
         "fits": bool(fits_within(r, system, memory_headroom)[0]),
         "max_batch": max_batch_that_fits(

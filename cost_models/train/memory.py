@@ -29,7 +29,9 @@ layers. With FP8 training, the saved input of every GEMM is its FP8 copy, 1 byte
 the norm inputs, the attention kernel's Q, K, V and output, and the activation-function
 inputs stay in bf16. Under torchtitan's op-level
 selective checkpointing (``alternate_mm``) a layer keeps its input, the outputs of the matmuls
-it does not recompute and the attention output (:mod:`cost_models.train.recompute`).
+it does not recompute and the attention output (:mod:`cost_models.train.recompute`); under
+MaxText's ``minimal`` policy (``dots``) it keeps its input, MLA's latents, Q, K, V and the
+up-projection outputs (router logits in fp32), bf16.
 
 Peak memory also holds, for a moment, tensors no formula above keeps (``transient``, added to
 ``activations``): the loss gradient on the device that holds the LM head (fp32 logits
@@ -123,6 +125,13 @@ def activation_bytes_per_token(
     if options.selective_recompute == "alternate_mm":
         dense = np.where(sel, alt_dense, dense)
         moe = np.where(sel, alt_moe, moe)
+    if options.selective_recompute == "dots":
+        # the layer input, MLA's latents, Q, K, V and the up-projection outputs
+        base = a * (d + latents) / sp_div + (attn - a * heads * dv) / t
+        up_out = a * up * arch.d_expert * (arch.top_k * options.moe_imbalance)
+        up_out = up_out + a * up * arch.d_expert * arch.num_shared_experts
+        dense = np.where(sel, base + a * up * arch.d_ff / t, dense)
+        moe = np.where(sel, base + (up_out + 4.0 * arch.num_experts) / t, moe)
     layer_input = a * d / sp_div
     dense = np.where(rc == 2, layer_input, dense)
     moe = np.where(rc == 2, layer_input, moe)

@@ -18,6 +18,14 @@
   Megatron-Bridge's DeepSeek-V3 H100 recipe. The MLA up-projections (and RoPE) are re-run
   from the saved latents, and so are the dense layers' MLPs; memory keeps the latents and
   the MLP input (:mod:`cost_models.train.memory`).
+* ``dots``: MaxText's ``remat_policy: minimal`` (``MaxText/layers/models.py`` at commit
+  76bd53b0f, Dec 2023: ``jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims``). Of
+  the values the backward pass needs, a layer keeps the outputs of its weight matmuls (dot
+  products without batch dimensions: Q, K, V, the MLP up-projections, MLA's latents and
+  up-projections, the router logits) and re-runs everything else: the norms, RoPE, the
+  activation function, the token permutation and the attention kernel (its QK^T and AV are
+  dot products with batch dimensions, so the attention output and its log-sum-exp are
+  recomputed). No weight matmul is re-run. Memory: :mod:`cost_models.train.memory`.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ FloatArray = npt.NDArray[np.float64]
 _ATTENTION_CORE = ("attention", "attention_bmm", "softmax")
 _MLA_UP_PROJ = ("attn_q_b", "attn_kv_b", "rope")
 _MLA_UP_PROJ_MLP = (*_MLA_UP_PROJ, "ffn_up", "ffn_down")
+# the attention core and the element-wise ops whose outputs the backward pass reads
+_DOTS = (*_ATTENTION_CORE, "norms", "rope", "activation", "moe_permute")
 
 
 def _alternate_mm_share(arch: ArchBatch, name: str) -> FloatArray | float:
@@ -65,6 +75,8 @@ def selective_share(arch: ArchBatch, name: str, policy: SelectivePolicy) -> Floa
         return 1.0 if name in _MLA_UP_PROJ_MLP else 0.0
     if policy == "mla_up_proj":
         return 1.0 if name in _MLA_UP_PROJ else 0.0
+    if policy == "dots":
+        return 1.0 if name in _DOTS else 0.0
     return 1.0 if name in _ATTENTION_CORE else 0.0
 
 
@@ -72,7 +84,7 @@ def selective_flops_per_token(
     arch: ArchBatch, *, attention_fwd_flops: FloatArray, policy: SelectivePolicy
 ) -> FloatArray:
     """Forward FLOPs per token that selective recompute re-runs (for HFU)."""
-    if policy == "attention":
+    if policy in ("attention", "dots"):  # dots re-runs no weight matmul
         return attention_fwd_flops
     out = np.zeros_like(arch.d_model)
     for mm in matmuls(arch):

@@ -258,7 +258,7 @@ def train_cost(
         memory_per_device_bytes=total_mem,
         # fits: within ``memory_headroom`` of device memory (1.0 = all of it; the CLI and
         # experiments keep 10% free for allocator fragmentation and buffers)
-        fits=total_mem <= memory_headroom * device.memory_bytes,
+        fits=total_mem <= memory_headroom * device.capacity_bytes,
         time_breakdown_s=breakdown,
         memory_breakdown_bytes=mem,
         ops=[replace(op, fwd_s=op.fwd_s * slow, bwd_s=op.bwd_s * slow) for op in ops]

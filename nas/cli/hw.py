@@ -70,6 +70,7 @@ def hw_devices(json_out: JsonFlag = False) -> None:
                     "kind": d.kind,
                     "peak_flops_per_s": dict(d.peak_flops_per_s),
                     "memory_bytes": d.memory_bytes,
+                    "usable_memory_bytes": d.capacity_bytes,
                     "memory_bandwidth_bytes_per_s": d.memory_bandwidth_bytes_per_s,
                     "power_w": d.power_w,
                 }

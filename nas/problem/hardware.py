@@ -46,7 +46,7 @@ class HardwarePoint:
         out: dict[str, Any] = {
             "system": self.base_name,
             "num_devices": n,
-            "device_memory_bytes": dev.memory_bytes,
+            "device_memory_bytes": dev.capacity_bytes,
             "device_memory_bandwidth_bytes_per_s": dev.memory_bandwidth_bytes_per_s,
             "hw_cost_index": self.cost_index,
             "power_w": dev.power_w * n,
@@ -73,6 +73,9 @@ def scale_system(
         peak_flops_per_s={k: v * peak_flops for k, v in dev.peak_flops_per_s.items()},
         memory_bandwidth_bytes_per_s=dev.memory_bandwidth_bytes_per_s * memory_bandwidth,
         memory_bytes=dev.memory_bytes * memory_size,
+        usable_memory_bytes=(
+            None if dev.usable_memory_bytes is None else dev.usable_memory_bytes * memory_size
+        ),
     )
     links = dict(link_bandwidth or {})  # tiers the system lacks are left alone
     tiers = tuple(
