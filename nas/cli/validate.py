@@ -81,6 +81,19 @@ def _print_refused(refused: dict[str, list[dict[str, str]]]) -> None:
     )
 
 
+def unfit_runs(rows: list[dict[str, Any]]) -> list[str]:
+    """Ids of published throughput rows (runs that ran) whose stated plan the model says
+    needs more memory than the device has."""
+    return [str(r["id"]) for r in rows if r.get("unit") != "GiB" and r.get("fits") is False]
+
+
+def _print_unfit(ids: list[str]) -> None:
+    console.print(
+        f"Published runs the model says do not fit in memory: {', '.join(ids) or 'none'}",
+        markup=False,
+    )
+
+
 def _parameter_value(x: float, unit: str) -> str:
     return format_value(x, "seconds") if unit == "s" else f"{x:.3g}"
 
@@ -134,10 +147,11 @@ def validate_cmd(
     if as_json:
         print_json({"headline": {"method": HEADLINE_METHOD, "families": heads},
                     "calibration": params, "rows": rows, "summary": summaries,
-                    "refused": refused})  # fmt: skip
+                    "refused": refused, "unfit": unfit_runs(rows)})  # fmt: skip
         return
     _print_headline(heads)
     _print_refused(refused)
+    _print_unfit(unfit_runs(rows))
     _print_parameters(params)
     table = Table(title="Cost models vs published measurements")
     for col in (
