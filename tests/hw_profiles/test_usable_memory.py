@@ -20,16 +20,21 @@ def test_tpu_profiles_state_the_xla_limit_in_gib() -> None:
     assert v5e.memory_bytes == pytest.approx(16e9)  # the datasheet figure is kept as read
 
 
+def test_gpu_profiles_state_what_cuda_gives_a_process() -> None:
+    assert load_device("h100-sxm").capacity_bytes == pytest.approx(79.18 * GIB)
+    assert load_device("b200").capacity_bytes == pytest.approx(178.35 * GIB)
+
+
 def test_without_a_usable_figure_the_datasheet_capacity_counts() -> None:
-    h100 = load_device("h100-sxm")
-    assert h100.usable_memory_bytes is None and h100.capacity_bytes == h100.memory_bytes
+    a100 = load_device("a100-80gb")
+    assert a100.usable_memory_bytes is None and a100.capacity_bytes == a100.memory_bytes
 
 
 def test_describe_shows_the_usable_figure_with_its_source() -> None:
     rows = {name: (value, source) for name, value, source in device_rows(load_device("tpu-v5e"))}
     value, source = rows["usable memory"]
     assert value == "15.75 GiB" and "15.75G hbm" in source
-    assert "usable memory" not in {r[0] for r in device_rows(load_device("h100-sxm"))}
+    assert "usable memory" not in {r[0] for r in device_rows(load_device("a100-80gb"))}
 
 
 def test_scaling_memory_size_scales_the_usable_figure_too() -> None:

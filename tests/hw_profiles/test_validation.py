@@ -122,7 +122,11 @@ DEVICE_CASES = [
     ("sources.memroy_gb", "typo", "sources.memroy_gb: names no field"),
     ("tdp_w", "700 W", "tdp_w: expected a number"),
     ("usable_memory_gib", -1.0, "usable_memory_gib: must be a finite number > 0"),
-    ("usable_memory_gib", 79.1, "sources: no entry for numeric field 'usable_memory_gib'"),
+    (
+        "sources.usable_memory_gib",
+        _DELETE,
+        "sources: no entry for numeric field 'usable_memory_gib'",
+    ),
 ]
 
 

@@ -123,7 +123,7 @@ def test_model_that_cannot_fit_reports_fits_false() -> None:
     r = estimate_inference(arch, system, InferenceWorkload())
     assert r["fits"] is False
     assert r["max_batch"] == 0
-    assert r["memory_breakdown_bytes"]["weights"] > system.device.memory_bytes
+    assert r["memory_breakdown_bytes"]["weights"] > system.device.capacity_bytes
 
 
 def test_auto_plan_fits_and_is_fastest() -> None:
@@ -305,6 +305,6 @@ def test_max_batch_is_the_largest_that_fits_with_and_without_chunked_prefill(chu
     found = max_batch_that_fits(arch, system, workload, _plan(), serve=serve, memory_headroom=0.9)
     batches = np.arange(1, 1024)
     r = evaluate_plans(arch, system, workload, [_plan()] * len(batches), batch=batches, serve=serve)
-    fits = r.memory_per_device_bytes <= 0.9 * system.device.memory_bytes
+    fits = r.memory_per_device_bytes <= 0.9 * system.device.capacity_bytes
     assert found == int(batches[fits].max())
     assert found < 1023  # the brute-force range covers the bound

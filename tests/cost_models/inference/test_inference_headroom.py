@@ -66,7 +66,7 @@ def test_planner_picks_the_fastest_plan_within_the_headroom(share: float) -> Non
     workload = _workload(8 * _batch_near(share))
     plans = candidate_plans(arch, system)
     r = evaluate_plans(arch, system, workload, plans, serve=resolve_serve()[1])
-    limit = MEMORY_HEADROOM * system.device.memory_bytes
+    limit = MEMORY_HEADROOM * system.device.capacity_bytes
     within = [i for i, m in enumerate(r.memory_per_device_bytes) if m <= limit]
     kept = estimate(arch, system, workload, mode="decode", memory_headroom=MEMORY_HEADROOM)
     assert kept["fits"] == bool(within)
