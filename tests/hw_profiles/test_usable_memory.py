@@ -23,6 +23,7 @@ def test_tpu_profiles_state_the_xla_limit_in_gib() -> None:
 def test_gpu_profiles_state_what_cuda_gives_a_process() -> None:
     assert load_device("h100-sxm").capacity_bytes == pytest.approx(79.18 * GIB)
     assert load_device("b200").capacity_bytes == pytest.approx(178.35 * GIB)
+    assert load_device("h200").capacity_bytes == pytest.approx(139.80 * GIB)
 
 
 def test_without_a_usable_figure_the_datasheet_capacity_counts() -> None:
