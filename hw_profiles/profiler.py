@@ -288,7 +288,7 @@ def profile_to_mapping(result: ProfileResult) -> dict[str, Any]:
     sizes = sorted(rates)
     fractions = [max(1e-4, round(rates[n] / peaks[curve_dtype], 4)) for n in sizes]
     basis = f"measured by nas hw profile on {result.date}, {result.device_name}"
-    return {
+    mapping: dict[str, Any] = {
         "name": result.name,
         "vendor": result.vendor,
         "kind": result.kind,
@@ -321,6 +321,12 @@ def profile_to_mapping(result: ProfileResult) -> dict[str, Any]:
             "tdp_w": f"{basis}: enforced power limit from NVML where available (0 = unknown)",
         },
     }
+    if result.kind == "gpu":  # the CUDA runtime's total is what a process may allocate
+        mapping["usable_memory_gib"] = round(result.memory_bytes / 2**30, 3)
+        mapping["sources"]["usable_memory_gib"] = (
+            f"{basis}: the runtime's total device memory for a process (torch total_memory)"
+        )
+    return mapping
 
 
 def _notes(result: ProfileResult) -> str:

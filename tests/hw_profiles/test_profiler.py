@@ -47,6 +47,9 @@ def test_mapping_from_measurements(tmp_path: Path) -> None:
     assert device.memory_bandwidth_bytes_per_s == pytest.approx(2e12)
     assert device.gemm_efficiency_at(2 * 1024**3) == pytest.approx(0.5, rel=1e-3)
     assert "measured by nas hw profile on 2026-01-01" in device.sources["peak_tflops"]
+    # a profiled GPU's fit checks use the runtime's own total, not a datasheet reading
+    assert mapping["usable_memory_gib"] == pytest.approx(80e9 / 2**30, abs=1e-3)
+    assert device.capacity_bytes == pytest.approx(80e9, rel=1e-5)
 
 
 def test_quick_profile_via_cli_loads(
