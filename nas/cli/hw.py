@@ -79,7 +79,8 @@ def hw_devices(json_out: JsonFlag = False) -> None:
         )
         return
     table = Table(title="Devices")
-    for col in ("name", "vendor", "kind", "bf16 TFLOP/s", "memory GB", "TB/s", "TDP W"):
+    cols = ("name", "vendor", "kind", "bf16 TFLOP/s", "memory GB", "usable GiB", "TB/s", "TDP W")
+    for col in cols:
         table.add_column(col, overflow="fold")
     for d in devices:
         bf16 = d.peak_flops_per_s.get("bf16")
@@ -89,6 +90,7 @@ def hw_devices(json_out: JsonFlag = False) -> None:
             d.kind,
             f"{bf16 / 1e12:,.1f}" if bf16 is not None else "-",
             f"{d.memory_bytes / 1e9:,.0f}",
+            "-" if d.usable_memory_bytes is None else f"{d.usable_memory_bytes / 2**30:,.2f}",
             f"{d.memory_bandwidth_bytes_per_s / 1e12:.2f}",
             f"{d.power_w:,.0f}" if d.power_w > 0 else "?",
         )
