@@ -113,6 +113,13 @@ class TrainOptions:
     # 2021, "ZeRO-Infinity", SC'21, section 6: parameters partitioned per tensor and
     # gathered by the module's pre-forward hook). Each collective pays its latency.
     zero3_collectives_per_layer: int = 1
+    # ZeRO-3/FSDP keeps a 2-byte copy of each parameter shard beside the fp32 master in the
+    # optimizer (DeepSpeed ZeRO-3's fp16/bf16 partition plus its fp32 partition). False: the
+    # fp32 shard is the only copy and the cast to bf16 happens at the all-gather (PyTorch FSDP2
+    # ``MixedPrecisionPolicy``: "the optimizer step uses the sharded parameter in the original
+    # dtype"; FSDP1 frees its low-precision shard after each all-gather; MaxText's fp32
+    # parameters are cast inside the layer).
+    zero3_bf16_shard: bool = True
     # Calibrated efficiencies (cost_models/train/calibration.json) or the identity
     calibrated: bool = True
 
@@ -244,6 +251,7 @@ TRAIN_FACTS = FactSchema(
         "tp_overlap": (False, True),
         "ep_overlap": (False, True),
         "fsdp_prefetch": (False, True),
+        "zero3_bf16_shard": (False, True),
         "dp_overlap": (False, True),
         "dropout": (False, True),
         "grad_bytes": (2, 4),

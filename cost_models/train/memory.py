@@ -4,7 +4,9 @@ Model states with mixed-precision Adam (Rajbhandari et al. 2020, ZeRO, arXiv 191
 section 3.1): 2 bytes of bf16 weights, 4 bytes of fp32 gradients (Megatron's ``main_grad``;
 2 with ``TrainOptions.grad_bytes`` = 2) and 12 bytes of optimizer state (fp32 master weights, Adam m and v) per parameter, 18 in
 all; ZeRO-1 shards the optimizer over the data-parallel group, ZeRO-2 also the gradients,
-ZeRO-3/FSDP also the weights. FSDP under pipelining (``zero`` 3 with ``pp`` > 1) gathers a
+ZeRO-3/FSDP also the weights (where the fp32 shard is the only copy of a parameter,
+``TrainOptions.zero3_bf16_shard`` False as in PyTorch FSDP, no bf16 shard is kept: 16 bytes).
+FSDP under pipelining (``zero`` 3 with ``pp`` > 1) gathers a
 stage's parameters once per step and keeps them (torchtitan ``apply_fsdp``:
 ``reshard_after_forward = not pp_enabled``), and accumulates the gradients of every
 micro-batch unsharded in the reduce dtype, reduce-scattering them after the last one
@@ -255,7 +257,8 @@ def train_memory(
     sharded = params.dense / params.dense_group + params.expert / params.expert_group
     gemm_w = dense_w - params.tables / dense_shards + expert_w  # the tables are not FP8 GEMMs
     fp8_copy = FP8_COPY_BYTES * gemm_w if dtype == "fp8" else 0.0
-    weights = WEIGHT_BYTES * (dense_w + expert_w) + fp8_copy
+    shard_bytes = np.where((z >= 3) & (not options.zero3_bf16_shard), 0.0, WEIGHT_BYTES)
+    weights = shard_bytes * (dense_w + expert_w) + fp8_copy
     prefetch = np.where(z >= 3, ZERO3_PREFETCH_LAYERS * local / np.maximum(shape.layers, 1.0), 0.0)
     return {
         "weights": weights + WEIGHT_BYTES * prefetch,

@@ -60,12 +60,15 @@ def test_korthikanti_activation_formulas(
     assert _per_layer_token(plan) == pytest.approx(expected, rel=1e-9)
 
 
-def _memory(arch: Architecture, plan: ParallelPlan) -> dict[str, float]:
+def _memory(
+    arch: Architecture, plan: ParallelPlan, options: TrainOptions | None = None
+) -> dict[str, float]:
     c = train_cost(
         ArchBatch.from_architectures([arch]),
         PlanBatch.from_plans([plan]),
         system=load_system("dgx-h100", plan.num_devices),
         workload=TrainWorkload(seq_len=4096),
+        options=options,
     )
     return {k: float(v[0]) for k, v in c.memory_breakdown_bytes.items()}
 
@@ -84,6 +87,22 @@ def test_model_states_are_18_bytes_per_parameter_and_zero_shards_them() -> None:
     z3 = _memory(arch, ParallelPlan(dp=8, global_batch=8, zero=3))
     assert z3["weights"] < z0["weights"] / 4  # sharded, plus two prefetched layers
     assert z3["activations"] == pytest.approx(z0["activations"])
+
+
+def test_pytorch_fsdp_keeps_no_bf16_shard_beside_the_fp32_master() -> None:
+    """FSDP's fp32 shard is the optimizer's copy (16 bytes per parameter over the shards);
+    DeepSpeed ZeRO-3 also keeps a bf16 partition (18). Both hold the gathered layers."""
+    arch = load_model("llama3-8b")
+    n = float(total_params(ArchBatch.from_architectures([arch]))[0])
+    plan = ParallelPlan(dp=8, global_batch=8, zero=3)
+    ds = _memory(arch, plan)
+    fsdp = _memory(arch, plan, TrainOptions(zero3_bf16_shard=False))
+    assert ds["weights"] - fsdp["weights"] == pytest.approx(2.0 * n / 8, rel=1e-6)
+    assert fsdp["weights"] > 0  # the prefetched unsharded layers
+    for key in ("gradients", "optimizer", "activations"):
+        assert fsdp[key] == pytest.approx(ds[key])
+    zero1 = ParallelPlan(dp=8, global_batch=8, zero=1)  # no ZeRO-3: nothing changes
+    assert _memory(arch, zero1, TrainOptions(zero3_bf16_shard=False)) == _memory(arch, zero1)
 
 
 def test_fsdp_under_pipelining_holds_gathered_weights_and_unsharded_gradients() -> None:
