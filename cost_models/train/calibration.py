@@ -8,7 +8,8 @@ Two parameters, both properties of a device or an op class, never of a row:
   of their kind (GPU, TPU, NPU), or 1.0 where none of their kind is fitted; devices in
   :data:`SAME_SILICON` use the fraction of the die they share.
 * ``overlap_efficiency``: the fraction of communication that overlapping with compute
-  actually hides (NCCL kernels take SMs and HBM bandwidth from the overlapped GEMMs).
+  actually hides (NCCL kernels take SMs and HBM bandwidth from the overlapped GEMMs); fitted
+  within its plausible range 0.5-1.0 (:data:`cost_models.validation.train_fit.OVERLAPS`).
 
 ZeRO-3/FSDP communication has no calibrated parameter: it follows from what the stack does
 (per-layer units, prefetch, collectives per unit; :class:`cost_models.options.TrainOptions`).
