@@ -32,7 +32,7 @@ from cost_models.validation.inference_fit import leave_one_source_out as inferen
 from cost_models.validation.train_fit import error_table, fitted_rows
 from cost_models.validation.train_fit import leave_one_source_out as train_loso
 
-__all__ = ["FAMILIES", "family_of", "headline", "held_out_errors", "refused_rows"]
+__all__ = ["FAMILIES", "ROW_BOUND", "family_of", "headline", "held_out_errors", "refused_rows"]
 
 # family -> (kind, metrics of the validate rows it covers)
 FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -83,13 +83,20 @@ def held_out_errors(rows: Sequence[Mapping[str, Any]]) -> list[float]:
     return out
 
 
+# Issue 14's bound for every row: |leave-one-source-out error| within 35%.
+ROW_BOUND = 0.35
+
+
 def headline(rows: Sequence[Mapping[str, Any]], errors: Sequence[float]) -> dict[str, Any]:
     """Per family: rows, median and worst |leave-one-source-out error| and the worst row,
-    and the median of each publication's own median (every publication weighs the same,
-    however many rows it gives)."""
+    the median of each publication's own median (every publication weighs the same,
+    however many rows it gives), and ``beyond_bound``: the rows beyond :data:`ROW_BOUND`
+    (``id`` and signed ``error``, worst first)."""
     out: dict[str, Any] = {}
     for name in FAMILIES:
-        picked = [(abs(e), r) for r, e in zip(rows, errors, strict=True) if family_of(r) == name]
+        signed = [(e, r) for r, e in zip(rows, errors, strict=True) if family_of(r) == name]
+        beyond = sorted(((e, r) for e, r in signed if abs(e) > ROW_BOUND), key=lambda p: -abs(p[0]))
+        picked = [(abs(e), r) for e, r in signed]
         if not picked:
             continue
         values = np.array([p[0] for p in picked])
@@ -106,6 +113,7 @@ def headline(rows: Sequence[Mapping[str, Any]], errors: Sequence[float]) -> dict
             ),
             "worst_abs_error": float(values[worst]),
             "worst_id": str(picked[worst][1]["id"]),
+            "beyond_bound": [{"id": str(r["id"]), "error": float(e)} for e, r in beyond],
         }
     return out
 

@@ -71,6 +71,16 @@ def _print_headline(heads: dict[str, Any]) -> None:
     console.print(table)
 
 
+def _print_beyond(heads: dict[str, Any]) -> None:
+    """One line: the rows whose leave-one-source-out |error| exceeds the bound (worst first)."""
+    from cost_models.validation.holdout import ROW_BOUND
+
+    ids = [f"{b['id']} {b['error']:+.0%}" for h in heads.values() for b in h["beyond_bound"]]
+    console.print(
+        f"Rows beyond {ROW_BOUND:.0%} held out: {', '.join(ids) if ids else 'none'}", markup=False
+    )
+
+
 def _print_refused(refused: dict[str, list[dict[str, str]]]) -> None:
     """One line: the published rows on file that get no estimate (none, or their ids)."""
     ids = [f"{r['id']} ({kind})" for kind, rows in refused.items() for r in rows]
@@ -150,6 +160,7 @@ def validate_cmd(
                     "refused": refused, "unfit": unfit_runs(rows)})  # fmt: skip
         return
     _print_headline(heads)
+    _print_beyond(heads)
     _print_refused(refused)
     _print_unfit(unfit_runs(rows))
     _print_parameters(params)

@@ -125,3 +125,24 @@ def test_every_published_row_gets_an_estimate() -> None:
     refused = refused_rows()
     assert set(refused) == {"train", "inference"}
     assert refused == {"train": [], "inference": []}
+
+
+# Rows whose leave-one-source-out |error| exceeds issue 14's 35% bound at this commit; the set
+# may shrink, never grow (a new row beyond the bound must be added here with its reason in
+# docs/validation.md). H01 left it when the overlap efficiency got its plausible range.
+KNOWN_BEYOND_BOUND = {
+    "M17 (768 GPUs)", "MB11", "N15-3", "GS1", "GS7", "GS8", "GS9", "PI1", "PI5",
+}  # fmt: skip
+
+
+def test_rows_beyond_the_bound_may_shrink_never_grow(rows_and_errors: Any) -> None:
+    rows, errors = rows_and_errors
+    heads = headline(rows, errors)
+    beyond = [b for h in heads.values() for b in h["beyond_bound"]]
+    assert all(abs(b["error"]) > 0.35 for b in beyond)
+    assert {b["id"] for b in beyond} <= KNOWN_BEYOND_BOUND
+    for h in heads.values():  # worst first, and the worst row heads the list when beyond
+        sizes = [abs(b["error"]) for b in h["beyond_bound"]]
+        assert sizes == sorted(sizes, reverse=True)
+        if sizes:
+            assert sizes[0] == pytest.approx(h["worst_abs_error"])
