@@ -113,6 +113,12 @@ class TrainOptions:
     # 2021, "ZeRO-Infinity", SC'21, section 6: parameters partitioned per tensor and
     # gathered by the module's pre-forward hook). Each collective pays its latency.
     zero3_collectives_per_layer: int = 1
+    # ZeRO-3 hands each gather and reduce-scatter one tensor per rank (a list of views of
+    # one buffer), and PyTorch copies every rank's shard out of (or into) NCCL's flat buffer
+    # with its own kernel: DP-group-size copies per collective (DeepSpeed before PR #1188,
+    # October 2021, which moved to ``_all_gather_base``: "the torch.distributed.all_gather
+    # will do implicit memcpy at the end of each ncclAllgather"). False: one flat buffer.
+    zero3_per_rank_copies: bool = False
     # ZeRO-3/FSDP keeps a 2-byte copy of each parameter shard beside the fp32 master in the
     # optimizer (DeepSpeed ZeRO-3's fp16/bf16 partition plus its fp32 partition). False: the
     # fp32 shard is the only copy and the cast to bf16 happens at the all-gather (PyTorch FSDP2
@@ -252,6 +258,7 @@ TRAIN_FACTS = FactSchema(
         "ep_overlap": (False, True),
         "fsdp_prefetch": (False, True),
         "zero3_bf16_shard": (False, True),
+        "zero3_per_rank_copies": (False, True),
         "dp_overlap": (False, True),
         "dropout": (False, True),
         "grad_bytes": (2, 4),

@@ -172,3 +172,31 @@ def test_expert_casts_see_the_ranks_token_shard_and_expert_tp() -> None:
     assert fwd == pytest.approx(4.0 * layers * (acts + per_layer_w / 2))  # 2 micro-batches
     grads = tokens * (4096 + 2048) / 2 + tokens * 4096 + routed * (2 * 14336 + 4096)
     assert bwd == pytest.approx(4.0 * layers * grads)
+
+
+def _dp_comm_s(options: TrainOptions, dp: int, zero: int = 3) -> float:
+    plan = ParallelPlan(dp=dp, micro_batch=1, global_batch=dp, zero=zero, recompute="selective")
+    cost = train_cost(
+        ArchBatch.from_architectures([LLAMA8B]),
+        PlanBatch.from_plans([plan]),
+        system=load_system("grand-teton-h100", dp),
+        workload=WORKLOAD,
+        options=options,
+    )
+    return float(cost.time_breakdown_s["dp_comm"][0])
+
+
+def test_per_rank_copies_cost_one_launch_per_rank_per_collective() -> None:
+    """DeepSpeed 0.3.15's list-based ZeRO-3 collectives: every gather and reduce-scatter
+    copies each rank's shard with its own kernel (``zero3_per_rank_copies``)."""
+    stack_2021 = TrainOptions(fsdp_prefetch=False, zero3_collectives_per_layer=12)
+    copies = replace(stack_2021, zero3_per_rank_copies=True)
+    launch_s = load_device("h100-sxm").kernel_launch_s
+    layers, calls = LLAMA8B.num_layers, 12
+    for dp in (8, 16):
+        added = _dp_comm_s(copies, dp) - _dp_comm_s(stack_2021, dp)
+        gathers = layers * 2 * calls * dp * launch_s  # forward and backward, on the critical path
+        scatters = layers * calls * dp * launch_s  # overlap the next layer's backward at best
+        assert gathers <= added <= gathers + scatters
+    # ZeRO-1 gathers once per step through one flat buffer: no per-rank copies
+    assert _dp_comm_s(copies, 16, zero=1) == _dp_comm_s(stack_2021, 16, zero=1)

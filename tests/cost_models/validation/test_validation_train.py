@@ -64,12 +64,9 @@ def test_throughput_accuracy(rows: list[dict[str, object]]) -> None:
     s = summarize(tput)  # type: ignore[arg-type]
     assert s["rows"] >= 30
     assert s["median_abs_error"] <= 0.10  # issue target: median <= 10%
-    # DeepSpeed 0.3.15 ZeRO-3 at 384/768 A100 (NAR21 Table 2, M17) runs 1.2-1.6x slower than
-    # the model of its per-tensor, synchronised gathers (docs/validation/training.md): the one
-    # documented exception; every other fitted row within the issue's 35% (the worst is the
-    # Megatron-Bridge DeepSeek-V3 FP8 row MB3, +18%: predicted too fast)
-    others = summarize([r for r in tput if not str(r["id"]).startswith("M17")])  # type: ignore[arg-type]
-    assert others["worst_abs_error"] <= 0.35, others
+    # every fitted row within the issue's 35%, DeepSpeed 0.3.15's ZeRO-3 at 384/768 A100 (NAR21
+    # Table 2, M17: +9% / +26%) included since its stack states the per-rank copies
+    assert s["worst_abs_error"] <= 0.35, s
     # Megatron-LM rows on A100 (NAR21 PTD-P, KOR22): every one within 20%
     megatron = [
         r
@@ -84,16 +81,17 @@ def test_deepspeed_2021_zero3_loses_speed_per_device_when_the_gpus_double(
 ) -> None:
     """NAR21 Table 2: ZeRO-3 at a fixed global batch of 1,536 drops from 144 to 88 TFLOP/s per
     GPU from 384 to 768 A100. Per-tensor gathers that wait for the compute (DeepSpeed 0.3.15,
-    the ``deepspeed-2021`` stack) make the per-step communication a larger share as the
-    micro-batch halves; a prefetching per-layer ZeRO-3 (the ``deepspeed`` stack) hid it
-    (predicted -4%)."""
+    the ``deepspeed-2021`` stack), each copying every rank's shard with its own kernel, make
+    the per-step communication a larger share as the micro-batch halves and the ranks double;
+    a prefetching per-layer ZeRO-3 (the ``deepspeed`` stack) hid it (predicted -4%), and
+    without the per-rank copies the model predicted -18% (measured -39%)."""
     by_id = {str(r["id"]): r for r in rows}
     small, large = by_id["M17"], by_id["M17 (768 GPUs)"]
     assert small["stack"] == large["stack"] == "deepspeed-2021"
     measured = float(large["measured"]) / float(small["measured"])  # type: ignore[arg-type]
     predicted = float(large["predicted"]) / float(small["predicted"])  # type: ignore[arg-type]
     assert measured < 0.65
-    assert predicted < 0.9  # a visible loss, though short of the measured one
+    assert predicted < 0.75  # -30%: most of the loss, still short of the measured one
 
 
 def test_devices_without_a_fitted_fraction_take_their_kind_s_mean_or_none() -> None:
