@@ -129,9 +129,14 @@ def measure(
     train, decode = cases(device.type == "cuda")
     rows: list[dict[str, Any]] = []
     for c in train:
-        t = time_training(c.arch, batch=c.batch, seq_len=c.seq_len, device=device)
-        est = {k: _train_estimate(c, s) for k, s in systems.items()}
         label = f"{c.arch.name} b{c.batch} s{c.seq_len}"
+        try:
+            t = time_training(c.arch, batch=c.batch, seq_len=c.seq_len, device=device)
+        except torch.OutOfMemoryError:  # the run is the measurement: report it, go on
+            torch.cuda.empty_cache()
+            print(f"train {label}: out of memory on this device, no row")
+            continue
+        est = {k: _train_estimate(c, s) for k, s in systems.items()}
         rows.append(_row("train", label, "tokens_per_s", t.tokens_per_s,
                          {k: e["tokens_per_s"] for k, e in est.items()}))  # fmt: skip
         if device.type == "cuda":
