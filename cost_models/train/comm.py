@@ -266,7 +266,7 @@ def dp_comm_exposed(
     dp_overlap: bool = True,
     fsdp_prefetch: bool = True,
     collectives_per_unit: float = 1.0,
-    per_rank_copy_s: float = 0.0,
+    per_rank_copies: bool = False,
 ) -> FloatArray:
     """Exposed data-parallel / ZeRO communication of one step (see the module docstring).
 
@@ -274,9 +274,9 @@ def dp_comm_exposed(
     as torchtitan, llm-foundry and FSDP's ``transformer_auto_wrap_policy`` wrap them);
     each unit issues ``collectives_per_unit`` gathers per pass (1 for FSDP's flat
     parameter; one per parameter tensor for a per-parameter implementation), so the
-    collectives' latency is paid per unit and per tensor. ``per_rank_copy_s`` is the time of
-    one per-rank copy where the stack hands the collective one tensor per rank (0 for a flat
-    buffer): each ZeRO-3 gather and reduce-scatter then copies ``group`` shards one by one."""
+    collectives' latency is paid per unit and per tensor. ``per_rank_copies``: the stack hands
+    each collective one tensor per rank, so every ZeRO-3 gather and reduce-scatter also
+    copies its ``group`` shards one by one (:func:`_per_rank_copies_s`)."""
     dense_stride = plan.tp
     exp_stride = plan.ep * np.where(
         plan.ep > 1, 1.0, plan.tp
@@ -318,11 +318,18 @@ def dp_comm_exposed(
     zero12 = exposed(both("reduce_scatter", grad_bytes, is12), window * bwd_mb_s, e) + exposed(
         both("all_gather", PARAM_BYTES, is12), window * fwd_mb_s, e
     )
-    copies_unit_s = collectives_per_unit * _per_rank_copies_s(params, is3, per_rank_copy_s)
+    calls = units * collectives_per_unit
+
+    def copies(bytes_per_param: float) -> FloatArray:
+        if not per_rank_copies:
+            return np.zeros_like(params.dense_group)
+        return collectives_per_unit * _per_rank_copies_s(
+            params, is3, system, bytes_per_call=bytes_per_param / calls
+        )
+
     zero3 = plan.num_microbatches * _zero3_microbatch_s(
-        both("all_gather", PARAM_BYTES, is3, units * collectives_per_unit) / units + copies_unit_s,
-        both("reduce_scatter", grad_bytes, is3, units * collectives_per_unit) / units
-        + copies_unit_s,
+        both("all_gather", PARAM_BYTES, is3, calls) / units + copies(PARAM_BYTES),
+        both("reduce_scatter", grad_bytes, is3, calls) / units + copies(grad_bytes),
         regather=plan.recompute == 2,
         fwd_unit_s=fwd_mb_s / units,
         bwd_unit_s=bwd_mb_s / units,
@@ -339,20 +346,27 @@ def dp_comm_exposed(
 
 
 def _per_rank_copies_s(
-    params: LocalParams, rows: npt.NDArray[np.bool_], copy_s: float
+    params: LocalParams,
+    rows: npt.NDArray[np.bool_],
+    system: System,
+    *,
+    bytes_per_call: FloatArray,
 ) -> FloatArray:
     """Per-rank copies of one collective call over the dense group and one over the expert
-    group. ``torch.distributed.all_gather`` and ``reduce_scatter`` called with a list of
-    tensors, one per rank, run NCCL on a flattened buffer and copy each rank's shard out of it
-    (all-gather) or into it (reduce-scatter) with its own ``copy_``: ``group`` copies per call
-    (PyTorch ``ProcessGroupNCCL.cpp`` ``allgather`` and ``reduce_scatter``, the post and pre
-    hooks; ``_all_gather_base`` was added to avoid them). Each copy of a small shard is bound
-    by its launch, so ``copy_s`` is the device's launch gap."""
+    group, each call moving ``bytes_per_call`` per held parameter. ``torch.distributed.
+    all_gather`` and ``reduce_scatter`` called with a list of tensors, one per rank, run NCCL on
+    a flattened buffer and copy each rank's shard out of it (all-gather) or into it
+    (reduce-scatter) with its own ``copy_``: ``group`` copies per call (PyTorch
+    ``ProcessGroupNCCL.cpp`` ``allgather`` and ``reduce_scatter``, the post and pre hooks;
+    ``_all_gather_base`` was added to avoid them). A copy takes the device's launch gap or
+    its bytes read and written at the achieved HBM bandwidth, whichever is longer."""
+    device = system.device
+    bandwidth = device.memory_bandwidth_bytes_per_s * device.memory_efficiency
     out: FloatArray = np.zeros_like(params.dense_group)
-    if copy_s <= 0.0:
-        return out
     for held, group in ((params.dense, params.dense_group), (params.expert, params.expert_group)):
-        out = out + np.where(rows & (held > 0) & (group > 1), group * copy_s, 0.0)
+        shard_bytes = held * bytes_per_call / np.maximum(group, 1.0)
+        one = np.maximum(device.kernel_launch_s, 2.0 * shard_bytes / bandwidth)
+        out = out + np.where(rows & (held > 0) & (group > 1), group * one, 0.0)
     return out
 
 

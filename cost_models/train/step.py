@@ -195,7 +195,7 @@ def time_breakdown(
         dp_overlap=options.dp_overlap,
         fsdp_prefetch=options.fsdp_prefetch,
         collectives_per_unit=options.zero3_collectives_per_layer,
-        per_rank_copy_s=system.device.kernel_launch_s if options.zero3_per_rank_copies else 0.0,
+        per_rank_copies=options.zero3_per_rank_copies,
     )
     opt_params = np.where(
         plan.zero >= 1,
