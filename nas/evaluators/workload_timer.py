@@ -93,7 +93,8 @@ def time_training(
     """Median AdamW step of ``batch`` random sequences of ``seq_len`` tokens."""
     torch.manual_seed(seed)
     _reset_peak(device)
-    model = Decoder(arch, max_seq_len=seq_len).to(device)
+    with device:  # parameters made and initialised on the device (an 8B model in seconds)
+        model = Decoder(arch, max_seq_len=seq_len)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     tokens = torch.randint(0, arch.vocab_size, (batch, seq_len + 1), device=device)
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
@@ -205,7 +206,8 @@ def time_decode(
     torch.manual_seed(seed)
     _reset_peak(device)
     dtype = torch.bfloat16
-    model = Decoder(arch, max_seq_len=prompt_len + gen_len).to(device=device, dtype=dtype).eval()
+    with device:
+        model = Decoder(arch, max_seq_len=prompt_len + gen_len).to(dtype=dtype).eval()
     prompts = torch.randint(0, arch.vocab_size, (batch, prompt_len), device=device)
     sync, ttfts, tpots = _sync(device), [], []
     for r in range(repeats + 1):
