@@ -15,7 +15,7 @@
 Writes ``<out>/own-rows-<device>-<date>.csv`` and the profile YAML, and prints the table.
 ``--quick`` (and any run without CUDA) uses tiny shapes: it checks the script, its figures
 say nothing about a GPU. Run: ``python bench/bench_own_gpu.py [--quick] [--out bench/results]``
-(about 4 minutes on one H100).
+(a few minutes expected on one H100; not yet run on a GPU).
 """
 
 from __future__ import annotations
