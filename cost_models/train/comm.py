@@ -38,6 +38,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from cost_models.efficiency import memory_time_s
 from cost_models.plan_batch import PlanBatch
 from cost_models.sharding import expert_share
 from cost_models.train.calibration import Efficiency
@@ -358,14 +359,12 @@ def _per_rank_copies_s(
     a flattened buffer and copy each rank's shard out of it (all-gather) or into it
     (reduce-scatter) with its own ``copy_``: ``group`` copies per call (PyTorch
     ``ProcessGroupNCCL.cpp`` ``allgather`` and ``reduce_scatter``, the post and pre hooks;
-    ``_all_gather_base`` was added to avoid them). A copy takes the device's launch gap or
-    its bytes read and written at the achieved HBM bandwidth, whichever is longer."""
-    device = system.device
-    bandwidth = device.memory_bandwidth_bytes_per_s * device.memory_efficiency
+    ``_all_gather_base`` was added to avoid them). A copy is a memory-bound kernel: its bytes
+    read and written at the achieved HBM bandwidth, at least the device's launch gap."""
     out: FloatArray = np.zeros_like(params.dense_group)
     for held, group in ((params.dense, params.dense_group), (params.expert, params.expert_group)):
         shard_bytes = held * bytes_per_call / np.maximum(group, 1.0)
-        one = np.maximum(device.kernel_launch_s, 2.0 * shard_bytes / bandwidth)
+        one = memory_time_s(system.device, bytes_moved=2.0 * shard_bytes)
         out = out + np.where(rows & (held > 0) & (group > 1), group * one, 0.0)
     return out
 
