@@ -29,6 +29,7 @@ from nas.evaluators.base import EvaluationFailed, Pruned, ReportFn
 from nas.evaluators.proxy_config import ProxyConfig, lr_at, scale_architecture
 from nas.evaluators.proxy_data import Corpus, load_corpus, sample_windows
 from nas.evaluators.proxy_model import Decoder
+from nas.evaluators.workload_timer import pick_device
 from search_spaces import counts
 from search_spaces.architecture import Architecture
 from search_spaces.counts import ArchBatch, FloatArray
@@ -86,8 +87,7 @@ class ProxyResult:
 def _device(cfg: ProxyConfig) -> torch.device:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise EvaluationFailed("device cuda requested but CUDA is not available")
-    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    return torch.device("cuda" if use_cuda else "cpu")
+    return pick_device(cfg.device)  # ProxyConfig checked the name: auto, cpu or cuda
 
 
 def _peak_memory_bytes(device: torch.device) -> float:
