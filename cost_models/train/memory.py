@@ -54,7 +54,7 @@ import numpy.typing as npt
 from cost_models.options import TrainOptions
 from cost_models.plan_batch import PlanBatch
 from cost_models.sharding import TP_SPLIT
-from cost_models.train.comm import LocalParams
+from cost_models.train.dp_comm import LocalParams
 from cost_models.train.ops import ACT_BYTES, StageShape
 from cost_models.train.recompute import selective_share
 from search_spaces.counts import ArchBatch, matmuls, qk_head_dim, v_head_dim

@@ -7,7 +7,7 @@ section 2.2):
     step = m * (compute + tp + ep + cp)_microbatch        per-stage work of m micro-batches
          + (pp - 1) / vpp * (compute + tp + ep + cp)_mb     pipeline fill and drain (bubble)
          + m * pp_p2p_mb                                    activation sends
-         + exposed DP/ZeRO communication                    see cost_models.train.comm
+         + exposed DP/ZeRO communication                    see cost_models.train.dp_comm
          + optimizer step                                   memory-bound, "other"
 
 so ``time_breakdown_s`` sums to ``step_time_s``. The bubble is (p-1)/m of the ideal time for
@@ -37,7 +37,8 @@ from cost_models.train.calibration import (
     CalibrationArrays,
     load_calibration,
 )
-from cost_models.train.comm import LocalParams, dp_comm_exposed, microbatch_comm
+from cost_models.train.comm import microbatch_comm
+from cost_models.train.dp_comm import LocalParams, dp_comm_exposed
 from cost_models.train.memory import train_memory
 from cost_models.train.memory_ops import stage_ops
 from cost_models.train.ops import FLASH_BWD_FLOPS_RATIO, OpCost, StageShape
