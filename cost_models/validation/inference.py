@@ -57,6 +57,7 @@ __all__ = [
     "engine_steps",
     "layer_linear_time_s",
     "load_measurements",
+    "measurement_system",
     "predict",
     "predict_grid",
     "publication",
@@ -151,7 +152,8 @@ def single_device_system(device_name: str) -> System:
                   num_devices=1, max_devices=1)  # fmt: skip
 
 
-def _system(m: Measurement) -> System:
+def measurement_system(m: Measurement) -> System:
+    """The row's system: its shipped profile at ``n_dev`` devices, or one device without one."""
     if m.system_name in _shipped_systems():
         return shipped_system(m.system_name, m.n_dev)
     if m.n_dev != 1:
@@ -256,7 +258,7 @@ def predict_grid(
 def _predict_without_overhead(
     m: Measurement, engine: ServeOptions, gemm_derate: FloatArray, gemm_overlap: FloatArray
 ) -> FloatArray:
-    system = _system(m)
+    system = measurement_system(m)
     if m.metric == "layer_linear":
         return layer_linear_time_s(m, system, gemm_derate=gemm_derate, gemm_overlap=gemm_overlap)
     n = len(gemm_derate)
