@@ -1,6 +1,9 @@
 """The Ray Jobs API client: address, token, one-line errors, following a job's log.
 
 * Address: ``--address`` or ``RAY_ADDRESS`` (the dashboard URL, ``http://HEAD:8265``).
+  ``--address`` wins: Ray's client would otherwise take ``RAY_API_SERVER_ADDRESS`` or
+  ``RAY_ADDRESS`` over the address it is given (``ray.dashboard.utils.
+  get_address_for_submission_client``) and send the job to another cluster.
 * Token (clusters started with ``RAY_AUTH_MODE=token``): ``--token``, else ``RAY_AUTH_TOKEN``,
   else the file named by ``RAY_AUTH_TOKEN_PATH``; sent as ``Authorization: Bearer <token>``.
   With none of these, Ray's own lookup applies (``~/.ray/auth_token`` when
@@ -65,7 +68,7 @@ def job_client(address: str | None, token: str | None = None) -> Any:
     secret = _token(token)
     headers = {"Authorization": f"Bearer {secret}"} if secret else None
     try:
-        with api_errors(f"--address {address}"):
+        with api_errors(f"--address {address}"), _only_address(address):
             return JobSubmissionClient(address, headers=headers)
     except JobsError:
         raise
@@ -73,6 +76,23 @@ def job_client(address: str | None, token: str | None = None) -> Any:
         raise JobsError(
             f"--address {address}: {exc}; expected the dashboard URL http://HEAD:8265"
         ) from None
+
+
+@contextlib.contextmanager
+def _only_address(address: str) -> Iterator[None]:
+    """Ray's address variables set to ``address`` while the client is made, then restored."""
+    names = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ["RAY_API_SERVER_ADDRESS"] = address
+    os.environ.pop("RAY_ADDRESS", None)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def job_status(client: Any, job_id: str) -> str:

@@ -5,6 +5,7 @@ through the log), bad input."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -147,3 +148,15 @@ def test_wrong_token_and_unreachable_address_are_one_line_exit_2(ray_head) -> No
     _one_line_error(done)
     done = _nas("jobs", "list", "--address", "http://127.0.0.1:9", env=ray_head.env)
     _one_line_error(done, "127.0.0.1:9")
+
+
+def test_the_given_address_wins_over_ray_address(ray_head, monkeypatch) -> None:
+    """Ray's client takes RAY_ADDRESS over the address it is given; --address must reach the
+    cluster it names (a dead port in the variable would refuse the connection), and the
+    variable is back afterwards."""
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:1")
+    monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
+    client = job_client(ray_head.dashboard_url, ray_head.token)
+    assert isinstance(client.list_jobs(), list)
+    assert os.environ["RAY_ADDRESS"] == "http://127.0.0.1:1"
+    assert "RAY_API_SERVER_ADDRESS" not in os.environ
