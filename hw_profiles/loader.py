@@ -309,13 +309,31 @@ def _refuse_device_as_system(name: str) -> None:
     raise ProfileError(f"system: {name!r} is a device profile, not a system; {hint}")
 
 
+def one_device_system(device: Device) -> System:
+    """A system of one ``device`` and no network: a profiled machine (``nas hw profile``) or a
+    device without a system file. Its placeholder tier is never priced (a group of one)."""
+    tier = Tier(name="none", group_size=1, bandwidth_bytes_per_s=1.0, latency_s=0.0,
+                efficiency=1.0, topology="switch")  # fmt: skip
+    return System(name=device.name, device=device, devices_per_node=1, tiers=(tier,),
+                  num_devices=1, max_devices=1)  # fmt: skip
+
+
 def load_system(name_or_path: str, num_devices: int | None = None) -> System:
     """A system profile by name (``dgx-h100``) or YAML path, scaled to ``num_devices``
-    (default: one node). More devices than the topology allows is a :class:`ProfileError`."""
+    (default: one node). More devices than the topology allows is a :class:`ProfileError`.
+    A device file (no ``tiers:``, as ``nas hw profile`` writes) stands for one device."""
     if not _is_path(name_or_path) and name_or_path not in list_systems():
         _refuse_device_as_system(name_or_path)
     path = _resolve(name_or_path, SYSTEMS_DIR, "system")
-    system = system_from_mapping(read_yaml_mapping(path), where=str(path), path=path)
+    data = read_yaml_mapping(path)
+    if "tiers" not in data and "device" not in data:
+        if num_devices not in (None, 1):
+            raise ProfileError(
+                f"{path.name}: a device profile stands for one device, not {num_devices}; "
+                "for more, write a system file that names it (docs/hardware.md)"
+            )
+        return one_device_system(device_from_mapping(data, where=str(path)))
+    system = system_from_mapping(data, where=str(path), path=path)
     if num_devices is None:
         return system
     try:

@@ -45,8 +45,8 @@ from cost_models.inference.ops import ACT_BYTES, Op, Shards, linear_ops, op_time
 from cost_models.options import ServeOptions
 from cost_models.stacks import resolve_serve
 from cost_models.validation.train import shipped_system, summarize
-from hw_profiles.loader import list_systems, load_device
-from hw_profiles.types import System, Tier
+from hw_profiles.loader import list_systems, load_device, one_device_system
+from hw_profiles.types import System
 from search_spaces.architecture import Architecture
 from search_spaces.catalogue import load_model
 from search_spaces.counts import ArchBatch, FloatArray
@@ -145,11 +145,7 @@ def load_measurements(path: Path = DATA_FILE) -> list[Measurement]:
 def single_device_system(device_name: str) -> System:
     """A one-device "system" for a device without a system profile (e.g. a PCIe L40S).
     Only valid for one device: no communication is ever priced on its placeholder tier."""
-    device = load_device(device_name)
-    tier = Tier(name="none", group_size=1, bandwidth_bytes_per_s=1.0, latency_s=0.0,
-                efficiency=1.0, topology="switch")  # fmt: skip
-    return System(name=device.name, device=device, devices_per_node=1, tiers=(tier,),
-                  num_devices=1, max_devices=1)  # fmt: skip
+    return one_device_system(load_device(device_name))
 
 
 def measurement_system(m: Measurement) -> System:

@@ -255,3 +255,17 @@ def test_scale_up_bandwidth_matches_reference(name: str) -> None:
 def test_nic_gbit_converted_to_bytes(name: str, gbit_per_s: int) -> None:
     """accelerators.csv scale-out column is Gb/s per device: 400 Gb/s is 50 GB/s."""
     assert load_system(name).tiers[-1].bandwidth_bytes_per_s == pytest.approx(gbit_per_s / 8 * 1e9)
+
+
+def test_a_device_file_loads_as_one_device_with_no_network(tmp_path: Path) -> None:
+    """What ``nas hw profile`` writes (a device file) works as ``--hardware``: one device."""
+    path = tmp_path / "my-box.yaml"
+    path.write_text((DEVICES_DIR / "h100-sxm.yaml").read_text())
+    system = load_system(str(path))
+    assert system.num_devices == 1 and system.max_devices == 1
+    assert system.device.name == "h100-sxm"
+    assert load_system(str(path), 1).device == system.device
+    with pytest.raises(
+        ProfileError, match=r"my-box\.yaml: a device profile stands for one device, not 4"
+    ):
+        load_system(str(path), 4)
