@@ -20,7 +20,7 @@ runs_app = typer.Typer(
 app.add_typer(runs_app, name="runs")
 
 
-def _progress_bar(live: Any, total: int, initial: int = 0) -> tuple[Progress, Any]:
+def _progress_bar(live: Any, total: int, initial: int = 0) -> tuple[Progress, Any, Any]:
     bar = Progress(
         TextColumn("[bold]search"),
         BarColumn(),
@@ -44,7 +44,14 @@ def _progress_bar(live: Any, total: int, initial: int = 0) -> tuple[Progress, An
             hv="-" if live.hypervolume is None else f"{live.hypervolume:.4f}",
         )
 
-    return bar, on_trial
+    def settle(summary: dict[str, Any]) -> None:
+        """The last figure is summary.json's: its scale also covers runs that ended before
+        the live scale froze (fewer feasible trials than it waits for)."""
+        hv = summary.get("hypervolume")
+        if isinstance(hv, (int, float)) and summary.get("hypervolume_reference") is not None:
+            bar.update(task, hv=f"{hv:.4f}")
+
+    return bar, on_trial, settle
 
 
 def _grid_bar() -> tuple[Progress, Any]:
@@ -200,7 +207,7 @@ def run(
         _print_summary(result.summary, result.run_dir)
         return
     total = trials if trials is not None else exp.search.trials
-    bar, on_trial = _progress_bar(live_front(exp), total, initial=min(done, total))
+    bar, on_trial, settle = _progress_bar(live_front(exp), total, initial=min(done, total))
     report = None if quiet else on_trial
     with bar if not quiet else _Null():
         if resume is not None:
@@ -209,6 +216,8 @@ def run(
             )
         else:
             result = start_run(exp, out=out, root=root, progress=report, notice=_notice)
+        if not quiet:
+            settle(result.summary)
     _print_summary(result.summary, result.run_dir)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,20 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     assert other.returncode == 2 and "search.backend" in other.stderr and "'ray'" in other.stderr
     missing = _nas("run", "--resume", str(tmp_path / "nothing"))
     assert missing.returncode == 2 and "not a run directory" in missing.stderr
+
+
+@pytest.mark.slow
+def test_the_bar_ends_at_the_summary_hypervolume_before_its_scale_freezes(tmp_path: Path) -> None:
+    """proxy-train fixes its scale from the first feasible trials; a 2-trial run ends before
+    the bar's live scale does, and the bar's last figure is still summary.json's."""
+    out = tmp_path / "pt"
+    done = subprocess.run(
+        [sys.executable, "-m", "nas", "run", str(ROOT / "experiments" / "proxy-train.yaml"),
+         "--trials", "2", "--out", str(out)],
+        capture_output=True, text=True, cwd=ROOT, timeout=170,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    bar = [line for line in done.stdout.splitlines() if line.startswith("search")][-1]
+    assert f"hv {summary['hypervolume']:.4f}" in bar
