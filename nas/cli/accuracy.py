@@ -326,5 +326,10 @@ def fit_law_cmd(
             f"held out {report.heldout_rows} largest rows: rms relative error "
             f"{report.heldout_rms_rel_error:.2%}"
         )
+    else:
+        typer.echo(
+            f"held out: none (a refit needs 5 rows besides the held-out share "
+            f"{holdout_fraction:g}; {report.rows} rows given)"
+        )
     if out is not None:
         typer.echo(f"saved {out}")

@@ -147,6 +147,12 @@ def fit_chinchilla(
         raise EvaluatorError(
             f"results: need at least 5 rows to fit 5 coefficients, got {len(results)}"
         )
+    sizes = len(np.unique(results.params))
+    if sizes < 3:
+        raise EvaluatorError(
+            f"results: params take {sizes} distinct value(s); the A/N^alpha term needs runs of "
+            "at least 3 model sizes (vary --width-factor / --depth-factor)"
+        )
     ln_n, ln_d, ln_l = np.log(results.params), np.log(results.tokens), np.log(results.loss)
     grid = _grid()
     values = _grid_values(grid, ln_n, ln_d, ln_l)

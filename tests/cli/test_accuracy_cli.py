@@ -120,3 +120,22 @@ def test_train_proxy_json_and_fit_law_roundtrip(tmp_path: Path) -> None:
 def test_fit_law_missing_file_exit_2(tmp_path: Path) -> None:
     res = _nas("fit-law", str(tmp_path / "none.csv"))
     assert res.returncode == 2 and "file not found" in res.stderr
+
+
+def test_fit_law_refuses_runs_of_one_size_and_says_when_nothing_is_held_out(
+    tmp_path: Path,
+) -> None:
+    """Five copies of one deterministic proxy run fit any law exactly: refused in one line.
+    Five varied rows fit, and the output says no held-out error could be computed."""
+    same = tmp_path / "same.csv"
+    same.write_text("params,tokens,loss\n" + "2e6,1e8,4.2\n" * 5)
+    res = _nas("fit-law", str(same))
+    assert res.returncode == 2 and "params take 1 distinct value" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    varied = tmp_path / "varied.csv"
+    sizes = [(1e6, 1e8), (3e6, 2e8), (1e7, 4e8), (3e7, 8e8), (1e8, 1.6e9)]
+    varied.write_text("params,tokens,loss\n" + "".join(
+        f"{n},{d},{BESIROGLU2024.loss(n, d)}\n" for n, d in sizes))  # fmt: skip
+    res = _nas("fit-law", str(varied))
+    assert res.returncode == 0, res.stderr
+    assert "held out: none" in res.stdout and "5 rows given" in res.stdout
