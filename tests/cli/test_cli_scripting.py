@@ -147,3 +147,12 @@ def test_a_bug_is_reported_as_a_bug_and_debug_shows_the_traceback(
     finally:
         cli.app.registered_commands.pop()
         _common.set_debug(False)
+
+
+@pytest.mark.parametrize("command", [("estimate",), ("run",), ("hw", "collective")])
+def test_piped_help_cuts_no_flag_or_value(command: tuple[str, ...]) -> None:
+    """rich cut piped help at 80 columns ("--sequence-par…", "deepspeed-infere…")."""
+    done = _nas(*command, "--help")
+    assert done.returncode == 0
+    assert "…" not in done.stdout
+    assert "--sequence-parallel" in done.stdout or command != ("estimate",)
