@@ -269,7 +269,9 @@ def restart_study(
 def list_runs(root: Path = Path("runs")) -> list[dict[str, Any]]:
     """One entry per run directory under ``root`` (newest first). A damaged ``summary.json``
     gives its run the status ``damaged`` and a ``problem`` line naming the file; the other
-    runs are listed as usual."""
+    runs are listed as usual. A run whose lock a live search holds is ``running`` (with
+    ``holder``, ``pid N on HOST``); one without a summary and without a holder is
+    ``unfinished`` (interrupted: ``nas run --resume`` continues it)."""
     if not root.is_dir():
         return []
     out = []
@@ -283,8 +285,18 @@ def list_runs(root: Path = Path("runs")) -> list[dict[str, Any]]:
                 entry.update({**read_json_object(summary_path), "status": "done"})
             except (RunFileError, OSError) as exc:
                 entry.update({"status": "damaged", "problem": str(exc)})
+        holder = _holder_or_none(d)
+        if holder is not None:  # a search writes it now (a first run or a resume)
+            entry.update({"status": "running", "holder": holder})
         out.append(entry)
     return out
+
+
+def _holder_or_none(run_dir: Path) -> str | None:
+    try:
+        return lock_holder(run_dir)
+    except OSError:  # an unreadable lock file: say nothing rather than fail the listing
+        return None
 
 
 def _mtime(path: Path) -> float:

@@ -214,3 +214,16 @@ def test_finished_trials_of_a_ray_run_come_from_its_log(tmp_path: Path) -> None:
         "2026-11-25 10:00:04,005 INFO trial COMPLETE [2.0] \n"
     )
     assert finished_trials(tmp_path) == 4
+
+
+def test_a_run_being_written_lists_as_running_not_unfinished(tmp_path: Path) -> None:
+    from nas.rundir import run_lock
+
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "experiment.yaml").write_text("name: r\n")
+    assert list_runs(tmp_path)[0]["status"] == "unfinished"
+    with run_lock(d):
+        entry = list_runs(tmp_path)[0]
+        assert entry["status"] == "running" and entry["holder"].startswith(f"pid {os.getpid()}")
+    assert list_runs(tmp_path)[0]["status"] == "unfinished"
