@@ -18,7 +18,7 @@ Inference (TTFT, TPOT, end-to-end): llm-analysis at its defaults (``flops_effici
 per-step overheads it does not model).
 
 Needs llm-analysis, installed without its dependencies:
-``pip install --no-deps llm-analysis==0.2.2 'fire>=0.5,<0.6'``.
+``pip install --no-deps llm-analysis==0.2.2 && pip install 'fire>=0.5,<0.6'``.
 
 Run: ``python bench/bench_vs_calculators.py [--out bench/results]`` (under a minute).
 """
@@ -197,7 +197,7 @@ def main() -> int:
     args = parser.parse_args()
     if la is None:
         print(f"llm-analysis is needed ({MISSING}): pip install --no-deps "
-              "llm-analysis==0.2.2 'fire>=0.5,<0.6'", file=sys.stderr)  # fmt: skip
+              "llm-analysis==0.2.2 && pip install 'fire>=0.5,<0.6'", file=sys.stderr)  # fmt: skip
         return 2
     out = args.out / "calculators_side_by_side.csv"
     out.unlink(missing_ok=True)

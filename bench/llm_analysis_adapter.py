@@ -11,7 +11,7 @@ context parallelism, no MLA and no shared experts: :func:`why_not_expressible` s
 
 Install it without its dependencies (it pins huggingface-hub < 0.15 and transformers, which it
 uses only to fetch model configs from the Hub; configs are passed here):
-``pip install --no-deps llm-analysis==0.2.2 'fire>=0.5,<0.6'``.
+``pip install --no-deps llm-analysis==0.2.2 && pip install 'fire>=0.5,<0.6'``.
 """
 
 from __future__ import annotations
