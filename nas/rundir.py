@@ -232,10 +232,19 @@ def set_aside_study(path: Path) -> Path | None:
     for suffix in ("", "-wal", "-shm"):
         part = path.with_name(path.name + suffix)
         if part.exists():
-            target = part.with_name(part.name + ".damaged")
+            target = _free_name(part.with_name(part.name + ".damaged"))
             os.replace(part, target)
             moved = moved or target
     return moved
+
+
+def _free_name(path: Path) -> Path:
+    """``path``, or ``path.1``, ``path.2``, ...: an earlier set-aside file is never replaced."""
+    out, n = path, 0
+    while out.exists():
+        n += 1
+        out = path.with_name(f"{path.name}.{n}")
+    return out
 
 
 def resume_study_problem(

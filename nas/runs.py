@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ import pandas as pd
 
 from nas.experiment import Experiment, ExperimentError, dump_experiment, load_experiment
 from nas.rundir import (
+    LOCK_NAME,
     atomic_write,
     atomic_write_json,
     atomic_write_text,
@@ -135,6 +137,14 @@ def refuse_used_run_dir(out: Path) -> None:
         raise RunError(f"--out {out}: exists and is not a directory; give a new or empty folder")
     if (out / "experiment.yaml").exists():
         raise RunError(f"{out}: already holds a run; use --resume {out} or another --out")
+    if out.is_dir():
+        others = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
+        if others:
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise RunError(
+                f"--out {out}: folder is not empty and holds no run ({shown}); "
+                "give a new or empty folder"
+            )
 
 
 def _logger(run_dir: Path) -> logging.Logger:
@@ -257,6 +267,11 @@ def resume_run(
             atomic_write_text(path, dump_experiment(experiment))
         factory = problem_factory or _default_factory(experiment)
         log.info("resume %s (%d trials)", run_dir, experiment.search.trials)
+        # the summary of the earlier finish stops describing the run now: kept aside, so a
+        # resume that is interrupted lists as unfinished, not done with stale figures
+        summary = run_dir / "summary.json"
+        if summary.is_file():
+            os.replace(summary, run_dir / "summary.previous.json")
         return _search(run_dir, experiment, factory, progress=progress, resume=True)
 
 

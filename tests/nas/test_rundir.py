@@ -119,3 +119,13 @@ def test_journal_study_problems(tmp_path: Path) -> None:
     assert study_problem(tmp_path, storage="journal", study_name="x") == (
         f"{log}: damaged (line 2 is not a journal entry)"
     )
+
+
+def test_a_second_set_aside_keeps_the_first(tmp_path: Path) -> None:
+    db = tmp_path / "study.db"
+    db.write_text("garbage 1")
+    assert set_aside_study(db) == tmp_path / "study.db.damaged"
+    db.write_text("garbage 2")
+    assert set_aside_study(db) == tmp_path / "study.db.damaged.1"
+    assert (tmp_path / "study.db.damaged").read_text() == "garbage 1"
+    assert (tmp_path / "study.db.damaged.1").read_text() == "garbage 2"

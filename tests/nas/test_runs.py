@@ -227,3 +227,30 @@ def test_a_run_being_written_lists_as_running_not_unfinished(tmp_path: Path) -> 
         entry = list_runs(tmp_path)[0]
         assert entry["status"] == "running" and entry["holder"].startswith(f"pid {os.getpid()}")
     assert list_runs(tmp_path)[0]["status"] == "unfinished"
+
+
+def test_a_folder_with_other_files_is_refused_and_left_alone(tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "pareto.csv").write_text("my results\n")
+    with pytest.raises(
+        RunError, match=r"--out .*mine: folder is not empty and holds no run \(pareto\.csv\)"
+    ):
+        start_run(experiment_from_dict(TOY), out=out, problem_factory=ToyProblem)
+    assert (out / "pareto.csv").read_text() == "my results\n"
+    assert sorted(p.name for p in out.iterdir()) == ["pareto.csv"]
+
+
+def test_an_interrupted_resume_lists_as_unfinished_not_done(tmp_path: Path) -> None:
+    d = start_run(experiment_from_dict(TOY), out=tmp_path / "r", problem_factory=ToyProblem).run_dir
+    assert list_runs(tmp_path)[0]["status"] == "done"
+
+    def interrupt(outcome: Any) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        resume_run(d, trials=30, problem_factory=ToyProblem, progress=interrupt)
+    assert list_runs(tmp_path)[0]["status"] == "unfinished"
+    assert json.loads((d / "summary.previous.json").read_text())["trials"] == 20
+    finished = resume_run(d, trials=30, problem_factory=ToyProblem)
+    assert finished.summary["trials"] == 30 and list_runs(tmp_path)[0]["status"] == "done"
