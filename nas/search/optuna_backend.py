@@ -68,7 +68,7 @@ def make_sampler(
     settings: SearchSettings, *, seed_offset: int = 0, has_constraints: bool
 ) -> optuna.samplers.BaseSampler:
     """The sampler named in ``settings`` (seeded; ``seed_offset`` differs per worker)."""
-    seed = settings.seed + seed_offset
+    seed = (settings.seed + seed_offset) % 2**32  # numpy's seed range; the last seed wraps to 0
     # Optuna >= 5 reads the constraints stored on the trial (Trial.constraints); older versions
     # need constraints_func, which returns the same stored list.
     cons = _constraints if has_constraints and not _HAS_SET_CONSTRAINT else None

@@ -107,3 +107,14 @@ def test_nsga2_approaches_the_exact_front(tmp_path: Path) -> None:
     ratio_random = hypervolume(rnd[["f1", "f2"]].to_numpy(dtype=float), ref) / hypervolume(pts, ref)
     assert ratio > 0.95
     assert ratio > ratio_random
+
+
+def test_the_last_seed_with_several_workers_wraps_instead_of_crashing() -> None:
+    """Worker i seeds with seed + i; at seed 2^32 - 1 the second worker's seed wrapped past
+    numpy's range and every worker died (exit 1)."""
+    from nas.experiment import SearchSettings
+    from nas.search.optuna_backend import make_sampler
+
+    settings = SearchSettings(sampler="nsga2", trials=4, seed=2**32 - 1, population_size=4)
+    for offset in (0, 1, 2):
+        assert make_sampler(settings, seed_offset=offset, has_constraints=False) is not None
