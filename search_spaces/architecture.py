@@ -34,14 +34,20 @@ AttentionBias = Literal["none", "qkv", "qkvo"]
 GATED_ACTIVATIONS: frozenset[str] = frozenset({"swiglu", "geglu"})
 
 
+# Every size of a model is a count below 2^24 (16.8M): the largest published ones are ~100x
+# smaller (vocabularies of 262K, d_ff of 2^17, a million experts in PEER, He 2024, arXiv
+# 2407.04153), so a larger value is a typo or a unit slip (an imported config.json included).
+MAX_COUNT = 2**24
+
+
 def _positive(where: str, name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise SpecError(f"{where}{name}: must be a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_COUNT:
+        raise SpecError(f"{where}{name}: must be a positive integer <= {MAX_COUNT:,}, got {value!r}")  # fmt: skip
 
 
 def _non_negative(where: str, name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SpecError(f"{where}{name}: must be a non-negative integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise SpecError(f"{where}{name}: must be an integer in [0, {MAX_COUNT:,}], got {value!r}")  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)

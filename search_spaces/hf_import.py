@@ -69,9 +69,18 @@ def _int(cfg: Config, key: str, default: int | None = None) -> int:
     return value
 
 
+def _bool(cfg: Config, key: str, default: bool) -> bool:
+    value = cfg.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise SpecError(f"{key}: must be true or false, got {value!r}")
+    return value
+
+
 def _activation(cfg: Config, key: str, table: Mapping[str, str], default: str) -> str:
     act = cfg.get(key, default)
-    if act not in table:
+    if not isinstance(act, str) or act not in table:
         raise SpecError(f"{key}: unsupported activation {act!r}; supported: {', '.join(table)}")
     return table[act]
 
@@ -89,7 +98,7 @@ def _dense_fields(cfg: Config, name: str) -> dict[str, Any]:
         "d_ff": _int(cfg, "intermediate_size"),
         "vocab_size": _int(cfg, "vocab_size"),
         "ffn_activation": _activation(cfg, "hidden_act", _GATED_ACT, "silu"),
-        "tie_embeddings": bool(cfg.get("tie_word_embeddings", False)),
+        "tie_embeddings": _bool(cfg, "tie_word_embeddings", False),
         "norm": "rmsnorm",
     }
     head_dim = cfg.get("head_dim")
@@ -114,7 +123,12 @@ def _mixtral(cfg: Config, name: str) -> dict[str, Any]:
 def _qwen3_moe(cfg: Config, name: str) -> dict[str, Any]:
     out = _dense_fields(cfg, name)
     step = _int(cfg, "decoder_sparse_step", 1)
-    dense_only = list(cfg.get("mlp_only_layers") or [])
+    raw_dense = cfg.get("mlp_only_layers") or []
+    if not isinstance(raw_dense, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in raw_dense
+    ):
+        raise SpecError(f"mlp_only_layers: must be a list of layer indices, got {raw_dense!r}")
+    dense_only = list(raw_dense)
     # Qwen3MoE: layer i is MoE when (i + 1) % step == 0 and i is not in mlp_only_layers. We
     # represent leading dense layers only, so mlp_only_layers must be 0..k-1 (with step 1).
     if dense_only and (dense_only != list(range(len(dense_only))) or step != 1):
@@ -175,7 +189,7 @@ def _gpt2(cfg: Config, name: str) -> dict[str, Any]:
         "d_ff": 4 * d_model if inner is None else _int(cfg, "n_inner"),  # GPT2Config default
         "vocab_size": _int(cfg, "vocab_size"),
         "ffn_activation": _activation(cfg, "activation_function", _PLAIN_ACT, "gelu_new"),
-        "tie_embeddings": bool(cfg.get("tie_word_embeddings", True)),
+        "tie_embeddings": _bool(cfg, "tie_word_embeddings", True),
         "norm": "layernorm",
         "bias": True,
         "learned_positions": _int(cfg, "n_positions"),
@@ -242,7 +256,7 @@ def _sliding_window_active(cfg: Config, model_type: str) -> bool:
     # Qwen2/Qwen3 configs carry a window that is off unless use_sliding_window is true
     # (transformers Qwen2Config); Mistral/Mixtral apply it whenever it is set.
     if model_type.startswith("qwen"):
-        return bool(cfg.get("use_sliding_window", False))
+        return _bool(cfg, "use_sliding_window", False)
     return True
 
 
@@ -255,7 +269,8 @@ def _refuse_unmodelled(cfg: Config, model_type: str) -> None:
             "null in a copy of the config to import the model as full attention"
         )
     if cfg.get("quantization_config") is not None:
-        method = (cfg["quantization_config"] or {}).get("quant_method", "?")
+        qc = cfg["quantization_config"]
+        method = qc.get("quant_method", "?") if isinstance(qc, dict) else qc
         raise SpecError(
             f"quantization_config: quant_method {method!r}: stored weight dtypes are not read "
             "from configs; remove the field and give the dtype to the command "
@@ -264,7 +279,9 @@ def _refuse_unmodelled(cfg: Config, model_type: str) -> None:
     mtp = cfg.get("num_nextn_predict_layers")
     if model_type in _MTP_FAMILIES:
         return  # read as mtp_layers
-    if isinstance(mtp, int) and not isinstance(mtp, bool) and mtp > 0:
+    if mtp is not None and (isinstance(mtp, bool) or not isinstance(mtp, int) or mtp < 0):
+        raise SpecError(f"num_nextn_predict_layers: must be a non-negative integer, got {mtp!r}")
+    if isinstance(mtp, int) and mtp > 0:
         raise SpecError(
             f"num_nextn_predict_layers: {mtp}: multi-token-prediction layers are not counted "
             "or costed; set it to 0 in a copy of the config to import the main model only"

@@ -276,6 +276,14 @@ def test_unsupported_model_type_lists_supported() -> None:
         ({"num_key_value_heads": 5}, "num_kv_heads"),
         ({"hidden_act": "tanh"}, "hidden_act"),
         ({"num_hidden_layers": "32"}, "num_hidden_layers"),
+        ({"hidden_act": ["silu"]}, "hidden_act"),
+        ({"hidden_act": {"a": 1}}, "hidden_act"),
+        ({"tie_word_embeddings": "false"}, "tie_word_embeddings"),
+        ({"quantization_config": "fp8"}, "quantization_config"),
+        ({"quantization_config": [1]}, "quantization_config"),
+        ({"num_nextn_predict_layers": "1"}, "num_nextn_predict_layers"),
+        ({"hidden_size": 10**30}, "d_model"),
+        ({"vocab_size": 2**25}, "vocab_size"),
     ],
 )
 def test_bad_config_names_the_field(change: dict[str, Any], field: str) -> None:
@@ -390,3 +398,16 @@ def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.setenv("HF_HOME", "/x/hf")
     assert hf_cache.hub_cache_dir() == Path("/x/hf/hub")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"mlp_only_layers": 5}, "mlp_only_layers"),
+        ({"mlp_only_layers": ["0"]}, "mlp_only_layers"),
+        ({"num_experts": 10**9}, "num_experts"),
+    ],
+)
+def test_bad_moe_config_names_the_field(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError, match=field):
+        architecture_from_hf_config({**QWEN3_30B_A3B, **change})
