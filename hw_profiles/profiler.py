@@ -233,8 +233,9 @@ def run_profile(
     import torch
 
     if threads is not None:
-        if threads < 1:
-            raise ValueError(f"--threads: must be a positive integer, got {threads}")
+        cores = os.cpu_count() or 1
+        if not 1 <= threads <= 4 * cores:  # thousands of threads crash or hang torch
+            raise ValueError(f"--threads: must be in [1, {4 * cores}] (4 x the {cores} CPUs), got {threads}")  # fmt: skip
         torch.set_num_threads(threads)
 
     cuda = bool(torch.cuda.is_available())

@@ -16,10 +16,16 @@ from nas.jsonsafe import json_safe
 # Piped or redirected output (``| cat``, ``> file``) is plain and as wide as a row needs, not
 # cut at 80 columns; ``COLUMNS`` still sets a width. On a terminal rich sizes to the window.
 _PIPE_WIDTH = 10_000
+
+
+def _columns() -> int | None:
+    """``COLUMNS`` when it is a positive whole number; anything else is ignored."""
+    text = os.environ.get("COLUMNS", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
 console = (
-    Console()
-    if sys.stdout.isatty()
-    else Console(width=int(os.environ.get("COLUMNS", "0") or 0) or _PIPE_WIDTH, no_color=True)
+    Console() if sys.stdout.isatty() else Console(width=_columns() or _PIPE_WIDTH, no_color=True)
 )
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

@@ -270,17 +270,23 @@ def load_law(path: str | Path) -> ChinchillaLaw:
         raise EvaluatorError(str(exc)) from None
     if not isinstance(data, dict):
         raise EvaluatorError(f"{p}: must hold a mapping")
-    missing = [
-        k for k in ("E", "A", "B", "alpha", "beta") if not isinstance(data.get(k), (int, float))
-    ]
-    if missing:
-        raise EvaluatorError(f"{p}: {missing[0]}: required number is missing")
+    for k in ("E", "A", "B", "alpha", "beta"):
+        value = data.get(k)
+        if value is None:
+            raise EvaluatorError(f"{p}: {k}: required number is missing")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise EvaluatorError(f"{p}: {k}: must be a finite number, got {value!r}")
     conv = data.get("params_convention", "active_non_embedding")
     if conv not in PARAMS_CONVENTIONS:
         raise EvaluatorError(
             f"{p}: params_convention: must be one of {', '.join(PARAMS_CONVENTIONS)}"
         )
-    vp, vt = data.get("valid_params", [0, math.inf]), data.get("valid_tokens", [0, math.inf])
+    vp = _range(data.get("valid_params", [0, math.inf]), f"{p}: valid_params")
+    vt = _range(data.get("valid_tokens", [0, math.inf]), f"{p}: valid_tokens")
     return ChinchillaLaw(
         name=str(data.get("law", "fitted")),
         E=float(data["E"]),
@@ -290,9 +296,18 @@ def load_law(path: str | Path) -> ChinchillaLaw:
         beta=float(data["beta"]),
         params_convention=conv,
         source=str(data.get("source", p)),
-        valid_params=(float(vp[0]), float(vp[1])),
-        valid_tokens=(float(vt[0]), float(vt[1])),
+        valid_params=vp,
+        valid_tokens=vt,
     )
+
+
+def _range(raw: Any, where: str) -> tuple[float, float]:
+    """``[low, high]`` with 0 <= low <= high (``.inf`` allowed for high)."""
+    ok = isinstance(raw, list) and len(raw) == 2
+    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw)
+    if not ok or not 0 <= raw[0] <= raw[1]:
+        raise EvaluatorError(f"{where}: expected [low, high] with 0 <= low <= high, got {raw!r}")
+    return float(raw[0]), float(raw[1])
 
 
 def params_by_convention(b: ArchBatch, convention: str) -> FloatArray:
