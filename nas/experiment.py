@@ -386,6 +386,8 @@ class SearchSettings(_Model):
             raise ValueError("must be sqlite, journal or an RDB URL like sqlite:///x.db")
         if "://" in value and not value.startswith("sqlite"):
             _check_rdb_url(value)
+        if value.startswith("sqlite://") and not value.split("://", 1)[1].strip("/"):
+            raise ValueError(f"{value!r} names no database file; write sqlite:////abs/path/x.db")
         return value
 
 

@@ -208,6 +208,10 @@ def start_run(
     directory is locked (:func:`nas.rundir.run_lock`) until the results are written."""
     factory = problem_factory or _default_factory(experiment)
     refs = _reference_rows(factory(), experiment)
+    if experiment.search.backend == "optuna":
+        from nas.search.optuna_backend import refuse_taken_study
+
+        refuse_taken_study(experiment.search, experiment.name)
     run_dir = new_run_dir(experiment, out=out, root=root)
     with run_lock(run_dir, notice=notice):
         refuse_used_run_dir(run_dir)  # again under the lock: a racing start may have won
@@ -342,6 +346,11 @@ def _reference_rows(problem: Problem, experiment: Experiment) -> pd.DataFrame | 
                 raise ExperimentError(
                     f"{where}.{name}: not a metric of the trial record of workload.mode "
                     f"{mode}; known: {', '.join(numeric)}"
+                )
+            if name not in numeric:
+                raise ExperimentError(
+                    f"{where}.{name}: not a number (the record holds text there); "
+                    f"numeric metrics: {', '.join(numeric)}"
                 )
     return refs
 

@@ -223,6 +223,14 @@ def evaluate_trial(problem: Problem, trial: Any) -> TrialOutcome:
             f"objectives.{missing[0]}: not a metric of the trial record; "
             f"known: {', '.join(sorted(k for k in record if _is_number(record[k])))}"
         )
+    text = [o.metric for o in problem.objectives if not _is_number(record[o.metric])]
+    if text:
+        from nas.experiment import ExperimentError
+
+        raise ExperimentError(
+            f"objectives.{text[0]}: not a number (the record holds {record[text[0]]!r}); "
+            f"numeric metrics: {', '.join(sorted(k for k in record if _is_number(record[k])))}"
+        )
     values = tuple(float(record[o.metric]) for o in problem.objectives)
     record["suggest_s"] = t0 - start
     bad = [

@@ -112,6 +112,21 @@ def open_storage(settings: SearchSettings, run_dir: Path) -> optuna.storages.Bas
     return storage
 
 
+def refuse_taken_study(settings: SearchSettings, study_name: str) -> None:
+    """A new run on a shared storage URL must not adopt another run's study of the same name
+    (its trials, its parameter space): one line before the run directory is made."""
+    if "://" not in settings.storage:
+        return  # sqlite / journal: a fresh file in the new run directory
+    storage = open_storage(settings, Path("."))
+    if study_name in {s.study_name for s in storage.get_all_studies()}:
+        from nas.experiment import ExperimentError
+
+        raise ExperimentError(
+            f"search.storage: {settings.storage} already holds a study named {study_name!r} "
+            "(another run's); give the experiment another name, or resume that run"
+        )
+
+
 def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
     """WAL journal and ``synchronous=NORMAL``: a commit no longer waits for an fsync (200 ms
     per trial on a busy disk, measured here) yet the database survives a killed process —

@@ -176,6 +176,12 @@ EXPERIMENT_MISTAKES: list[tuple[str, tuple[str, str], str]] = [
     ("wrong-mode", ("mode: train", "mode: inference"), "workload.mode"),
     ("storage-no-driver", ("seed: 0,", "seed: 0, storage: 'notadb://x',"), "search.storage"),
     (
+        "objective-not-a-number",
+        ("params_total: min}", "system: min}"),
+        "objectives.system: not a number",
+    ),  # fmt: skip
+    ("storage-no-file", ("seed: 0,", "seed: 0, storage: 'sqlite:///',"), "search.storage"),
+    (
         "storage-unwritable",
         ("seed: 0,", "seed: 0, storage: 'sqlite:////nonexistent/dir/x.db',"),
         "search.storage",

@@ -254,3 +254,15 @@ def test_an_interrupted_resume_lists_as_unfinished_not_done(tmp_path: Path) -> N
     assert json.loads((d / "summary.previous.json").read_text())["trials"] == 20
     finished = resume_run(d, trials=30, problem_factory=ToyProblem)
     assert finished.summary["trials"] == 30 and list_runs(tmp_path)[0]["status"] == "done"
+
+
+def test_a_new_run_does_not_adopt_another_runs_study_on_a_shared_storage(tmp_path: Path) -> None:
+    shared = {**TOY, "search": {**TOY["search"], "storage": f"sqlite:///{tmp_path / 'ext.db'}"}}
+    first = start_run(experiment_from_dict(shared), out=tmp_path / "a", problem_factory=ToyProblem)
+    assert first.summary["trials"] == 20
+    with pytest.raises(Exception, match=r"search\.storage: .* already holds a study named 'toy'"):
+        start_run(experiment_from_dict(shared), out=tmp_path / "b", problem_factory=ToyProblem)
+    assert not (tmp_path / "b").exists()
+    renamed = experiment_from_dict({**shared, "name": "toy2"})
+    second = start_run(renamed, out=tmp_path / "b", problem_factory=ToyProblem)
+    assert second.summary["trials"] == 20
