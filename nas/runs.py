@@ -250,6 +250,11 @@ def resume_run(
         raise RunError(f"{run_dir}: not a run directory (no experiment.yaml)")
     with run_lock(run_dir, notice=notice):
         experiment = load_experiment(path)
+        if experiment.search.backend == "ray" and trials not in (None, experiment.search.trials):
+            raise RunError(
+                f"--trials: a ray run resumes to its own {experiment.search.trials} trials "
+                "(Tune's restore keeps the trial count it started with); leave --trials out"
+            )
         log = _logger(run_dir)
 
         def _warn(line: str) -> None:

@@ -179,7 +179,7 @@ EXPERIMENT_MISTAKES: list[tuple[str, tuple[str, str], str]] = [
         "objective-not-a-number",
         ("params_total: min}", "system: min}"),
         "objectives.system: not a number",
-    ),  # fmt: skip
+    ),
     ("storage-no-file", ("seed: 0,", "seed: 0, storage: 'sqlite:///',"), "search.storage"),
     (
         "storage-unwritable",

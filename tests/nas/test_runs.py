@@ -266,3 +266,15 @@ def test_a_new_run_does_not_adopt_another_runs_study_on_a_shared_storage(tmp_pat
     renamed = experiment_from_dict({**shared, "name": "toy2"})
     second = start_run(renamed, out=tmp_path / "b", problem_factory=ToyProblem)
     assert second.summary["trials"] == 20
+
+
+def test_a_ray_resume_refuses_a_new_trial_count(tmp_path: Path) -> None:
+    """Tune's restore keeps its num_samples: --trials 115 on a 500-trial run ran to 500."""
+    from nas.experiment import dump_experiment
+
+    exp = experiment_from_dict({**TOY, "search": {**TOY["search"], "backend": "ray"}})
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "experiment.yaml").write_text(dump_experiment(exp))
+    with pytest.raises(RunError, match=r"--trials: a ray run resumes to its own 20 trials"):
+        resume_run(d, trials=115, problem_factory=ToyProblem)
