@@ -230,6 +230,9 @@ def _die_with_parent() -> None:
 
 def _worker(job: SearchJob, index: int, lock: Any) -> None:
     _die_with_parent()
+    # Ctrl-C reaches the whole process group: the parent stops the workers and exits 130,
+    # so a worker must not die of it on its own with a traceback (and exit code 1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     problem = job.problem_factory()
     storage = open_storage(job.settings, job.run_dir)
     sampler = make_sampler(
@@ -267,10 +270,17 @@ class OptunaBackend(Backend):
         for p in procs:
             p.start()
         seen: set[int] = set()
-        while any(p.is_alive() for p in procs):
-            time.sleep(0.5)
-            if progress is not None:
-                _report_new(study, seen, progress)
+        try:
+            while any(p.is_alive() for p in procs):
+                time.sleep(0.5)
+                if progress is not None:
+                    _report_new(study, seen, progress)
+        except KeyboardInterrupt:  # stop the workers; their running trials resume later
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.join(timeout=10)
+            raise
         for p in procs:
             p.join()
         if progress is not None:

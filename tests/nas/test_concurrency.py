@@ -118,3 +118,23 @@ def test_two_writers_on_one_run_directory(tmp_path: Path, attempt: int) -> None:
     assert codes in ([0, 0], [0, 2]), codes
     trials = pd.read_parquet(run_dir / "trials.parquet")
     assert len(trials) == 8 and trials["number"].is_unique
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_workers_exits_130_quietly_and_resumes(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group: the workers used to print KeyboardInterrupt
+    tracebacks and the parent an internal error (exit 1)."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        _cmd("run", QUICKSTART, "--trials", "5000", "--workers", "2", "--out", str(out), "--quiet"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (out / "experiment.yaml").exists() or finished_trials(out) < 5:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert finished_trials(out) >= 5
