@@ -212,6 +212,10 @@ def start_run(
         from nas.search.optuna_backend import refuse_taken_study
 
         refuse_taken_study(experiment.search, experiment.name)
+    if experiment.search.backend == "ray" and experiment.search.ray.address is not None:
+        from nas.search.ray.backend import check_reachable
+
+        check_reachable(experiment.search.ray.address)  # before the run directory exists
     run_dir = new_run_dir(experiment, out=out, root=root)
     with run_lock(run_dir, notice=notice):
         refuse_used_run_dir(run_dir)  # again under the lock: a racing start may have won

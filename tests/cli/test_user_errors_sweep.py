@@ -26,6 +26,12 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("missing-option", ("loss", M), "--tokens"),
     ("unknown-option", ("hw", "list", "--bogus"), "--bogus"),
     ("unknown-command", ("bogus",), "bogus"),
+    # a Ray address nothing answers on: one line at once (Ray retried for minutes)
+    (
+        "run-ray-unreachable",
+        ("run", QUICKSTART, "--backend", "ray", "--address", "127.0.0.1:1", "--out", "{tmp}/r"),
+        "--address 127.0.0.1:1: no Ray head answers there",
+    ),
     # nas loss: tokens must be positive; flags of the other form are refused, not ignored
     ("loss-tokens-zero", ("loss", M, "--tokens", "0"), "--tokens"),
     ("loss-tokens-negative", ("loss", M, "--tokens", "-1"), "--tokens"),

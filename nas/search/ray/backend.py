@@ -73,8 +73,30 @@ def connect(address: str | None) -> bool:
         ) from None
     if ray.is_initialized():
         return False
+    if address is not None:
+        check_reachable(address)
     ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     return True
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A ``host:port`` (or ``ray://host:port``) that nothing answers on is one line here; Ray
+    itself retries the GCS for minutes and ignores SIGTERM meanwhile."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    if address in ("auto", "local") or "://" in target or ":" not in target:
+        return
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise BackendUnavailable(
+            f"--address {address}: no Ray head answers there ({reason}); give HEAD_IP:6379 "
+            "of a running cluster, or auto"
+        ) from None
 
 
 # Tune's pickled searcher states: the search generator's, the basic variant generator's and
