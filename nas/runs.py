@@ -55,6 +55,7 @@ from nas.search.base import (
     ProblemFactory,
     ProgressFn,
     RunError,
+    RunInterrupted,
     SearchJob,
     TrialOutcome,
     get_backend,
@@ -324,7 +325,11 @@ def _search(
 
     problem = factory()
     scale = space_scale(problem, problem.objectives)
-    frame = backend.run(job, progress=_log_progress)
+    try:
+        frame = backend.run(job, progress=_log_progress)
+    except KeyboardInterrupt:
+        log.info("interrupted")
+        raise RunInterrupted(run_dir) from None
     summary = _write_results(run_dir, experiment, frame, problem.objectives, scale=scale)
     log.info(
         "done: %d trials, front %d, hypervolume %.6g",

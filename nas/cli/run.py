@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -191,7 +193,7 @@ def run(
         done = 0
     if exp.search.backend == "exhaustive":
         bar, on_chunk = _grid_bar()
-        with bar if not quiet else _Null():
+        with _resume_note(), bar if not quiet else _Null():
             if resume is not None:
                 result = resume_run(
                     resume, trials=trials, force_restart=force_restart, notice=_notice
@@ -209,7 +211,7 @@ def run(
     total = trials if trials is not None else exp.search.trials
     bar, on_trial, settle = _progress_bar(live_front(exp), total, initial=min(done, total))
     report = None if quiet else on_trial
-    with bar if not quiet else _Null():
+    with _resume_note(), bar if not quiet else _Null():
         if resume is not None:
             result = resume_run(
                 resume, trials=trials, progress=report, force_restart=force_restart, notice=_notice
@@ -219,6 +221,18 @@ def run(
         if not quiet:
             settle(result.summary)
     _print_summary(result.summary, result.run_dir)
+
+
+@contextlib.contextmanager
+def _resume_note() -> Iterator[None]:
+    """Ctrl-C during a search: one line saying how to go on, exit 130."""
+    from nas.search.base import RunInterrupted
+
+    try:
+        yield
+    except RunInterrupted as exc:
+        typer.echo(f"interrupted; resume with: nas run --resume {exc.run_dir}", err=True)
+        raise typer.Exit(130) from None
 
 
 def _notice(line: str) -> None:

@@ -57,6 +57,14 @@ class BackendUnavailable(ValueError):
     lacks what the backend needs)."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """A search stopped by Ctrl-C (or by its backend on one); ``run_dir`` resumes it."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+
+
 class RunError(ValueError):
     """A run directory (or the search state saved in it) that cannot be used; one line
     naming it."""

@@ -137,4 +137,5 @@ def test_ctrl_c_with_workers_exits_130_quietly_and_resumes(tmp_path: Path) -> No
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "internal error" not in err, err
+    assert f"interrupted; resume with: nas run --resume {out}" in err
     assert finished_trials(out) >= 5

@@ -249,6 +249,10 @@ class RayBackend(Backend):
         try:
             tuner, state = _tuner(job, problem, progress)
             grid = tuner.fit()
+            if len(grid) < job.settings.trials:
+                # Tune stops on Ctrl-C and returns what it has (exit 0, "done"); it creates
+                # every trial it runs, so fewer than asked means it was stopped: say so
+                raise KeyboardInterrupt
             return self._frame(grid, n_objectives=len(problem.objectives), retries=state["retries"])
         finally:
             if started:
