@@ -75,6 +75,9 @@ def check_out_file(out: Path | None, *, example: str) -> None:
     """``--out`` names a file to write: refuse a folder before any work is done."""
     if out is not None and out.is_dir():
         raise UserError(f"--out {out}: is a directory; give a file name such as {out / example}")
+    blocking = next((p for p in (out.parents if out is not None else ()) if p.is_file()), None)
+    if blocking is not None:
+        raise UserError(f"--out {out}: {blocking} is a file, not a folder")
 
 
 def os_error_line(exc: OSError) -> str:

@@ -66,7 +66,8 @@ def loss_cmd(
     from nas.evaluators.scaling_law import ScalingLawEvaluator, predict_loss
 
     if (model is None) == (params is None):
-        raise UserError("give either MODEL or --params N (not both)")
+        which = "not both" if model is not None else "neither was given"
+        raise UserError(f"give either MODEL or --params N ({which})")
     _check_number("--tokens", tokens, low=MIN_TOKENS, high=MAX_TOKENS, what="token count")
     if model is not None:
         flags = {"--num-experts": num_experts, "--top-k": top_k, "--granularity": granularity}

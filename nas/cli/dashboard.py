@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from nas.cli._common import UserError
+from nas.cli._common import UserError, check_out_file
 from nas.cli.app import app
 
 
@@ -37,10 +38,16 @@ def dashboard(
         raise UserError(f"--port {port}: must be between 0 and 65535")
     if port != 8000 and not serve:
         raise UserError(f"--port {port}: only with --serve")
+    check_out_file(out, example="dashboard.html")
     if len(run_dirs) == 1:
         path = write_dashboard(run_dirs[0], out)
     else:
         path = build_dashboard(run_dirs, out or Path("dashboard.html"))
     typer.echo(f"wrote {path}")
     if serve:
-        serve_file(path, port=port, announce=typer.echo)
+        try:
+            serve_file(path, port=port, announce=typer.echo)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise UserError(f"--port {port}: already in use on 127.0.0.1; give another, or 0 for any free port") from None  # fmt: skip

@@ -165,7 +165,8 @@ def run(
     )
 
     if (experiment is None) == (resume is None):
-        raise UserError("give an EXPERIMENT file or --resume RUN_DIR (not both)")
+        which = "not both" if experiment is not None else "neither was given"
+        raise UserError(f"give an EXPERIMENT file or --resume RUN_DIR ({which})")
     if force_restart and resume is None:
         raise UserError("--force-restart: only with --resume RUN_DIR")
     if resume is not None:

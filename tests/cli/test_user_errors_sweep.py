@@ -26,6 +26,8 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("missing-option", ("loss", M), "--tokens"),
     ("unknown-option", ("hw", "list", "--bogus"), "--bogus"),
     ("unknown-command", ("bogus",), "bogus"),
+    ("run-neither", ("run",), "neither was given"),
+    ("loss-neither", ("loss", "--tokens", "1e12"), "neither was given"),
     # a Ray address nothing answers on: one line at once (Ray retried for minutes)
     (
         "run-ray-unreachable",
@@ -265,3 +267,18 @@ def test_run_whose_trials_all_fail_says_why(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "most common failure (2 of 2 trials)" in result.stdout, result.stdout
     assert "krajewski2024 covers MoE models only" in result.stdout
+
+
+def test_an_out_path_through_a_file_names_the_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("mine\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "nas", "hw", "profile", "--quick", "--out", str(blocker / "x.yaml")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"error: --out {blocker / 'x.yaml'}: {blocker} is a file, not a folder"
+    )
+    assert blocker.read_text() == "mine\n"
