@@ -17,6 +17,7 @@ __all__ = [
     "MAX_SERVE_BATCH",
     "MAX_TOKENS",
     "MIN_BUDGET_GPU_HOURS",
+    "MIN_KNOB_SCALE",
     "MIN_TOKENS",
 ]
 
@@ -34,8 +35,10 @@ MAX_TOKENS = 1e16
 # is ~1e4 years of every accelerator ever built (the "budget < 1e12").
 MIN_BUDGET_GPU_HOURS = 0.01
 MAX_BUDGET_GPU_HOURS = 1e12
-# Hardware co-design scale factors: a 1000x faster or larger part is not the same system.
+# Hardware co-design scale factors: a 1000x faster or larger part is not the same system,
+# nor is a 1000x slower or smaller one (1e-300 overflowed the step time to 1e301 s).
 MAX_KNOB_SCALE = 1e3
+MIN_KNOB_SCALE = 1e-3
 # One parallel degree or micro-batch is at most the device bound above.
 MAX_DEGREE = MAX_DEVICES
 # Sequences of one serving batch: 2^20 concurrent requests is beyond any server.

@@ -47,6 +47,7 @@ from nas.bounds import (
     MAX_SERVE_BATCH,
     MAX_TOKENS,
     MIN_BUDGET_GPU_HOURS,
+    MIN_KNOB_SCALE,
     MIN_TOKENS,
 )
 from nas.constraints import Constraint
@@ -85,8 +86,8 @@ class _Model(BaseModel):
 class KnobRange(_Model):
     """A continuous hardware knob: a scale factor searched in ``[low, high]``."""
 
-    low: float = Field(gt=0, le=MAX_KNOB_SCALE)
-    high: float = Field(gt=0, le=MAX_KNOB_SCALE)
+    low: float = Field(ge=MIN_KNOB_SCALE, le=MAX_KNOB_SCALE)
+    high: float = Field(ge=MIN_KNOB_SCALE, le=MAX_KNOB_SCALE)
     log: bool = True
 
     @model_validator(mode="after")
@@ -104,7 +105,7 @@ def _knob_kind(value: object) -> str:
 # per union member)
 Knob = Annotated[
     Annotated[
-        list[Annotated[float, Field(gt=0, le=MAX_KNOB_SCALE)]],
+        list[Annotated[float, Field(ge=MIN_KNOB_SCALE, le=MAX_KNOB_SCALE)]],
         Field(min_length=1),
         Tag("choices"),
     ]
@@ -418,7 +419,8 @@ def parse_constraint(metric: str, spec: object) -> Constraint:
 class Experiment(_Model):
     """A complete experiment: what to search, on what hardware, for which objectives."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # a run directory is named <name>-<YYYYmmdd-HHMMSS>[-N]: 200 + 19 stays under 255 bytes
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=200)
     description: str = ""
     space: str
     space_overrides: dict[str, Any] = Field(default_factory=dict)
