@@ -8,6 +8,7 @@ of the offending key and, where the set is closed, the allowed values
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -81,6 +82,24 @@ class ExperimentError(ValueError):
 class _Model(BaseModel):
     # allow_inf_nan=False: .inf / .nan are refused in every float field (issue 17)
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        """``num_devices: true`` is not 1 device: pydantic's lax mode reads a YAML boolean in
+        a number field as 0 or 1."""
+        if isinstance(data, dict):
+            for name, info in cls.model_fields.items():
+                value = data.get(name)
+                if isinstance(value, bool) and _numeric(info.annotation):
+                    raise ValueError(f"{name}: must be a number, got {str(value).lower()}")
+        return data
+
+
+def _numeric(annotation: Any) -> bool:
+    """An int or float field (optional or not), not a bool or a union with one."""
+    members = typing.get_args(annotation) or (annotation,)
+    return bool not in members and any(m in (int, float) for m in members)
 
 
 class KnobRange(_Model):

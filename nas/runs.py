@@ -361,7 +361,7 @@ def _reference_rows(problem: Problem, experiment: Experiment) -> pd.DataFrame | 
                     f"{where}.{name}: not a metric of the trial record of workload.mode "
                     f"{mode}; known: {', '.join(numeric)}"
                 )
-            if name not in numeric:
+            if where == "objectives" and name not in numeric:
                 raise ExperimentError(
                     f"{where}.{name}: not a number (the record holds text there); "
                     f"numeric metrics: {', '.join(numeric)}"

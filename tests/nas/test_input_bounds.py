@@ -56,6 +56,12 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("seq-len-huge", _set("workload.seq_len", 2**25), "workload.seq_len: "),
     ("knob-inf", _set("hardware.knobs", {"peak_flops_scale": [INF]}), "peak_flops_scale.0: "),
     ("knob-huge", _set("hardware.knobs", {"memory_size_scale": [1e9]}), "memory_size_scale.0"),
+    (
+        "devices-boolean",
+        _set("hardware.num_devices", True),
+        "num_devices: must be a number, got true",
+    ),
+    ("trials-boolean", _set("search.trials", True), "trials: must be a number, got true"),
     ("name-too-long", _set("name", "x" * 300), "name"),
     ("knob-tiny", _set("hardware.knobs", {"peak_flops_scale": [1e-300]}), "peak_flops_scale.0"),
     (
