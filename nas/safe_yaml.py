@@ -3,7 +3,8 @@
 * the bytes must be UTF-8 (a codec error names the file and the byte offset);
 * nesting is capped at :data:`MAX_DEPTH` before the document is built (PyYAML's composer
   recurses once per level, so 20,000 nested brackets would end in a RecursionError);
-* only plain YAML types (``yaml.safe_load``: no ``!!python/object``);
+* only plain YAML types (``yaml.SafeLoader``: no ``!!python/object``), each key once per
+  mapping;
 * integers must fit in 64 bits (they end up in numpy / parquet columns, where a larger
   one overflows long after the file was accepted).
 """
@@ -44,6 +45,32 @@ def _check_depth(text: str, source: str) -> None:
         raise YamlFileError(f"{source}: not valid YAML: {_one_line(exc)}") from None
 
 
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the
+    last, so ``name:`` twice silently named the run after the second)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: SafeLoader says so itself
+                continue
+            if duplicate:
+                raise _DuplicateKey(
+                    f"line {key_node.start_mark.line + 1}: key {key!r} is given twice"
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
@@ -72,7 +99,9 @@ def load_yaml_file(path: Path) -> Any:
         raise YamlFileError(f"{source}: not UTF-8 text (byte {exc.start})") from None
     _check_depth(text, source)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as exc:
+        raise YamlFileError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         raise YamlFileError(f"{source}: not valid YAML: {_one_line(exc)}") from None
     try:

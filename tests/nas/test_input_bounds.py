@@ -119,6 +119,8 @@ def test_the_quickstart_itself_still_loads() -> None:
         (b"a: " + b"{b: " * 5_000 + b"1" + b"}" * 5_000 + b"\n", "nested deeper than 64 levels"),
         (b"a: 123456789012345678901234567890\n", "a: integer 1234"),
         (b"a: [1, 2\n", "not valid YAML"),
+        (b"name: a\nspace: x\nname: b\n", "line 3: key 'name' is given twice"),
+        (b"search: {trials: 2, trials: 3}\n", "line 1: key 'trials' is given twice"),
     ],
 )
 def test_unreadable_files_are_named(tmp_path: Path, content: bytes, expected: str) -> None:
