@@ -193,6 +193,10 @@ def run(
             refuse_used_run_dir(out)  # before the progress bar starts, so the error stands alone
         done = 0
     if exp.search.backend == "exhaustive":
+        given = [f for f, v in (("--trials", trials), ("--workers", workers)) if v is not None]
+        if given:
+            raise UserError(f"{given[0]}: the exhaustive backend evaluates every candidate "
+                            "of the space once; leave it out")  # fmt: skip
         bar, on_chunk = _grid_bar()
         with _resume_note(), bar if not quiet else _Null():
             if resume is not None:

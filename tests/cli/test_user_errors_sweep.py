@@ -27,6 +27,11 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("unknown-option", ("hw", "list", "--bogus"), "--bogus"),
     ("unknown-command", ("bogus",), "bogus"),
     ("run-neither", ("run",), "neither was given"),
+    (
+        "exhaustive-trials",
+        ("run", str(ROOT / "experiments" / "exhaustive-dense.yaml"), "--trials", "5"),
+        "--trials: the exhaustive backend",
+    ),
     ("loss-neither", ("loss", "--tokens", "1e12"), "neither was given"),
     # a Ray address nothing answers on: one line at once (Ray retried for minutes)
     (
