@@ -74,6 +74,8 @@ def load_model(spec: str | Path) -> Architecture:
     listing the known ones.
     """
     text = str(spec)
+    if not text.strip():
+        raise SpecError("model: empty name; give a reference model (nas models list), a model .yaml or a config.json")  # fmt: skip
     path = Path(text)
     if path.is_dir():
         config = path / "config.json"

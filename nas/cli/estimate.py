@@ -234,7 +234,7 @@ def estimate_cmd(
     from search_spaces.catalogue import load_model
 
     if not 0.0 < memory_headroom <= 1.0:
-        raise UserError(f"--memory-headroom: must be in (0, 1], got {memory_headroom:g}")
+        raise UserError(f"--memory-headroom: must be in (0, 1], got {memory_headroom!r}")
     arch = load_model(model)
     degrees = {"tp": tp, "pp": pp, "dp": dp, "cp": cp}
     if num_devices is None and all(v is not None for v in degrees.values()):

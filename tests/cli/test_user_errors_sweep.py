@@ -27,6 +27,8 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("unknown-option", ("hw", "list", "--bogus"), "--bogus"),
     ("unknown-command", ("bogus",), "bogus"),
     ("run-neither", ("run",), "neither was given"),
+    ("models-show-empty", ("models", "show", ""), "model: empty name"),
+    ("headroom-not-rounded", ("estimate", M, *HW, "--memory-headroom", "1.0000001"), "1.0000001"),
     (
         "exhaustive-trials",
         ("run", str(ROOT / "experiments" / "exhaustive-dense.yaml"), "--trials", "5"),
