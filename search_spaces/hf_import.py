@@ -30,6 +30,7 @@ feature.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -298,13 +299,17 @@ def read_hf_config(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise SpecError(f"{p}: file not found")
     try:
-        data = json.loads(p.read_bytes().decode("utf-8"))
+        # utf-8-sig: a byte-order mark (some Windows editors write one) is not an error
+        data = json.loads(p.read_bytes().decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise SpecError(f"{p}: not UTF-8 text (byte {exc.start})") from None
     except RecursionError:  # json's decoder recurses once per nesting level
         raise SpecError(f"{p}: nested too deeply to be a config.json") from None
     except json.JSONDecodeError as exc:
         raise SpecError(f"{p}: malformed JSON (line {exc.lineno})") from None
+    except ValueError:  # Python's cap on integer digits (sys.get_int_max_str_digits)
+        limit = sys.get_int_max_str_digits()
+        raise SpecError(f"{p}: holds a number of more than {limit} digits; not a config value") from None  # fmt: skip
     if not isinstance(data, dict):
         raise SpecError(f"{p}: must hold a JSON object, got {type(data).__name__}")
     return data

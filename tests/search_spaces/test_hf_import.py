@@ -411,3 +411,13 @@ def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
 def test_bad_moe_config_names_the_field(change: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecError, match=field):
         architecture_from_hf_config({**QWEN3_30B_A3B, **change})
+
+
+def test_a_byte_order_mark_is_read_and_a_huge_number_is_named(tmp_path: Path) -> None:
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(LLAMA3_8B).encode())
+    assert architecture_from_hf_config(bom).num_layers == 32
+    big = tmp_path / "big.json"
+    big.write_text('{"model_type": "llama", "hidden_size": ' + "9" * 5000 + "}")
+    with pytest.raises(SpecError, match=r"big\.json: holds a number of more than \d+ digits"):
+        architecture_from_hf_config(big)
