@@ -347,7 +347,7 @@ def load_profile(name_or_path: str) -> System | Device:
     if _is_path(name_or_path):
         path = _resolve(name_or_path, SYSTEMS_DIR, "system or device")
         data = read_yaml_mapping(path)
-        if "tiers" in data:
+        if "tiers" in data or "device" in data:  # a system (a device file names no device)
             return system_from_mapping(data, where=str(path), path=path)
         return device_from_mapping(data, where=str(path))
     if name_or_path in list_systems():

@@ -269,3 +269,12 @@ def test_a_device_file_loads_as_one_device_with_no_network(tmp_path: Path) -> No
         ProfileError, match=r"my-box\.yaml: a device profile stands for one device, not 4"
     ):
         load_system(str(path), 4)
+
+
+def test_a_system_file_without_tiers_says_tiers_are_missing(tmp_path: Path) -> None:
+    path = tmp_path / "no-tiers.yaml"
+    data = yaml.safe_load((SYSTEMS_DIR / "dgx-h100.yaml").read_text())
+    del data["tiers"]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ProfileError, match=r"tiers: missing"):
+        load_profile(str(path))
