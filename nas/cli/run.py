@@ -337,6 +337,14 @@ def runs_show(
         front = pd.DataFrame()
     except (pd.errors.ParserError, UnicodeDecodeError):
         raise UserError(f"{front_path}: damaged (not a readable CSV table)") from None
+    expected = summary.get("front_size")
+    if isinstance(expected, int) and (
+        len(front) != expected or (expected and "number" not in front)
+    ):
+        raise UserError(
+            f"{front_path}: damaged ({len(front)} readable front rows, summary.json says "
+            f"{expected}); nas run --resume {run_dir} writes it again"
+        )
     if json_out:
         print_json({"summary": summary, "front": front.to_dict(orient="records")})
         return

@@ -156,3 +156,16 @@ def test_piped_help_cuts_no_flag_or_value(command: tuple[str, ...]) -> None:
     assert done.returncode == 0
     assert "…" not in done.stdout
     assert "--sequence-parallel" in done.stdout or command != ("estimate",)
+
+
+@pytest.mark.parametrize("content", ["", "garbage\n"])
+def test_runs_show_names_a_damaged_front_file(toy_run: Path, tmp_path: Path, content: str) -> None:
+    """An empty or garbage pareto.csv printed an empty front beside "front N"."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(toy_run, copy)
+    (copy / "pareto.csv").write_text(content)
+    shown = _nas("runs", "show", str(copy))
+    assert shown.returncode == 2
+    assert f"{copy / 'pareto.csv'}: damaged (0 readable front rows" in shown.stderr
