@@ -16,6 +16,12 @@ import yaml
 
 from hw_profiles.types import ProfileError
 
+# Every number of a profile is in human units (TFLOP/s, GB, TB/s, GB/s, us, W, USD): no real
+# part is a millionth of one or ten million of them, so a value outside is a unit slip
+# (1e-300 GB/s gave step times of 1e301 s).
+HUMAN_MIN = 1e-6
+HUMAN_MAX = 1e7
+
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """The top-level mapping of a YAML file; unreadable files and non-mappings are errors."""
@@ -90,6 +96,9 @@ class Fields:
         if not math.isfinite(number) or number < 0 or (positive and number == 0):
             bound = "> 0" if positive else ">= 0"
             raise self.error(field, f"must be a finite number {bound}, got {value!r}")
+        if number > HUMAN_MAX or 0 < number < HUMAN_MIN:
+            raise self.error(field, f"must lie in [{HUMAN_MIN:g}, {HUMAN_MAX:g}] in the file's "
+                             f"units (TFLOP/s, GB, TB/s, GB/s, us, W), got {value!r}")  # fmt: skip
         return number
 
     def number(self, field: str, *, positive: bool = True) -> float:

@@ -122,6 +122,8 @@ DEVICE_CASES = [
     ("sources.memroy_gb", "typo", "sources.memroy_gb: names no field"),
     ("tdp_w", "700 W", "tdp_w: expected a number"),
     ("usable_memory_gib", -1.0, "usable_memory_gib: must be a finite number > 0"),
+    ("memory_tb_per_s", 1e-300, "memory_tb_per_s: must lie in [1e-06, 1e+07]"),
+    ("kernel_launch_us", 1e300, "kernel_launch_us: must lie in [1e-06, 1e+07]"),
     (
         "sources.usable_memory_gib",
         _DELETE,
