@@ -253,6 +253,11 @@ def fit_law(
     )
 
 
+# What save_law writes (FitReport.to_dict); a law file with another key has a typo in it.
+LAW_FILE_KEYS = ("law", "form", "E", "A", "B", "alpha", "beta", "params_convention", "source",
+                 "valid_params", "valid_tokens", "fit")  # fmt: skip
+
+
 def save_law(report: FitReport, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(report.to_dict(), sort_keys=False))
 
@@ -270,6 +275,9 @@ def load_law(path: str | Path) -> ChinchillaLaw:
         raise EvaluatorError(str(exc)) from None
     if not isinstance(data, dict):
         raise EvaluatorError(f"{p}: must hold a mapping")
+    unknown = sorted(str(k) for k in data if k not in LAW_FILE_KEYS)
+    if unknown:
+        raise EvaluatorError(f"{p}: {unknown[0]}: unknown key; allowed: {', '.join(LAW_FILE_KEYS)}")
     for k in ("E", "A", "B", "alpha", "beta"):
         value = data.get(k)
         if value is None:

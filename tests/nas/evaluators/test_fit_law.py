@@ -92,3 +92,21 @@ def test_saved_law_loads_as_fitted_law_evaluator(tmp_path: Path) -> None:
     assert small["law_params"] == pytest.approx(12 * (4 * 768**2 + 3 * 768 * 3072) + 768 * 25)
     with pytest.raises(EvaluatorError, match="path: required"):
         get_evaluator("fitted_law", {})
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        ({"zzz": 1}, "zzz: unknown key; allowed: law, form"),
+        ({"valid_params": [1]}, "valid_params: expected [low, high]"),
+        ({"alpha": "x"}, "alpha: must be a finite number, got 'x'"),
+    ],
+)
+def test_a_hand_edited_law_file_is_one_line(tmp_path: Path, edit: dict, expected: str) -> None:
+    import yaml
+
+    path = tmp_path / "law.yaml"
+    save_law(fit_law(_synthetic(), holdout_fraction=0.0), path)
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), **edit}))
+    with pytest.raises(EvaluatorError, match=expected.replace("[", r"\[")):
+        load_law(path)
