@@ -70,15 +70,6 @@ def _int(cfg: Config, key: str, default: int | None = None) -> int:
     return value
 
 
-def _bool(cfg: Config, key: str, default: bool) -> bool:
-    value = cfg.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise SpecError(f"{key}: must be true or false, got {value!r}")
-    return value
-
-
 def _activation(cfg: Config, key: str, table: Mapping[str, str], default: str) -> str:
     act = cfg.get(key, default)
     if not isinstance(act, str) or act not in table:
@@ -99,7 +90,7 @@ def _dense_fields(cfg: Config, name: str) -> dict[str, Any]:
         "d_ff": _int(cfg, "intermediate_size"),
         "vocab_size": _int(cfg, "vocab_size"),
         "ffn_activation": _activation(cfg, "hidden_act", _GATED_ACT, "silu"),
-        "tie_embeddings": _bool(cfg, "tie_word_embeddings", False),
+        "tie_embeddings": _flag(cfg, "tie_word_embeddings", False),
         "norm": "rmsnorm",
     }
     head_dim = cfg.get("head_dim")
@@ -190,7 +181,7 @@ def _gpt2(cfg: Config, name: str) -> dict[str, Any]:
         "d_ff": 4 * d_model if inner is None else _int(cfg, "n_inner"),  # GPT2Config default
         "vocab_size": _int(cfg, "vocab_size"),
         "ffn_activation": _activation(cfg, "activation_function", _PLAIN_ACT, "gelu_new"),
-        "tie_embeddings": _bool(cfg, "tie_word_embeddings", True),
+        "tie_embeddings": _flag(cfg, "tie_word_embeddings", True),
         "norm": "layernorm",
         "bias": True,
         "learned_positions": _int(cfg, "n_positions"),
@@ -213,10 +204,11 @@ _FAMILIES: dict[str, Callable[[Config, str], dict[str, Any]]] = {
 }
 
 
-def _flag(cfg: Config, key: str) -> bool:
-    value = cfg.get(key, False)
+def _flag(cfg: Config, key: str, default: bool = False) -> bool:
+    """A JSON true/false (absent or null: ``default``); "false" as text is an error."""
+    value = cfg.get(key, default)
     if value is None:
-        return False
+        return default
     if not isinstance(value, bool):
         raise SpecError(f"{key}: must be true or false, got {value!r}")
     return value
@@ -257,7 +249,7 @@ def _sliding_window_active(cfg: Config, model_type: str) -> bool:
     # Qwen2/Qwen3 configs carry a window that is off unless use_sliding_window is true
     # (transformers Qwen2Config); Mistral/Mixtral apply it whenever it is set.
     if model_type.startswith("qwen"):
-        return _bool(cfg, "use_sliding_window", False)
+        return _flag(cfg, "use_sliding_window", False)
     return True
 
 
