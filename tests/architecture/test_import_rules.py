@@ -61,6 +61,7 @@ LAYERS: dict[str, dict[str, int]] = {
         "nas.search": 4,  # drivers: never nas.problem, nas.runs, nas.jobs or nas.cli
         "nas.problem": 5,
         "nas.dashboard": 5,
+        "nas.run_results": 5,  # pareto.csv, summary.json and the progress bar's front
         "nas.runs": 6,
         "nas.jobs": 7,
         "nas.cli": 8,
