@@ -47,7 +47,7 @@ def _positive(where: str, name: str, value: object) -> None:
 
 def _non_negative(where: str, name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
-        raise SpecError(f"{where}{name}: must be an integer in [0, {MAX_COUNT:,}], got {value!r}")  # fmt: skip
+        raise SpecError(f"{where}{name}: must be a non-negative integer <= {MAX_COUNT:,}, got {value!r}")  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
