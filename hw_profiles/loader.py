@@ -309,6 +309,11 @@ def _refuse_device_as_system(name: str) -> None:
     raise ProfileError(f"system: {name!r} is a device profile, not a system; {hint}")
 
 
+def _is_system_file(data: dict[str, Any]) -> bool:
+    """A system file names its tiers or its device; a device file (``nas hw profile``) neither."""
+    return "tiers" in data or "device" in data
+
+
 def one_device_system(device: Device) -> System:
     """A system of one ``device`` and no network: a profiled machine (``nas hw profile``) or a
     device without a system file. Its placeholder tier is never priced (a group of one)."""
@@ -326,7 +331,7 @@ def load_system(name_or_path: str, num_devices: int | None = None) -> System:
         _refuse_device_as_system(name_or_path)
     path = _resolve(name_or_path, SYSTEMS_DIR, "system")
     data = read_yaml_mapping(path)
-    if "tiers" not in data and "device" not in data:
+    if not _is_system_file(data):
         if num_devices not in (None, 1):
             raise ProfileError(
                 f"{path.name}: a device profile stands for one device, not {num_devices}; "
@@ -347,7 +352,7 @@ def load_profile(name_or_path: str) -> System | Device:
     if _is_path(name_or_path):
         path = _resolve(name_or_path, SYSTEMS_DIR, "system or device")
         data = read_yaml_mapping(path)
-        if "tiers" in data or "device" in data:  # a system (a device file names no device)
+        if _is_system_file(data):
             return system_from_mapping(data, where=str(path), path=path)
         return device_from_mapping(data, where=str(path))
     if name_or_path in list_systems():

@@ -18,14 +18,14 @@ from nas.jsonsafe import json_safe
 _PIPE_WIDTH = 10_000
 
 
-def _columns() -> int | None:
+def env_columns() -> int | None:
     """``COLUMNS`` when it is a positive whole number; anything else is ignored."""
     text = os.environ.get("COLUMNS", "").strip()
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
 console = (
-    Console() if sys.stdout.isatty() else Console(width=_columns() or _PIPE_WIDTH, no_color=True)
+    Console() if sys.stdout.isatty() else Console(width=env_columns() or _PIPE_WIDTH, no_color=True)
 )
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -73,9 +73,11 @@ def fail(message: str) -> NoReturn:
 
 def check_out_file(out: Path | None, *, example: str) -> None:
     """``--out`` names a file to write: refuse a folder before any work is done."""
-    if out is not None and out.is_dir():
+    if out is None:
+        return
+    if out.is_dir():
         raise UserError(f"--out {out}: is a directory; give a file name such as {out / example}")
-    blocking = next((p for p in (out.parents if out is not None else ()) if p.is_file()), None)
+    blocking = next((p for p in out.parents if p.is_file()), None)
     if blocking is not None:
         raise UserError(f"--out {out}: {blocking} is a file, not a folder")
 

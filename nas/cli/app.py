@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
 import typer
 import typer.rich_utils
 
-from nas.cli._common import set_debug
+from nas.cli._common import env_columns, set_debug
 
 # Piped or redirected help is not cut at rich's 80 columns (flag names and stack names were
 # truncated with "…"); 120 fits every command's help. COLUMNS / TERMINAL_WIDTH still set it.
 HELP_PIPE_WIDTH = 120
-if not sys.stdout.isatty() and not os.environ.get("COLUMNS") and typer.rich_utils.MAX_WIDTH is None:
+if not sys.stdout.isatty() and env_columns() is None and typer.rich_utils.MAX_WIDTH is None:
     typer.rich_utils.MAX_WIDTH = HELP_PIPE_WIDTH
 
 app = typer.Typer(

@@ -223,22 +223,11 @@ def evaluate_trial(problem: Problem, trial: Any) -> TrialOutcome:
     except Exception as exc:  # any evaluator failure FAILs this trial only
         reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
         return TrialOutcome(state="FAIL", record={}, fail_reason=reason)
-    missing = [o.metric for o in problem.objectives if o.metric not in record]
-    if missing:
+    mistake = _objective_mistake(problem, record)
+    if mistake is not None:
         from nas.experiment import ExperimentError
 
-        raise ExperimentError(
-            f"objectives.{missing[0]}: not a metric of the trial record; "
-            f"known: {', '.join(sorted(k for k in record if _is_number(record[k])))}"
-        )
-    text = [o.metric for o in problem.objectives if not _is_number(record[o.metric])]
-    if text:
-        from nas.experiment import ExperimentError
-
-        raise ExperimentError(
-            f"objectives.{text[0]}: not a number (the record holds {record[text[0]]!r}); "
-            f"numeric metrics: {', '.join(sorted(k for k in record if _is_number(record[k])))}"
-        )
+        raise ExperimentError(mistake)
     values = tuple(float(record[o.metric]) for o in problem.objectives)
     record["suggest_s"] = t0 - start
     bad = [
@@ -250,6 +239,22 @@ def evaluate_trial(problem: Problem, trial: Any) -> TrialOutcome:
         )
     cons = tuple(constraint_values(problem, record))
     return TrialOutcome(state="COMPLETE", record=record, values=values, constraints=cons)
+
+
+def _objective_mistake(problem: Problem, record: dict[str, Any]) -> str | None:
+    """Why the record cannot give the objectives (a mistake in the experiment), or None."""
+    missing = [o.metric for o in problem.objectives if o.metric not in record]
+    if missing:
+        return f"objectives.{missing[0]}: not a metric of the trial record; known: {_numeric_names(record)}"  # fmt: skip
+    text = [o.metric for o in problem.objectives if not _is_number(record[o.metric])]
+    if text:
+        return (f"objectives.{text[0]}: not a number (the record holds {record[text[0]]!r}); "
+                f"numeric metrics: {_numeric_names(record)}")  # fmt: skip
+    return None
+
+
+def _numeric_names(record: dict[str, Any]) -> str:
+    return ", ".join(sorted(k for k in record if _is_number(record[k])))
 
 
 def _is_number(value: object) -> bool:
