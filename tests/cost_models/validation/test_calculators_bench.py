@@ -14,6 +14,7 @@ import pytest
 
 from cost_models.validation.inference import load_measurements, measurement_system
 from cost_models.validation.train import PreparedRow, load_train_measurements, prepare_row
+from tests.cost_models.validation.bench_modules import import_bench
 
 pytest.importorskip("llm_analysis")
 
@@ -22,13 +23,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture(scope="module")
 def adapter() -> ModuleType:
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import llm_analysis_adapter
-
-        return llm_analysis_adapter
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    return import_bench("llm_analysis_adapter")
 
 
 def _row(label: str) -> PreparedRow:

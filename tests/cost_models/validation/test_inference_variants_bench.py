@@ -3,9 +3,6 @@ judged leave-one-source-out like the shipped one."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -13,19 +10,12 @@ import pytest
 
 from cost_models.validation.inference import load_measurements
 from cost_models.validation.inference_fit import leave_one_source_out
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.cost_models.validation.bench_modules import import_bench
 
 
 @pytest.fixture(scope="module")
-def bench() -> Iterator[ModuleType]:
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import bench_inference_variants
-
-        yield bench_inference_variants
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+def bench() -> ModuleType:
+    return import_bench("bench_inference_variants")
 
 
 def test_the_shipped_variant_is_the_shipped_held_out_check(bench: ModuleType) -> None:
