@@ -8,7 +8,6 @@ of the offending key and, where the set is closed, the allowed values
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -53,6 +52,7 @@ from nas.bounds import (
 )
 from nas.constraints import Constraint
 from nas.experiment_errors import format_error
+from nas.experiment_numbers import Float, Int, refuse_text_facts
 from nas.explain import MEMORY_HEADROOM
 
 __all__ = [
@@ -80,33 +80,16 @@ class ExperimentError(ValueError):
 
 
 class _Model(BaseModel):
-    # allow_inf_nan=False: .inf / .nan are refused in every float field (issue 17)
+    # allow_inf_nan=False: .inf / .nan are refused in every float field (issue 17); numbers
+    # are Int / Float (nas.experiment_numbers): text and booleans are refused
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_booleans_for_numbers(cls, data: Any) -> Any:
-        """``num_devices: true`` is not 1 device: pydantic's lax mode reads a YAML boolean in
-        a number field as 0 or 1."""
-        if isinstance(data, dict):
-            for name, info in cls.model_fields.items():
-                value = data.get(name)
-                if isinstance(value, bool) and _numeric(info.annotation):
-                    raise ValueError(f"{name}: must be a number, got {str(value).lower()}")
-        return data
-
-
-def _numeric(annotation: Any) -> bool:
-    """An int or float field (optional or not), not a bool or a union with one."""
-    members = typing.get_args(annotation) or (annotation,)
-    return bool not in members and any(m in (int, float) for m in members)
 
 
 class KnobRange(_Model):
     """A continuous hardware knob: a scale factor searched in ``[low, high]``."""
 
-    low: float = Field(ge=MIN_KNOB_SCALE, le=MAX_KNOB_SCALE)
-    high: float = Field(ge=MIN_KNOB_SCALE, le=MAX_KNOB_SCALE)
+    low: Float = Field(ge=MIN_KNOB_SCALE, le=MAX_KNOB_SCALE)
+    high: Float = Field(ge=MIN_KNOB_SCALE, le=MAX_KNOB_SCALE)
     log: bool = True
 
     @model_validator(mode="after")
@@ -124,7 +107,7 @@ def _knob_kind(value: object) -> str:
 # per union member)
 Knob = Annotated[
     Annotated[
-        list[Annotated[float, Field(ge=MIN_KNOB_SCALE, le=MAX_KNOB_SCALE)]],
+        list[Annotated[Float, Field(ge=MIN_KNOB_SCALE, le=MAX_KNOB_SCALE)]],
         Field(min_length=1),
         Tag("choices"),
     ]
@@ -147,19 +130,19 @@ class Hardware(_Model):
     """One system or a list of systems (the system then becomes a search dimension)."""
 
     system: str | list[str]
-    num_devices: int | None = Field(default=None, gt=0, le=MAX_DEVICES)
+    num_devices: Int | None = Field(default=None, gt=0, le=MAX_DEVICES)
     knobs: HardwareKnobs | None = None
     # Exponents of the relative hardware cost index prod(scale ** exponent); a modelling
     # assumption (linear in every knob by default), not a published figure: set your own.
     # |exponent| <= 10: with scales <= 1e3 the index then stays within float range.
     cost_exponents: dict[
         Literal["peak_flops", "memory_bandwidth", "memory_size", "link_bandwidth"],
-        Annotated[float, Field(ge=-10, le=10)],
+        Annotated[Float, Field(ge=-10, le=10)],
     ] = Field(default_factory=dict)
     # Share of device memory a training or serving plan may use: the planner's `fits` (and so the
     # constraint `fits: true`); the same setting and default as `nas estimate
     # --memory-headroom` (nas.explain.MEMORY_HEADROOM, where the choice is explained).
-    memory_headroom: float = Field(default=MEMORY_HEADROOM, gt=0, le=1)
+    memory_headroom: Float = Field(default=MEMORY_HEADROOM, gt=0, le=1)
 
     @field_validator("system")
     @classmethod
@@ -186,6 +169,12 @@ class _Software(_Model):
     stack: str | None = None
     framework: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("framework")
+    @classmethod
+    def _numbers_not_text(cls, value: dict[str, Any]) -> dict[str, Any]:
+        refuse_text_facts(value, where="workload.framework")
+        return value
+
     @model_validator(mode="after")
     def _known_stack(self) -> _Software:
         self.options()
@@ -210,10 +199,10 @@ class TrainWorkload(_Software):
     """
 
     mode: Literal["train"]
-    seq_len: int = Field(gt=0, le=MAX_SEQ_LEN)
-    global_batch_tokens: int = Field(gt=0, le=MAX_BATCH_TOKENS)
-    tokens: float | None = Field(default=None, ge=MIN_TOKENS, le=MAX_TOKENS)
-    budget_gpu_hours: float | None = Field(
+    seq_len: Int = Field(gt=0, le=MAX_SEQ_LEN)
+    global_batch_tokens: Int = Field(gt=0, le=MAX_BATCH_TOKENS)
+    tokens: Float | None = Field(default=None, ge=MIN_TOKENS, le=MAX_TOKENS)
+    budget_gpu_hours: Float | None = Field(
         default=None, ge=MIN_BUDGET_GPU_HOURS, lt=MAX_BUDGET_GPU_HOURS
     )
     dtype: TrainDtype = "bf16"
@@ -264,9 +253,9 @@ class ServeWorkload(_Software):
     model's form: :meth:`to_cost_workload`; the engine's: :meth:`options`."""
 
     mode: Literal["serve"]
-    batch: int = Field(default=DEFAULT_BATCH, gt=0, le=MAX_SERVE_BATCH)
-    prompt_len: int = Field(default=DEFAULT_PROMPT_LEN, gt=0, le=MAX_SEQ_LEN)
-    gen_len: int = Field(default=DEFAULT_GEN_LEN, gt=0, le=MAX_SEQ_LEN)
+    batch: Int = Field(default=DEFAULT_BATCH, gt=0, le=MAX_SERVE_BATCH)
+    prompt_len: Int = Field(default=DEFAULT_PROMPT_LEN, gt=0, le=MAX_SEQ_LEN)
+    gen_len: Int = Field(default=DEFAULT_GEN_LEN, gt=0, le=MAX_SEQ_LEN)
     weight_dtype: WeightDtype = "bf16"
     kv_dtype: KvDtype = "bf16"
 
@@ -302,10 +291,10 @@ class Accuracy(_Model):
 
     evaluator: str = "scaling_law"
     settings: dict[str, Any] = Field(default_factory=dict)
-    tokens: float | None = Field(default=None, ge=MIN_TOKENS, le=MAX_TOKENS)
+    tokens: Float | None = Field(default=None, ge=MIN_TOKENS, le=MAX_TOKENS)
     # 0.1 to 1e5 tokens per parameter: below, the model has not seen its own size in data;
     # above, 50x the most over-trained published models (~2,000, Llama 3 8B)
-    tokens_per_param: float = Field(default=20.0, ge=0.1, le=1e5)
+    tokens_per_param: Float = Field(default=20.0, ge=0.1, le=1e5)
 
 
 # plan fields an experiment may fix or search: parallel degrees, the micro-batch, the ZeRO
@@ -319,10 +308,10 @@ class PlanSpec(_Model):
     planner). ``searched``: each listed degree is a categorical search dimension."""
 
     mode: Literal["auto", "fixed", "searched"] = "auto"
-    fixed: dict[PlanKey, Annotated[int, Field(ge=0, le=MAX_DEGREE)]] = Field(default_factory=dict)
+    fixed: dict[PlanKey, Annotated[Int, Field(ge=0, le=MAX_DEGREE)]] = Field(default_factory=dict)
     searched: dict[
         PlanKey,
-        Annotated[list[Annotated[int, Field(ge=0, le=MAX_DEGREE)]], Field(min_length=1)],
+        Annotated[list[Annotated[Int, Field(ge=0, le=MAX_DEGREE)]], Field(min_length=1)],
     ] = Field(default_factory=dict)
     recompute: Literal["none", "selective", "full"] | None = None
 
@@ -359,16 +348,16 @@ class RaySettings(_Model):
 
     address: str | None = None  # None: a local Ray; "auto": the cluster this runs in; host:port
     # trials at once; None = search.workers (bounded like the device count)
-    concurrency: int | None = Field(default=None, gt=0, le=MAX_DEVICES)
+    concurrency: Int | None = Field(default=None, gt=0, le=MAX_DEVICES)
     # per trial: no node has more than 1,024 CPUs or 64 accelerators
-    cpus_per_trial: float = Field(default=1.0, ge=0, le=1024)
-    gpus_per_trial: float = Field(default=0.0, ge=0, le=64)
+    cpus_per_trial: Float = Field(default=1.0, ge=0, le=1024)
+    gpus_per_trial: Float = Field(default=0.0, ge=0, le=64)
     scheduler: Literal["none", "asha"] = "none"  # asha: proxy_train only, driven by val loss
     # ASHA: training steps before a first stop (a proxy run is at most ~1e9 steps)
-    grace_steps: int = Field(default=10, gt=0, le=10**9)
+    grace_steps: Int = Field(default=10, gt=0, le=10**9)
     # ASHA: eta, 1/eta promoted per rung (eta above 1,000 promotes nothing)
-    reduction_factor: float = Field(default=2.0, gt=1, le=1000)
-    max_failures: int = Field(default=2, ge=0, le=1000)  # retries of a trial whose worker died
+    reduction_factor: Float = Field(default=2.0, gt=1, le=1000)
+    max_failures: Int = Field(default=2, ge=0, le=1000)  # retries of a trial whose worker died
     # Tune's storage_path: a path every node sees or a pyarrow URI (s3://, gs://); None: the run dir
     storage: str | None = None
 
@@ -384,19 +373,19 @@ class SearchSettings(_Model):
     backend: Literal["optuna", "exhaustive", "ray"] = "optuna"
     sampler: Literal["nsga2", "tpe", "random", "nsga3", "gp"] = "nsga2"
     # every trial is a row of the study database; 1e7 is a week at 16 trials/s, so more is a typo
-    trials: int = Field(default=100, gt=0, le=10_000_000)
-    seed: int = Field(default=0, ge=0, lt=2**32)  # numpy/Optuna seeds are 32-bit unsigned
+    trials: Int = Field(default=100, gt=0, le=10_000_000)
+    seed: Int = Field(default=0, ge=0, lt=2**32)  # numpy/Optuna seeds are 32-bit unsigned
     # local processes on one machine: more than 1024 is a typo, not a plan (it would fork them)
-    workers: int = Field(default=1, gt=0, le=1024)
+    workers: Int = Field(default=1, gt=0, le=1024)
     # "sqlite" (study.db in the run directory), "journal" (study.log, safest for many
     # workers) or an RDB URL such as postgresql://user@host/db.
     storage: str = "sqlite"
     # NSGA-II/III generation size (at most the trial bound above)
-    population_size: int | None = Field(default=None, gt=1, le=10_000_000)
+    population_size: Int | None = Field(default=None, gt=1, le=10_000_000)
     # exhaustive refuses larger grids; 1e9 rows of ~50 float columns is ~400 GB of memory
-    max_candidates: int = Field(default=5_000_000, gt=0, le=10**9)
+    max_candidates: Int = Field(default=5_000_000, gt=0, le=10**9)
     # exhaustive with plan auto: re-plan the leading rows with the full planner (0 = off)
-    replan_rows: int = Field(default=256, ge=0, le=100_000)
+    replan_rows: Int = Field(default=256, ge=0, le=100_000)
     ray: RaySettings = Field(default_factory=RaySettings)  # the ray backend only
 
     @field_validator("storage")

@@ -6,11 +6,14 @@
 * only plain YAML types (``yaml.SafeLoader``: no ``!!python/object``), each key once per
   mapping;
 * integers must fit in 64 bits (they end up in numpy / parquet columns, where a larger
-  one overflows long after the file was accepted).
+  one overflows long after the file was accepted);
+* ``1e12`` and ``1.0e12`` are numbers, as in YAML 1.2 (PyYAML follows YAML 1.1, which needs
+  a dot and a signed exponent, ``1.0e+12``, and read the others as text).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +72,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     f"line {key_node.start_mark.line + 1}: key {key!r} is given twice"
                 )
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.2's float forms that YAML 1.1 lacks: an exponent without a dot or without a sign
+# (the 1.1 forms, .inf and .nan keep PyYAML's own resolver)
+_FLOAT_1_2 = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+_UniqueKeyLoader.add_implicit_resolver(  # type: ignore[no-untyped-call]
+    "tag:yaml.org,2002:float", _FLOAT_1_2, list("-+0123456789.")
+)
 
 
 def _one_line(exc: Exception) -> str:

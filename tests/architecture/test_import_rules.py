@@ -37,6 +37,7 @@ LAYERS: dict[str, dict[str, int]] = {
         "cost_models.stacks": 1,
         "cost_models.sharding": 0,
         "cost_models.efficiency": 0,
+        "cost_models.plan_grid": 0,  # divisors and cartesian grids for the enumerators
         "cost_models.plan_batch": 1,
         "cost_models.plans": 2,
         "cost_models.network": 2,
@@ -52,6 +53,7 @@ LAYERS: dict[str, dict[str, int]] = {
         "nas.bounds": 0,  # physical bounds on input numbers
         "nas.safe_yaml": 0,  # YAML reading with a depth cap and the file named
         "nas.experiment_errors": 0,  # one-line messages from pydantic errors
+        "nas.experiment_numbers": 0,  # number fields that refuse text and booleans
         "nas.jsonsafe": 0,  # values made plain for JSON
         "nas.units": 0,  # numbers for people: the one formatter of the CLI and the dashboard
         "nas.rundir": 1,  # run-directory files: lock, atomic writes, tolerant readers
