@@ -63,6 +63,7 @@ def loss_cmd(
     """Predict the validation loss of MODEL (or of --params N) trained on --tokens D."""
     import numpy as np
 
+    from nas.evaluators.base import named_as
     from nas.evaluators.scaling_law import ScalingLawEvaluator, predict_loss
 
     if (model is None) == (params is None):
@@ -79,13 +80,11 @@ def loss_cmd(
     if params is not None:
         _check_number("--params", params, low=MIN_PARAMS, high=MAX_PARAMS, what="parameter count")
         experts, k, g = _moe_flags(num_experts, top_k, granularity)
-        value = float(
-            np.asarray(
-                predict_loss(
-                    law, params=params, tokens=tokens, num_experts=experts, top_k=k, granularity=g
-                )
+        with named_as(_flag):  # law: ... -> --law: ...
+            loss = predict_loss(
+                law, params=params, tokens=tokens, num_experts=experts, top_k=k, granularity=g
             )
-        )
+        value = float(np.asarray(loss))
         out: dict[str, Any] = {
             "law": law,
             "params": params,
@@ -97,8 +96,11 @@ def loss_cmd(
     else:
         assert model is not None
         arch = _load_model(model)
-        evaluator = ScalingLawEvaluator.from_settings({"law": law, "shape_penalty": shape_penalty})
-        out = {"model": arch.name, "law": law, **evaluator.evaluate(arch, tokens=tokens)}
+        with named_as(_flag):
+            evaluator = ScalingLawEvaluator.from_settings(
+                {"law": law, "shape_penalty": shape_penalty}
+            )
+            out = {"model": arch.name, "law": law, **evaluator.evaluate(arch, tokens=tokens)}
         name = arch.name
     if as_json:
         print_json(out)
@@ -142,6 +144,12 @@ def _moe_flags(
     g = 1.0 if granularity is None else granularity
     _check_number("--granularity", g, low=1e-3, high=2**17, what="ratio d_ff / d_expert")
     return num_experts, k, g
+
+
+def _flag(key: str) -> str:
+    """An evaluator setting as the command-line flag that gives it (``width_factor`` ->
+    ``--width-factor``)."""
+    return "--" + key.replace("_", "-")
 
 
 def _proxy_settings(**values: Any) -> dict[str, Any]:
@@ -204,30 +212,32 @@ def train_proxy_cmd(
     """Really train a (scaled-down) MODEL and print its validation loss curve."""
     from rich.console import Console
 
-    from nas.evaluators.base import EvaluationFailed
+    from nas.evaluators.base import EvaluationFailed, named_as
     from nas.evaluators.proxy_config import ProxyConfig
     from nas.evaluators.proxy_data import load_corpus
     from nas.evaluators.proxy_train import OUT_OF_MEMORY, ProxyResult, train_proxy
 
     _check_proxy_flags(steps=steps, max_layers=max_layers, max_d_model=max_d_model, device=device)
-    cfg = ProxyConfig.from_settings(
-        _proxy_settings(
-            steps=steps,
-            data=[str(p) for p in data] if data else None,
-            width_factor=width_factor,
-            depth_factor=depth_factor,
-            max_layers=max_layers,
-            max_d_model=max_d_model,
-            seq_len=seq_len,
-            batch_size=batch_size,
-            lr=lr,
-            eval_every=eval_every,
-            seed=seed,
-            device=device,
+    with named_as(_flag):  # proxy_train.width_factor: ... -> --width-factor: ...
+        cfg = ProxyConfig.from_settings(
+            _proxy_settings(
+                steps=steps,
+                data=[str(p) for p in data] if data else None,
+                width_factor=width_factor,
+                depth_factor=depth_factor,
+                max_layers=max_layers,
+                max_d_model=max_d_model,
+                seq_len=seq_len,
+                batch_size=batch_size,
+                lr=lr,
+                eval_every=eval_every,
+                seed=seed,
+                device=device,
+            )
         )
-    )
     arch = _load_model(model)
-    corpus = load_corpus(cfg.data, max_bytes=cfg.max_corpus_bytes)  # data errors before the bar
+    with named_as(_flag):  # data errors before the bar
+        corpus = load_corpus(cfg.data, max_bytes=cfg.max_corpus_bytes)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -7,8 +7,9 @@ measured validation loss (nats per token). Analytical evaluators are vectorised 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -28,6 +29,7 @@ __all__ = [
     "evaluate_one",
     "get_evaluator",
     "list_evaluators",
+    "named_as",
     "perplexity",
     "tokens_from_budget",
 ]
@@ -120,6 +122,25 @@ def check_settings(evaluator: str, settings: Mapping[str, Any], allowed: Mapping
         raise EvaluatorError(
             f"{evaluator}.{unknown[0]}: unknown setting; allowed: {', '.join(sorted(allowed))}"
         )
+
+
+@contextlib.contextmanager
+def named_as(name: Callable[[str], str]) -> Iterator[None]:
+    """An :class:`EvaluatorError` raised inside names its key as the user wrote it:
+    ``name(key)`` for a message that starts with ``<evaluator>.<key>: `` (settings),
+    ``evaluator: `` or a bare ``<key>: ``; other messages (a file named first) are kept.
+    E.g. ``scaling_law.law`` becomes ``accuracy.settings.law`` in an experiment file and
+    ``--law`` on the command line."""
+    try:
+        yield
+    except EvaluatorError as exc:
+        head, sep, rest = str(exc).partition(": ")
+        evaluator, dot, key = head.partition(".")
+        if sep and dot and evaluator in _REGISTRY and key.isidentifier():
+            raise EvaluatorError(f"{name(key)}: {rest}") from None
+        if sep and head.isidentifier():
+            raise EvaluatorError(f"{name(head)}: {rest}") from None
+        raise
 
 
 def tokens_from_budget(

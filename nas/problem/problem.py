@@ -37,11 +37,17 @@ def load_systems(experiment: Experiment) -> dict[str, System]:
     }
 
 
+def _accuracy_key(key: str) -> str:
+    """An evaluator's setting (or its name) as the experiment file spells the key."""
+    return "accuracy.evaluator" if key == "evaluator" else f"accuracy.settings.{key}"
+
+
 class ExperimentProblem:
     """The search problem of an experiment (built again in each worker)."""
 
     def __init__(self, experiment: Experiment) -> None:
         from nas.evaluators import get_evaluator
+        from nas.evaluators.base import named_as
         from search_spaces.spaces import SearchSpace, get_space, load_space
 
         self.experiment = experiment
@@ -53,9 +59,10 @@ class ExperimentProblem:
             self.space = get_space(experiment.space, overrides)
         self.systems = load_systems(experiment)
         check_knobs(experiment.hardware, self.systems)
-        self.evaluator: Evaluator = get_evaluator(
-            experiment.accuracy.evaluator, experiment.accuracy.settings
-        )
+        with named_as(_accuracy_key):
+            self.evaluator: Evaluator = get_evaluator(
+                experiment.accuracy.evaluator, experiment.accuracy.settings
+            )
         self.objectives: tuple[Objective, ...] = tuple(
             Objective(metric=m, direction=d) for m, d in experiment.objectives.items()
         )

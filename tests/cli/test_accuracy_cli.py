@@ -70,7 +70,7 @@ def test_loss_bad_input_is_one_line_exit_2() -> None:
     res = _nas("loss", "--params", "1e9", "--tokens", "1e10", "--law", "kaplan")
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0
-    assert res.stderr.startswith("error: law: must be one of auto")
+    assert res.stderr.startswith("error: --law: must be one of auto")
     both = _nas("loss", "llama3-8b", "--params", "1e9", "--tokens", "1e10")
     assert both.returncode == 2 and "either MODEL or --params" in both.stderr
 

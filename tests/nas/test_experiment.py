@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from nas.cli import app
@@ -125,3 +126,38 @@ def test_workloads_build_the_cost_model_workload() -> None:
     train = experiment_from_dict(BASE).workload
     assert train.to_cost_workload() == TrainWorkload(seq_len=train.seq_len, dtype=train.dtype)
     assert train.global_batch * train.seq_len == train.global_batch_tokens
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "expected"),
+    [
+        ({"evaluator": "nope"}, "accuracy.evaluator: unknown name 'nope'; allowed: decoder_params"),
+        ({"settings": {"law": "nope"}}, "accuracy.settings.law: must be one of auto, hoffmann2022"),
+        ({"settings": {"lawz": 1}}, "accuracy.settings.lawz: unknown setting; allowed: law,"),
+        (
+            {"evaluator": "proxy_train", "settings": {"width_factor": 7}},
+            "accuracy.settings.width_factor: must be a finite number in (0, 1], got 7",
+        ),
+        ({"evaluator": "fitted_law"}, "accuracy.settings.path: required setting is missing"),
+        (
+            {"evaluator": "decoder_params", "settings": {"count": "x"}},
+            "accuracy.settings.count: must be one of non_embedding, active_non_embedding",
+        ),
+    ],
+)
+def test_evaluator_errors_name_the_key_of_the_file(
+    accuracy: dict[str, Any], expected: str, tmp_path: Path
+) -> None:
+    """The evaluator's own names (scaling_law.law, proxy_train.width_factor) are not keys of
+    the file: the message names accuracy.settings.<key> or accuracy.evaluator, and nas run
+    exits 2 with that one line before any run directory is made."""
+    from nas.problem import ExperimentProblem
+
+    data = {**copy.deepcopy(BASE), "accuracy": accuracy}
+    with pytest.raises(ValueError) as info:
+        ExperimentProblem(experiment_from_dict(data))
+    assert str(info.value).startswith(expected), info.value
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "run")])
+    assert result.exit_code != 0 and not (tmp_path / "run").exists()
