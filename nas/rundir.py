@@ -9,7 +9,8 @@
   in the same directory and renamed over the old one (``os.replace`` is atomic on POSIX), so
   a reader or a crash sees the old file or the new one, never half of one.
 * :func:`read_json_object` — a results file that is empty, truncated or not an object is
-  a :class:`RunFileError` naming the file, which a listing shows instead of failing.
+  a :class:`RunFileError` naming the file, which a listing shows instead of failing;
+  :func:`read_summary` also checks the types of ``summary.json``'s values.
 * :func:`study_problem` / :func:`set_aside_study` — resume reads the finished trials from the
   study file; a missing, empty or damaged one is refused (re-running every trial silently
   would look like a resume), unless the user asks for a restart.
@@ -40,6 +41,7 @@ __all__ = [
     "list_runs",
     "lock_holder",
     "read_json_object",
+    "read_summary",
     "restart_study",
     "resume_study_problem",
     "run_lock",
@@ -170,6 +172,41 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return data
 
 
+# summary.json's counts (nas.run_results.summarise); any other type there is damage
+_SUMMARY_COUNTS = ("trials", "complete", "failed", "pruned", "feasible", "front_size",
+                   "candidates_evaluated", "replanned_rows")  # fmt: skip
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """``summary.json`` as :func:`read_json_object` reads it, its values checked: a
+    :class:`RunFileError` naming the file when a count is not a whole number >= 0 (or
+    ``trials`` is missing), the hypervolume not a number or null, ``name`` / ``backend``
+    not text, ``objectives`` / ``best`` not mappings (``"trials": "abc"`` was listed done)."""
+    data = read_json_object(path)
+    problem = _summary_problem(data)
+    if problem is not None:
+        raise RunFileError(f"{path}: damaged ({problem})")
+    return data
+
+
+def _summary_problem(data: dict[str, Any]) -> str | None:
+    if "trials" not in data:
+        return "no trials count"
+    for key in _SUMMARY_COUNTS:
+        value = data.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"{key}: a whole number >= 0 expected, got {value!r:.40}"
+    hv = data.get("hypervolume")
+    if hv is not None and (isinstance(hv, bool) or not isinstance(hv, (int, float))):
+        return f"hypervolume: a number expected, got {hv!r:.40}"
+    expected = {"name": str, "backend": str, "objectives": dict, "best": dict}
+    for key, kind in expected.items():
+        if key in data and not isinstance(data[key], kind):
+            what = "text" if kind is str else "a mapping"
+            return f"{key}: {what} expected, got {data[key]!r:.40}"
+    return None
+
+
 def study_file(run_dir: Path, storage: str) -> Path | None:
     """The study file of a run kept in its directory (None for an RDB URL)."""
     if storage == "sqlite":
@@ -291,7 +328,7 @@ def list_runs(root: Path = Path("runs")) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"run_dir": str(d), "status": "unfinished"}
         if summary_path.is_file():
             try:
-                entry.update({**read_json_object(summary_path), "status": "done"})
+                entry.update({**read_summary(summary_path), "status": "done"})
             except (RunFileError, OSError) as exc:
                 entry.update({"status": "damaged", "problem": str(exc)})
         holder = _holder_or_none(d)

@@ -322,7 +322,7 @@ def runs_show(
     """Print a run's summary and its Pareto front as a table."""
     import pandas as pd
 
-    from nas.rundir import read_json_object
+    from nas.rundir import read_summary
 
     summary_path = run_dir / "summary.json"
     front_path = run_dir / "pareto.csv"
@@ -330,7 +330,7 @@ def runs_show(
         raise UserError(f"{run_dir}: no finished run here (summary.json and pareto.csv missing)")
     if limit < 1:
         raise UserError(f"--limit: must be a positive number of rows, got {limit}")
-    summary = read_json_object(summary_path)
+    summary = read_summary(summary_path)
     try:
         front = pd.read_csv(front_path)
     except pd.errors.EmptyDataError:

@@ -56,6 +56,28 @@ def test_a_damaged_summary_is_named_and_the_listing_survives(
     assert str(run_copy / "a" / "summary.json") in shown.err
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("trials", "abc", "trials: a whole number >= 0 expected, got 'abc'"),
+        ("front_size", -3, "front_size: a whole number >= 0 expected, got -3"),
+        ("hypervolume", "0.5", "hypervolume: a number expected, got '0.5'"),
+        ("objectives", ["loss"], "objectives: a mapping expected"),
+    ],
+)
+def test_a_summary_with_wrong_types_is_damaged_not_done(
+    run_copy: Path, key: str, value: object, reason: str
+) -> None:
+    """A summary.json that parses but holds a wrong-typed value was listed as done."""
+    path = run_copy / "a" / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), key: value}))
+    listed = nas("runs", "list", "--root", str(run_copy), "--json")
+    status = {Path(r["run_dir"]).name: r["status"] for r in json.loads(listed.out)}
+    assert status == {"a": "damaged", "b": "done"}, listed.out
+    shown = nas("runs", "show", str(run_copy / "a"))
+    assert shown.code == 2 and _one_error(shown.err).startswith(f"error: {path}: damaged ({reason}")
+
+
 def test_a_damaged_front_table_is_named(run_copy: Path) -> None:
     (run_copy / "a" / "pareto.csv").write_bytes(b'a,b\n"1,2\n\xff')
     shown = nas("runs", "show", str(run_copy / "a"))
