@@ -16,6 +16,7 @@ from hw_profiles.types import System
 from nas.experiment import Constraint, Experiment
 from nas.problem.grid_eval import evaluate_grid
 from nas.problem.hardware import HardwarePoint, check_knobs, hardware_grid, suggest_hardware
+from nas.problem.plan_check import check_plan_degrees
 from nas.problem.record import Candidate, evaluate_candidate
 from nas.problem.references import evaluate_references
 from nas.problem.refine import leading_rows, refine_rows
@@ -67,14 +68,11 @@ class ExperimentProblem:
             Objective(metric=m, direction=d) for m, d in experiment.objectives.items()
         )
         self.constraints: tuple[Constraint, ...] = experiment.parsed_constraints()
-        self._check_plan()
-
-    def _check_plan(self) -> None:
-        n = max(s.num_devices for s in self.systems.values())
-        degrees = {**self.experiment.plan.fixed}
-        for name, value in degrees.items():
-            if name in ("tp", "pp", "dp", "cp", "dp_replicate") and n % value:
-                raise ValueError(f"plan.fixed.{name}: {value} does not divide num_devices {n}")
+        check_plan_degrees(
+            experiment,
+            device_counts={name: s.num_devices for name, s in self.systems.items()},
+            moe="num_experts" in self.space.parameters(),
+        )
 
     # --- Problem protocol -------------------------------------------------------------
     def suggest(self, trial: Any) -> Candidate:
