@@ -20,8 +20,20 @@ _PIPE_WIDTH = 10_000
 
 def env_columns() -> int | None:
     """``COLUMNS`` when it is a positive whole number; anything else is ignored."""
-    text = os.environ.get("COLUMNS", "").strip()
+    return _env_width("COLUMNS")
+
+
+def _env_width(name: str) -> int | None:
+    text = os.environ.get(name, "").strip()
     return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def drop_unusable_terminal_width() -> None:
+    """Remove a ``TERMINAL_WIDTH`` that is not a positive whole number, as ``COLUMNS`` is
+    ignored then: typer reads it with ``int()`` when ``typer.rich_utils`` is imported
+    (``abc`` crashed ``nas --help`` with a traceback; ``0`` or ``-5`` printed no help)."""
+    if "TERMINAL_WIDTH" in os.environ and _env_width("TERMINAL_WIDTH") is None:
+        del os.environ["TERMINAL_WIDTH"]
 
 
 console = (

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Annotated
 
 import typer
-import typer.rich_utils
 
-from nas.cli._common import env_columns, set_debug
+from nas.cli._common import drop_unusable_terminal_width, env_columns, set_debug
+
+drop_unusable_terminal_width()  # before typer.rich_utils reads it, at its import
+_rich_utils = importlib.import_module("typer.rich_utils")
 
 # Piped or redirected help is not cut at rich's 80 columns (flag names and stack names were
-# truncated with "…"); 120 fits every command's help. COLUMNS / TERMINAL_WIDTH still set it.
+# truncated with "…"); 120 fits every command's help. COLUMNS / TERMINAL_WIDTH still set it
+# (when they are positive whole numbers; other values are ignored).
 HELP_PIPE_WIDTH = 120
-if not sys.stdout.isatty() and env_columns() is None and typer.rich_utils.MAX_WIDTH is None:
-    typer.rich_utils.MAX_WIDTH = HELP_PIPE_WIDTH
+if not sys.stdout.isatty() and env_columns() is None and _rich_utils.MAX_WIDTH is None:
+    _rich_utils.MAX_WIDTH = HELP_PIPE_WIDTH
 
 app = typer.Typer(
     name="nas",

@@ -158,6 +158,24 @@ def test_piped_help_cuts_no_flag_or_value(command: tuple[str, ...]) -> None:
     assert "--sequence-parallel" in done.stdout or command != ("estimate",)
 
 
+@pytest.mark.parametrize("variable", ["COLUMNS", "TERMINAL_WIDTH"])
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "1e3"])
+def test_a_width_that_is_not_a_positive_number_is_ignored(variable: str, value: str) -> None:
+    """TERMINAL_WIDTH=abc crashed at import (typer reads it with int()) and 0 or -5 printed no
+    help; like COLUMNS, such a value is ignored: piped help at its usual 120 columns."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(ROOT), "PYTHONPATH": str(ROOT), variable: value}
+    done = subprocess.run(
+        [sys.executable, "-m", "nas", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "nas [OPTIONS] COMMAND" in done.stdout
+    assert max(len(line) for line in done.stdout.splitlines()) == 120
+
+
 @pytest.mark.parametrize("content", ["", "garbage\n"])
 def test_runs_show_names_a_damaged_front_file(toy_run: Path, tmp_path: Path, content: str) -> None:
     """An empty or garbage pareto.csv printed an empty front beside "front N"."""
