@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from typing import Annotated
 
@@ -10,15 +9,15 @@ import typer
 
 from nas.cli._common import drop_unusable_terminal_width, env_columns, set_debug
 
-drop_unusable_terminal_width()  # before typer.rich_utils reads it, at its import
-_rich_utils = importlib.import_module("typer.rich_utils")
+drop_unusable_terminal_width()  # typer.rich_utils reads TERMINAL_WIDTH at its import
+import typer.rich_utils  # noqa: E402
 
 # Piped or redirected help is not cut at rich's 80 columns (flag names and stack names were
 # truncated with "…"); 120 fits every command's help. COLUMNS / TERMINAL_WIDTH still set it
 # (when they are positive whole numbers; other values are ignored).
 HELP_PIPE_WIDTH = 120
-if not sys.stdout.isatty() and env_columns() is None and _rich_utils.MAX_WIDTH is None:
-    _rich_utils.MAX_WIDTH = HELP_PIPE_WIDTH
+if not sys.stdout.isatty() and env_columns() is None and typer.rich_utils.MAX_WIDTH is None:
+    typer.rich_utils.MAX_WIDTH = HELP_PIPE_WIDTH
 
 app = typer.Typer(
     name="nas",
