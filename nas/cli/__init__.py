@@ -10,7 +10,14 @@ from typing import NoReturn
 
 import typer
 
-from nas.cli._common import UserError, debug_enabled, fail, internal_error, os_error_line
+from nas.cli._common import (
+    UserError,
+    debug_enabled,
+    fail,
+    internal_error,
+    os_error_line,
+    unknown_option_line,
+)
 from nas.cli.app import app
 
 # Command groups: importing a module registers its commands on ``app``.
@@ -54,6 +61,8 @@ def _report(exc: Exception) -> NoReturn:
         sys.exit(1)
     if debug_enabled():
         raise exc
+    if type(exc).__name__ == "NoSuchOption":  # the parser's own suggestion misled
+        fail(unknown_option_line(exc))
     if isinstance(exc, typer.TyperException):  # bad option value, missing argument, ...
         fail(exc.format_message().replace("Value error, ", ""))
     if isinstance(exc, OSError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -81,6 +82,20 @@ def fail(message: str) -> NoReturn:
     line = message.strip().splitlines()[0] if message.strip() else "invalid input"
     typer.echo(f"error: {line}", err=True)
     sys.exit(2)
+
+
+def unknown_option_line(exc: Exception) -> str:
+    """``no such option: --bogus; see nas run --help`` for a parser's NoSuchOption, with the
+    close options by name (``--trials`` for ``--trial``). click matched whole names, so the
+    shared ``--`` made ``--out`` the suggestion for ``--bogus``."""
+    name = str(getattr(exc, "option_name", "")) or "?"
+    ctx = getattr(exc, "ctx", None)
+    params = getattr(getattr(ctx, "command", None), "params", [])
+    known = [o.lstrip("-") for p in params for o in (*p.opts, *p.secondary_opts) if o[:2] == "--"]
+    close = difflib.get_close_matches(name.lstrip("-"), known, n=2) if name[:2] == "--" else []
+    hint = f" (did you mean {' or '.join('--' + c for c in close)}?)" if close else ""
+    path = getattr(ctx, "command_path", "") or "nas"
+    return f"no such option: {name}{hint}; see {path} --help"
 
 
 def check_out_file(out: Path | None, *, example: str) -> None:

@@ -25,6 +25,17 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("missing-argument", ("estimate", *HW), "model"),
     ("missing-option", ("loss", M), "--tokens"),
     ("unknown-option", ("hw", "list", "--bogus"), "--bogus"),
+    # click suggested --out for --bogus (the shared "--" made them "close")
+    (
+        "unknown-option-no-match",
+        ("run", "--bogus", QUICKSTART),
+        "no such option: --bogus; see python -m nas run --help",
+    ),
+    (
+        "unknown-option-close",
+        ("run", "--trial", "3", QUICKSTART),
+        "no such option: --trial (did you mean --trials?); see python -m nas run --help",
+    ),
     ("unknown-command", ("bogus",), "bogus"),
     ("run-neither", ("run",), "neither was given"),
     ("models-show-empty", ("models", "show", ""), "model: empty name"),
